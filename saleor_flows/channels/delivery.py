@@ -1,0 +1,99 @@
+"""From a send step to a message on its way: the one place the engine reaches the channels.
+
+``prepare()`` renders everything (so a template error fails the step before
+anything is committed as `sending`); ``hand_off()`` only talks to the backend.
+"""
+
+from dataclasses import dataclass, field
+
+from django.core import signing
+
+from ..conf import flows_setting
+from .email import build_email, send_email_message
+from .sms import SmsMessage, get_sms_backend
+from .templating import render_email, render_text
+
+UNSUBSCRIBE_SALT = "saleor-flows.unsubscribe"
+
+
+@dataclass
+class Outgoing:
+    channel: str  # "email" or "sms"
+    to: str
+    subject: str
+    message_id: str = ""
+    payload: object = field(default=None, repr=False)  # an EmailMessage or SmsMessage
+
+
+def unsubscribe_url(contact, send_id) -> str:
+    """A signed link that names the contact without showing who they are."""
+    token = signing.dumps({"c": contact.pk, "s": str(send_id)}, salt=UNSUBSCRIBE_SALT, compress=True)
+    base = (flows_setting("SHOP").get("url") or "").rstrip("/")
+    return f"{base}/plugins/saleor.flows/unsubscribe/{token}/"
+
+
+def template_context(*, contact, flow, event_payload, send_id) -> dict:
+    """Plain JSON-like data for templates: never ORM objects."""
+    return {
+        "contact": contact.as_context(),
+        "event": event_payload if isinstance(event_payload, dict) else {},
+        "shop": dict(flows_setting("SHOP")),
+        "flow": {"name": flow.name, "slug": flow.slug},
+        "message": {"send_id": str(send_id)},
+        "unsubscribe_url": unsubscribe_url(contact, send_id),
+    }
+
+
+def _translated(step: dict, key: str, language: str | None) -> str:
+    if language:
+        translations = step.get("translations") or {}
+        for candidate in (language, language.replace("_", "-").lower(), language[:2].lower()):
+            if key in (translations.get(candidate) or {}):
+                return translations[candidate][key]
+    return step[key]
+
+
+def prepare(step: dict, *, definition: dict, flow, contact, event_payload: dict, send_id) -> Outgoing:
+    context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=send_id)
+    language = contact.locale or (event_payload or {}).get("language_code") or None
+    kind = step["type"]
+    if kind == "send_email":
+        rendered = render_email(step["compiled"], context, language=language)
+        message = build_email(
+            rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"),
+            reply_to=[flows_setting("REPLY_TO")] if flows_setting("REPLY_TO") else None,
+            send_id=str(send_id), metadata={"flow": flow.slug, "step": step.get("id", "")},
+            tags=[f"flow:{flow.slug}", step.get("kind", definition.get("kind", "marketing"))],
+        )
+        return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""), message)
+    if kind == "send_sms":
+        body = render_text(_translated(step, "body", language), context, language=language)
+        sms = SmsMessage(to=contact.phone, body=body, from_=flows_setting("SMS_FROM"), send_id=str(send_id))
+        return Outgoing("sms", contact.phone, body[:255], "", sms)
+    if kind == "notify_staff":
+        subject = render_text(step["subject"], context).strip().replace("\n", " ")
+        body = render_text(step["body"], context)
+        message = build_email(
+            _PlainText(subject, body), to=", ".join(step["to"]), from_email=flows_setting("FROM_EMAIL"),
+            reply_to=None, send_id=str(send_id), tags=[f"flow:{flow.slug}", "staff"],
+        )
+        message.to = list(step["to"])
+        return Outgoing("email", ", ".join(step["to"]), subject, message.extra_headers.get("Message-ID", ""), message)
+    raise ValueError(f"not a send step: {kind}")
+
+
+@dataclass
+class _PlainText:
+    """A staff notification: text only, shaped like a rendered email."""
+
+    subject: str
+    text: str
+    html: str = ""
+    language: str = ""
+
+
+def hand_off(outgoing: Outgoing):
+    if outgoing.channel == "email":
+        send_email_message(outgoing.payload)
+    else:
+        get_sms_backend().send_messages([outgoing.payload])

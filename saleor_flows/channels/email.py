@@ -1,0 +1,51 @@
+"""Turn a rendered email into a Django message and hand it to the host's mail backend.
+
+We never talk to an ESP ourselves: the host has configured ``EMAIL_BACKEND``
+(SMTP, or django-anymail for an ESP) and we use it as is. Two headers let us
+find the message again whatever the backend: ``X-Flows-Send-Id`` (our send id)
+and a ``Message-ID`` we generate and the caller stores, so bounces and replies
+can be matched. When the backend is django-anymail, the send id also goes into
+anymail's ``metadata``, which comes back on its tracking webhooks.
+"""
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
+
+from ..conf import flows_setting
+
+SEND_ID_HEADER = "X-Flows-Send-Id"
+
+
+def build_email(rendered, *, to, from_email, reply_to, send_id, headers=None, metadata=None, tags=None):
+    """An ``EmailMultiAlternatives`` (text body, HTML alternative) ready for ``send_email_message``.
+
+    Its ``Message-ID`` is in ``msg.extra_headers["Message-ID"]`` for the caller to store.
+    ``from_email`` and ``reply_to`` default to the FROM_EMAIL and REPLY_TO settings
+    (then Django's DEFAULT_FROM_EMAIL).
+    """
+    if reply_to is None:
+        reply_to = flows_setting("REPLY_TO")
+    if isinstance(reply_to, str):
+        reply_to = [reply_to]
+    msg = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=from_email or flows_setting("FROM_EMAIL") or settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        reply_to=reply_to or None,
+        headers={
+            **(headers or {}),
+            SEND_ID_HEADER: str(send_id),
+            "Message-ID": make_msgid(domain=flows_setting("MESSAGE_ID_DOMAIN")),
+        },
+    )
+    msg.attach_alternative(rendered.html, "text/html")
+    if settings.EMAIL_BACKEND.startswith("anymail."):
+        msg.metadata = {"send_id": str(send_id), **(metadata or {})}
+        msg.tags = list(tags or [])
+    return msg
+
+
+def send_email_message(msg):
+    """Send through the host's configured backend; errors propagate, the engine decides the state."""
+    get_connection().send_messages([msg])

@@ -1,0 +1,731 @@
+"""Merchant templates: checked and compiled when a flow is published, rendered in a sandbox at send time.
+
+Merchants write emails in MJML with Jinja ``{{ variable }}`` placeholders, and
+plain-text templates (SMS, staff notifications, webhook bodies) in Jinja.
+
+Publish time (``compile_email``, ``check_text_template``) does the slow work
+once and finds every mistake while the merchant is still looking: Jinja
+syntax, unknown variables (checked against ``engine.fields``), MJML errors.
+The MJML becomes HTML with ``mrml`` and its CSS is inlined with ``css_inline``
+(remote stylesheets are never fetched: publishing must not depend on, or leak
+to, the network). The result is a JSON-serializable dict stored on the flow
+version.
+
+Send time (``render_email``, ``render_text``) only renders the stored Jinja
+source against plain JSON-like data (dicts, lists, strings, numbers, never ORM
+objects) in an ``ImmutableSandboxedEnvironment``: HTML autoescaped, undefined
+variables are errors, attributes starting with ``_`` are unreachable, and
+runaway templates are stopped (see "Runaway guards" below). Every failure is
+a ``TemplateError`` so the engine can record the step as failed.
+
+Where Jinja tags may go in MJML
+-------------------------------
+Placeholders ``{{ … }}`` may go in text and in attribute values
+(``<mj-image src="{{ line.thumbnail }}">``, ``<mj-button href="{{ event.checkout_url }}">``),
+and in ``<mj-style>`` and ``<mj-preview>``.
+
+Statements (``{% for %}``, ``{% if %}``, …) may go
+
+* inside ``<mj-text>`` around any HTML;
+* inside ``<mj-raw>`` around any HTML when the ``<mj-raw>`` is directly in
+  ``<mj-body>``; inside an ``<mj-column>`` an ``<mj-raw>`` sits between table
+  rows, so there it must hold rows (``<tr><td>…</td></tr>``), as anything else
+  is moved out of the table by HTML parsers (browsers' too);
+* inside ``<mj-table>`` around whole rows, which is how a cart is listed::
+
+    <mj-table>
+      <tr><th>Product</th><th>Qty</th><th>Price</th></tr>
+      {% for line in event.lines %}
+      <tr>
+        <td><img src="{{ line.thumbnail }}" width="48" alt=""></td>
+        <td>{{ line.product_name }}</td><td>{{ line.quantity }}</td>
+        <td>{{ line.unit_price_gross_amount | money(event.currency) }}</td>
+      </tr>
+      {% endfor %}
+    </mj-table>
+
+* inside an ``<mj-column>`` around whole components
+  (``{% if event.voucher_code %}<mj-text>…</mj-text>{% endif %}``);
+* inside ``<mj-body>`` around whole ``<mj-section>`` elements.
+
+Not around ``<mj-column>`` elements: column widths are computed when publishing,
+for the columns as written. Elsewhere (in ``<mj-head>``, around ``<mj-body>``)
+the MJML compiler moves or copies tags; publishing then fails with an error
+that says so, rather than producing an email that breaks at send time.
+
+How tags survive compilation: before ``mrml`` sees the MJML, every ``{% … %}``
+becomes an HTML comment and every ``{{ … }}`` a plain word. Both pass through
+``mrml`` and ``css_inline`` untouched (a bare ``{% for %}`` between table rows
+would be moved out of the table by the HTML parser, and ``>`` inside a tag
+would be escaped), and are put back verbatim afterwards.
+
+Runaway guards
+--------------
+A template is merchant input that runs on every send, so a mistake must not
+take a worker down: output is capped at ``MAX_OUTPUT_CHARS``; ``range()``
+yields at most ``MAX_RANGE_ITEMS`` numbers per render in total; ``*`` and
+``**`` refuse results that would be huge; padding widths in format strings
+and the numeric arguments of ``center``, ``indent``, ``batch`` and ``slice``
+are bounded; ``lipsum`` and ``namespace`` (the only way to grow a value across
+loop iterations) are not available.
+"""
+
+import contextvars
+import datetime
+import decimal
+import functools
+import html as html_lib
+import inspect
+import math
+import re
+import zoneinfo
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import css_inline
+import mrml
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes, pass_context, pass_eval_context
+from jinja2.filters import FILTERS
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..engine.fields import CONTACT_FIELDS, FLOW_FIELDS, MESSAGE_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
+
+MAX_SOURCE_CHARS = 500_000
+MAX_OUTPUT_CHARS = 2_000_000
+MAX_RANGE_ITEMS = 10_000
+MAX_FILTER_WIDTH = 1_000
+
+# Roots whose first attribute is checked at publish time. `contact.attributes.*`
+# and `event.*` are open: their keys are the merchant's and the event's own.
+KNOWN_FIELDS = {
+    "contact": frozenset(CONTACT_FIELDS),
+    "shop": frozenset(SHOP_FIELDS),
+    "flow": frozenset(FLOW_FIELDS),
+    "message": frozenset(MESSAGE_FIELDS),
+}
+
+
+class TemplateError(ValueError):
+    """A template cannot be published or rendered; ``errors`` lists every problem found."""
+
+    def __init__(self, errors):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+    language: str | None  # the translation used; None for the default
+
+
+# --- The sandbox -----------------------------------------------------------------------
+
+# Attributes (as opposed to dict keys) are reachable only on these plain types, so
+# an ORM object passed by mistake stays opaque instead of offering `.delete()`.
+_PLAIN_MODULES = frozenset({"builtins", "datetime", "decimal", "markupsafe", "jinja2.runtime", "jinja2.utils"})
+
+_PRINTF_TOO_WIDE = re.compile(r"%[-#0 +]*(?:\*|\d{4,})|%[-#0 +]*\d*\.(?:\*|\d{4,})")
+_FORMAT_TOO_WIDE = re.compile(r"\{[^{}]*:[^{}]*?(?:\d{4,}|\{)")
+
+
+@dataclass
+class _RenderState:
+    range_items_left: int
+    language: str | None
+
+
+_render_state = contextvars.ContextVar("saleor_flows_render_state", default=None)
+
+
+class _Runaway(TemplateError):
+    pass
+
+
+def _check_format_string(fmt):
+    if _PRINTF_TOO_WIDE.search(fmt) or _FORMAT_TOO_WIDE.search(fmt):
+        raise _Runaway(f"format string {fmt[:40]!r} asks for a width or precision over {MAX_FILTER_WIDTH - 1}")
+
+
+def _bounded_range(*args):
+    numbers = range(*args)
+    try:
+        count = len(numbers)
+    except OverflowError:
+        count = math.inf
+    state = _render_state.get()
+    left = state.range_items_left if state else MAX_RANGE_ITEMS
+    if count > left:
+        raise _Runaway(f"range() may yield at most {MAX_RANGE_ITEMS} numbers per message")
+    if state:
+        state.range_items_left -= count
+    return numbers
+
+
+def _check_replace(s, old, new, count=None):
+    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
+        times = s.count(old) if count is None or count < 0 else min(count, s.count(old))
+        if len(s) + times * (len(new) - len(old)) > MAX_OUTPUT_CHARS:
+            raise _Runaway(f"replace() would build a value longer than {MAX_OUTPUT_CHARS}")
+
+
+def _check_width(name, width):
+    if isinstance(width, int) and not isinstance(width, bool) and abs(width) >= MAX_FILTER_WIDTH:
+        raise _Runaway(f"{name}(): {width} is too large (the limit is {MAX_FILTER_WIDTH - 1})")
+
+
+def _bounded_filter(name, width_parameter):
+    builtin = FILTERS[name]
+    signature = inspect.signature(builtin)
+
+    @functools.wraps(builtin)  # keeps Jinja's pass_eval_context marker
+    def bounded(*args, **kwargs):
+        _check_width(name, signature.bind(*args, **kwargs).arguments.get(width_parameter))
+        return builtin(*args, **kwargs)
+
+    return bounded
+
+
+@pass_eval_context
+def _bounded_replace(eval_ctx, s, old, new, count=None):
+    _check_replace(str(s), str(old), str(new), count)
+    return FILTERS["replace"](eval_ctx, s, old, new, count)
+
+
+def _bounded_format(value, *args, **kwargs):
+    _check_format_string(str(value))
+    return FILTERS["format"](value, *args, **kwargs)
+
+
+def _size(value):
+    return len(value) if isinstance(value, (str, list, tuple)) else None
+
+
+# Filters and str methods whose numeric argument sets the size of what they build.
+_WIDTH_PARAMETERS = {"center": "width", "indent": "width", "batch": "linecount", "slice": "slices", "tojson": "indent"}
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+class _FlowsSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **kwargs):
+        super().__init__(undefined=StrictUndefined, **kwargs)
+        self.globals = {"range": _bounded_range, "dict": self.globals["dict"],
+                        "cycler": self.globals["cycler"], "joiner": self.globals["joiner"]}
+        for name, width_parameter in _WIDTH_PARAMETERS.items():
+            self.filters[name] = _bounded_filter(name, width_parameter)
+        self.filters["replace"] = _bounded_replace
+        self.filters["format"] = _bounded_format
+        self.filters["money"] = money
+        self.filters["date"] = date
+
+    def getattr(self, obj, attribute):
+        # Templates read JSON data: `event.items` is the payload's key, not dict.items.
+        if type(obj) is dict and not attribute.startswith("_") and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def is_safe_attribute(self, obj, attr, value):
+        return type(obj).__module__ in _PLAIN_MODULES and super().is_safe_attribute(obj, attr, value)
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            size, times = (_size(left), right) if _size(left) is not None else (_size(right), left)
+            if size is not None and isinstance(times, int) and size * times > MAX_OUTPUT_CHARS:
+                raise _Runaway(f"'*' would build a value longer than {MAX_OUTPUT_CHARS}")
+        elif operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and \
+                    right * max(abs(left).bit_length(), 1) > 100_000:
+                raise _Runaway("'**' would build a number too large")
+        elif operator == "%" and isinstance(left, str):
+            _check_format_string(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's spelling, frees `self=` for templates
+        owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+        if isinstance(owner, str) and name in _PADDING_METHODS:
+            for arg in (*args, *kwargs.values()):
+                _check_width(name, arg)
+        elif isinstance(owner, str) and name == "replace":
+            _check_replace(owner, *args, **kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_format_string(value.__self__)
+        return wrapped
+
+
+# --- money and date filters --------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def _babel_locale(code):
+    try:
+        return Locale.parse(code.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return None
+
+
+def _locale_for(ctx):
+    """The contact's locale, else the language being rendered, else English."""
+    contact = ctx.get("contact")
+    state = _render_state.get()
+    for code in (contact.get("locale") if isinstance(contact, dict) else None, state and state.language):
+        if isinstance(code, str) and code and (locale := _babel_locale(code)):
+            return locale
+    return _babel_locale("en")
+
+
+@pass_context
+def money(ctx, value, currency=None):
+    """``{{ amount | money(event.currency) }}`` in the contact's locale: ``$40.00``, ``40,00 €``.
+
+    Event payloads carry amounts as numbers or decimal strings; anything else is
+    shown as it is, because a slightly ugly price beats a failed send.
+    """
+    if isinstance(value, Undefined):
+        return value
+    if currency is None:
+        shop = ctx.get("shop")
+        currency = shop.get("currency") if isinstance(shop, dict) else None
+    try:
+        if isinstance(value, bool) or not isinstance(currency, str):
+            raise ValueError(value)
+        amount = decimal.Decimal(value.strip() if isinstance(value, str) else str(value))
+        if not amount.is_finite() or amount.adjusted() > 15:
+            raise ValueError(value)
+        return format_currency(amount, currency.upper(), locale=_locale_for(ctx))
+    except (ValueError, TypeError, ArithmeticError, LookupError):
+        return value
+
+
+@pass_context
+def date(ctx, value, format="medium"):
+    """``{{ contact.created_at | date }}``: a datetime or ISO string as a date in the contact's locale.
+
+    An aware datetime is first moved to the contact's timezone, so an order placed
+    late in the evening is not shown as the next day.
+    """
+    if isinstance(value, Undefined):
+        return value
+    try:
+        moment = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+        if isinstance(moment, datetime.datetime) and moment.tzinfo is not None:
+            contact = ctx.get("contact")
+            tz_name = contact.get("timezone") if isinstance(contact, dict) else None
+            if isinstance(tz_name, str) and tz_name:
+                try:
+                    moment = moment.astimezone(zoneinfo.ZoneInfo(tz_name))
+                except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                    pass
+        if not isinstance(moment, datetime.date):
+            raise ValueError(value)
+        return format_date(moment, format=format, locale=_locale_for(ctx))
+    except (ValueError, TypeError, LookupError, AttributeError):
+        return value
+
+
+_html_env = _FlowsSandbox(autoescape=True)
+_text_env = _FlowsSandbox(autoescape=False)
+
+
+# --- Publish time ---------------------------------------------------------------------------
+
+def check_text_template(source, label):
+    """Every problem in one Jinja template (syntax, unknown variables and filters), as messages."""
+    if not isinstance(source, str):
+        return [f"{label}: must be text"]
+    if len(source) > MAX_SOURCE_CHARS:
+        return [f"{label}: longer than {MAX_SOURCE_CHARS} characters"]
+    try:
+        ast = _text_env.parse(source)
+        errors = _name_errors(ast, label)
+        if not errors:
+            _text_env.compile(ast)  # what only code generation finds, e.g. nesting too deep for Python
+    except TemplateSyntaxError as exc:
+        return [f"{label}: line {exc.lineno}: {exc.message}"]
+    except (RecursionError, SyntaxError, ValueError, OverflowError, MemoryError) as exc:
+        return [f"{label}: cannot be read as a template ({exc.__class__.__name__})"]
+    return errors
+
+
+def _name_errors(ast, label):
+    """Unknown variables, fields, filters and tests; private attributes; include and friends."""
+    errors = []
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        kind, known = ("filter", _text_env.filters) if isinstance(node, nodes.Filter) else ("test", _text_env.tests)
+        if node.name not in known:
+            errors.append(f"{label}: line {node.lineno}: unknown {kind} '{node.name}'")
+            node.name = "string" if kind == "filter" else "defined"  # reported; now let the analysis go on
+    errors += [f"{label}: unknown variable '{name}'"
+               for name in sorted(meta.find_undeclared_variables(ast) - TEMPLATE_ROOTS)]
+    # A loop variable or {% set %} may reuse a root's name; it is then the template's own.
+    rebound = {node.name for node in ast.find_all(nodes.Name) if node.ctx in ("store", "param")}
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            key = node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            key = node.arg.value
+        else:
+            continue
+        base = node.node
+        if key.startswith("_"):
+            errors.append(f"{label}: line {node.lineno}: '{key}' is not allowed (names starting with '_' are private)")
+        elif isinstance(base, nodes.Name) and base.name in KNOWN_FIELDS and base.name not in rebound \
+                and key not in KNOWN_FIELDS[base.name]:
+            errors.append(f"{label}: unknown variable '{base.name}.{key}'")
+    for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        errors.append(f"{label}: line {node.lineno}: include, import and extends are not available")
+    return list(dict.fromkeys(errors))
+
+
+def compile_email(step):
+    """A ``send_email`` step's templates, checked and compiled to inlined HTML, for storage.
+
+    Returns ``{"default": {"subject", "html", "text", "preheader"}, "translations": {lang: {…}}}``
+    (language keys normalized: ``pt_BR`` → ``pt-br``); ``html`` and ``text`` are Jinja
+    sources, ``text`` the text part made from ``html`` (None when it cannot be, then
+    ``render_email`` converts the rendered HTML). Raises ``TemplateError`` listing
+    every problem of the default and of every translation at once.
+    """
+    if not isinstance(step, dict):
+        raise TemplateError("step: must be an object {subject, mjml, preheader, translations}")
+    errors = []
+    compiled = {"default": _compile_variant(step, "", errors), "translations": {}}
+    translations = step.get("translations") or {}
+    if not isinstance(translations, dict):
+        errors.append("translations: must be an object {language: {subject, mjml, preheader}}")
+        translations = {}
+    for code, variant in translations.items():
+        prefix = f"translations.{code}."
+        key = language_key(code)
+        if key is None:
+            errors.append(f"translations.{code}: not a language code (use e.g. 'de' or 'pt-BR')")
+        elif key in compiled["translations"]:
+            errors.append(f"translations.{code}: another translation has the same language")
+        if not isinstance(variant, dict):
+            errors.append(f"translations.{code}: must be an object {{subject, mjml, preheader}}")
+            continue
+        compiled["translations"][key] = _compile_variant(variant, prefix, errors)
+    if errors:
+        raise TemplateError(errors)
+    return compiled
+
+
+def _compile_variant(variant, prefix, errors):
+    subject, mjml, preheader = variant.get("subject"), variant.get("mjml"), variant.get("preheader")
+    problems = {}
+    for field, value in (("subject", subject), ("mjml", mjml), ("preheader", preheader)):
+        if field == "preheader" and value is None:
+            continue
+        if not isinstance(value, str):
+            problems[field] = [f"{prefix}{field}: must be text"]
+        elif field != "preheader" and not value.strip():
+            problems[field] = [f"{prefix}{field}: required"]
+        else:
+            problems[field] = check_text_template(value, prefix + field)
+        errors.extend(problems[field])
+    html = None
+    if isinstance(mjml, str) and mjml.strip() and len(mjml) <= MAX_SOURCE_CHARS:
+        html = _mjml_to_html(mjml, preheader or None, prefix, errors,
+                             check_result=not problems["mjml"] and not problems.get("preheader"))
+    return {"subject": subject, "html": html, "text": html and _text_template(html), "preheader": preheader or None}
+
+
+# Jinja comments are dropped, statements become HTML comments, expressions plain words.
+_JINJA_TAG = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.S)
+_PLACEHOLDER = re.compile(r"<!--flowstag(\d+)-->|flows(?:tag|var)(\d+)x")
+_MRML_PARSER = mrml.ParserOptions(include_loader=mrml.noop_loader())  # <mj-include> never reads files or URLs
+_MRML_RENDER = mrml.RenderOptions(disable_comments=False)  # our statement placeholders are comments
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=True, keep_link_tags=True)
+_WHERE_TAGS_GO = ("put loops and conditions inside <mj-text>, <mj-table> (around rows) or <mj-raw>, "
+                  "around components inside an <mj-column>, or around whole sections inside <mj-body>")
+_HIDDEN = ("display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:0px;"
+           "max-width:0px;opacity:0;overflow:hidden;mso-hide:all;")
+
+
+def _protect(source, *, statement="<!--flowstag{}-->"):
+    """``source`` with Jinja tags replaced by placeholders, the tags, and the shifts for error positions.
+
+    Statements become ``statement`` (an HTML comment unless told otherwise), each its
+    own; equal expressions share one word, so ``href="{{ url }}">{{ url }}`` stays equal.
+    """
+    tags, seen, shifts, parts, last = [], {}, [], [], 0
+    for match in _JINJA_TAG.finditer(source):
+        tag = match.group(0)
+        if tag.startswith("{#"):
+            placeholder = ""
+        elif tag.startswith("{%"):
+            placeholder = statement.format(len(tags))
+            tags.append(tag)
+        else:
+            if tag not in seen:
+                seen[tag] = len(tags)
+                tags.append(tag)
+            placeholder = f"flowsvar{seen[tag]}x"
+        parts += [source[last:match.start()], placeholder]
+        shifts.append((match.start(), len(tag) - len(placeholder)))
+        last = match.end()
+    parts.append(source[last:])
+    return "".join(parts), tags, shifts
+
+
+def _restore(text, tags):
+    return _PLACEHOLDER.sub(lambda m: tags[int(m.group(1) or m.group(2))], text)
+
+
+def _run_mrml(source):
+    """mrml's output, working around its parser panicking on some non-ASCII text before '>'.
+
+    The panic (mrml 0.2.4, htmlparser 0.2.1: "byte index is not a char boundary")
+    is a Rust bug surfacing as ``PanicException``, a ``BaseException``. The same
+    MJML with non-ASCII characters as character references compiles; it is only
+    the fallback because inside ``<mj-style>`` a reference is not decoded.
+    """
+    for attempt in (source, source.encode("ascii", "xmlcharrefreplace").decode()):
+        try:
+            return mrml.to_html(attempt, parser_options=_MRML_PARSER, render_options=_MRML_RENDER)
+        except BaseException as exc:  # noqa: BLE001 - only the panic is handled, the rest re-raised
+            if type(exc).__name__ != "PanicException":
+                raise
+    raise OSError("the MJML compiler failed on this input; check for stray '<' or '>' characters")
+
+
+def _mrml_message(exc, protected, original, shifts):
+    """mrml's message with byte offsets in the protected source turned into a line of the merchant's MJML."""
+    def to_line(match):
+        offset = len(protected.encode()[:int(match.group(1))].decode(errors="ignore"))
+        for start, shift in shifts:
+            if start < offset:
+                offset += shift
+        return f"at line {original.count(chr(10), 0, offset) + 1}"
+    return re.sub(r"at position (\d+):(\d+)", to_line, str(exc))
+
+
+def _mjml_to_html(mjml_source, preheader, prefix, errors, *, check_result):
+    protected, tags, shifts = _protect(mjml_source)
+    try:
+        output = _run_mrml(protected)
+        html = _INLINER.inline(output.content)
+    except (OSError, ValueError) as exc:  # mrml raises OSError, css_inline InlineError (a ValueError)
+        errors.append(f"{prefix}mjml: {_mrml_message(exc, protected, mjml_source, shifts)}")
+        return None
+    if preheader is not None:
+        if output.preview:
+            errors.append(f"{prefix}preheader: the MJML has its own <mj-preview>; keep only one of them")
+        html = _inject_preheader(html, preheader)
+
+    # Statements must come out once each and in order, or the template now means something else.
+    statements = [int(m.group(1)) for m in _PLACEHOLDER.finditer(html) if m.group(1) is not None]
+    expected = [index for index, tag in enumerate(tags) if tag.startswith("{%")]
+    if statements != expected:
+        misplaced = _first_difference(expected, statements)
+        errors.append(f"{prefix}mjml: the MJML compiler moved or copied '{tags[misplaced]}'; {_WHERE_TAGS_GO}")
+        return None
+    html = _restore(html, tags)
+    if check_result:  # the source is clean, so what is wrong now was done by compiling
+        try:
+            moved = _name_errors(_html_env.parse(html), "")
+        except TemplateSyntaxError as exc:
+            errors.append(f"{prefix}mjml: the compiled HTML is not a valid template ({exc.message}); "
+                          "look for '{{' or '{%' written as HTML entities")
+            return None
+        if moved:
+            errors.append(f"{prefix}mjml: the MJML compiler moved content out of its loop or condition "
+                          f"({moved[0].removeprefix(': ')}); {_WHERE_TAGS_GO}")
+            return None
+    return html
+
+
+def _first_difference(expected, found):
+    for want, got in zip(expected, found):
+        if want != got:
+            return want
+    longer = expected if len(expected) > len(found) else found
+    return longer[min(len(expected), len(found))]
+
+
+def _inject_preheader(html, preheader):
+    """The preheader as the hidden first text of the body, where inbox previews read it."""
+    protected, tags, _ = _protect(preheader)
+    hidden = f'<div style="{_HIDDEN}">{html_lib.escape(protected, quote=False)}</div>'
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _restore(hidden, tags), html, count=1)
+
+
+# --- Send time ------------------------------------------------------------------------------------
+
+def language_key(code):
+    """``"pt_BR"`` → ``"pt-br"``: the form translations are stored and looked up under; None if not a code."""
+    if not isinstance(code, str):
+        return None
+    key = code.strip().replace("_", "-").lower()
+    return key if re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{1,8})*", key) else None
+
+
+def _pick_variant(compiled, language):
+    key = language_key(language)
+    if key:
+        translations = compiled.get("translations") or {}
+        for candidate in (key, key.split("-")[0]):
+            if candidate in translations:
+                return candidate, translations[candidate]
+    return None, compiled["default"]
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(source, autoescape):
+    return (_html_env if autoescape else _text_env).from_string(source)
+
+
+def _render(source, context, *, autoescape, language, label):
+    token = _render_state.set(_RenderState(range_items_left=MAX_RANGE_ITEMS, language=language))
+    try:
+        size, chunks = 0, []
+        for chunk in _template(source, autoescape).generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise _Runaway(f"output longer than {MAX_OUTPUT_CHARS} characters")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except TemplateError as exc:
+        raise TemplateError([f"{label}: {error}" for error in exc.errors]) from exc
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{label}: line {exc.lineno}: {exc.message}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure of merchant code is a failed step, not a crash
+        message = getattr(exc, "message", None) or str(exc)
+        raise TemplateError(f"{label}: {message}" if message else f"{label}: {exc.__class__.__name__}") from exc
+    finally:
+        _render_state.reset(token)
+
+
+def render_email(compiled, context, *, language):
+    """Subject, HTML and text of one email for one contact, in their language if translated."""
+    used, variant = _pick_variant(compiled, language)
+    subject = _render(variant["subject"], context, autoescape=False, language=language, label="subject")
+    html = _render(variant["html"], context, autoescape=True, language=language, label="html")
+    if variant.get("text"):
+        text = _tidy_text(_render(variant["text"], context, autoescape=False, language=language, label="text"))
+    else:
+        text = html_to_text(html)
+    return RenderedEmail(subject=" ".join(subject.split()), html=html, text=text, language=used)
+
+
+def render_text(source, context, *, language=None):
+    """A plain-text template (SMS, staff notification, webhook value): no HTML escaping."""
+    return _render(source, context, autoescape=False, language=language, label="text")
+
+
+# --- Text part -------------------------------------------------------------------------------------
+#
+# The text part is derived from the HTML so the two never disagree. Converting every
+# rendered email would cost more than rendering it, so publishing converts the HTML
+# *template* once (Jinja tags protected as plain words) into a text template that is
+# rendered like any other; ``html_to_text`` on the rendered HTML is the fallback.
+
+_SKIPPED = frozenset({"head", "style", "script", "title", "template"})
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
+_PARAGRAPH = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "pre", "hr"})
+_LINE = frozenset({"div", "tr", "li", "section", "header", "footer", "article", "center", "dt", "dd"})
+# Break markers while collecting: \n a line, \f a paragraph, \r a <br> (two in a row make a paragraph).
+
+
+class _TextExtractor(HTMLParser):
+    """Readable plain text from email HTML: what a text-only client should show."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out = []
+        self.line_has_text = False
+        self.skip_depth = 0  # inside <head>, <style>, hidden elements (the preheader)
+        self.links = []  # [href, index in out where the link text starts, alt of an image inside]
+
+    def _break(self, marker):
+        self.out.append(marker)
+        self.line_has_text = False
+
+    def handle_starttag(self, tag, attrs):
+        if self.skip_depth:
+            self.skip_depth += tag not in _VOID
+            return
+        attrs = dict(attrs)
+        style = (attrs.get("style") or "").replace(" ", "").lower()
+        if tag in _SKIPPED or "display:none" in style or "mso-hide:all" in style:
+            self.skip_depth = int(tag not in _VOID)
+        elif tag in _PARAGRAPH:
+            self._break("\f")
+        elif tag == "br":
+            self._break("\r")
+        elif tag in _LINE:
+            self._break("\n")
+            if tag == "li":
+                self.out.append("- ")
+        elif tag in ("td", "th") and self.line_has_text:
+            self.out.append(" | ")
+        elif tag == "a":
+            self.links.append([attrs.get("href") or "", len(self.out), ""])
+        elif tag == "img" and self.links and attrs.get("alt"):
+            self.links[-1][2] = self.links[-1][2] or attrs["alt"]
+
+    def handle_endtag(self, tag):
+        if self.skip_depth:
+            self.skip_depth -= tag not in _VOID
+        elif tag in _PARAGRAPH:
+            self._break("\f")
+        elif tag in _LINE:
+            self._break("\n")
+        elif tag == "a" and self.links:
+            href, start, alt = self.links.pop()
+            text = " ".join("".join(self.out[start:]).split())
+            if not text and alt:
+                self.handle_data(alt)
+                text = alt
+            if href and not href.startswith("#") and href not in (text, f"mailto:{text}", f"tel:{text}"):
+                self.handle_data(f" ({href})" if text else href)
+
+    def handle_data(self, data):
+        if not self.skip_depth:
+            self.out.append(re.sub(r"\s+", " ", data))  # a newline in HTML source is just a space
+            self.line_has_text = self.line_has_text or not data.isspace()
+
+    def text(self):
+        raw = re.sub(r"\r(?:\s*\r)+", "\f", "".join(self.out)).replace("\r", "\n")
+        paragraphs = []
+        for chunk in raw.split("\f"):
+            lines = (" ".join(line.split()) for line in chunk.split("\n"))
+            paragraphs.append("\n".join(line for line in lines if line))
+        return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
+
+
+def html_to_text(html):
+    """Plain text of an email's HTML: paragraphs, rows with ``|`` between cells, links as ``text (url)``."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return extractor.text()
+
+
+def _text_template(html_template):
+    """The text part of a compiled HTML template, as a Jinja template; None if it cannot be made one."""
+    protected, tags, _ = _protect(html_template, statement="flowstag{}x")
+    text = html_to_text(protected)
+    # A line holding only statements disappears when rendered, like Jinja's trim_blocks.
+    text = re.sub(r"^(?:flowstag\d+x ?)+\n", lambda m: m.group(0).rstrip(), text, flags=re.M)
+    source = _restore(text, tags)
+    try:
+        # Tags inside skipped parts (<head>, the hidden preheader) are gone: a dangling
+        # {% endif %} or a {% set %} used later would break the text, so fall back.
+        return None if _name_errors(_text_env.parse(source), "") else source
+    except (TemplateSyntaxError, RecursionError, ValueError):
+        return None
+
+
+def _tidy_text(text):
+    text = re.sub(r"[ \t]*\n[ \t]*", "\n", re.sub(r"[ \t]{2,}", " ", text))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -1,0 +1,43 @@
+"""Settings for saleor-flows, read from ``settings.SALEOR_FLOWS`` (a dict).
+
+Every key has a default so that a host only sets what it needs. The Saleor
+plugin fills these from its own configuration; tests and the demo set them in
+their settings modules.
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Who marketing and staff emails come from.
+    "FROM_EMAIL": None,  # None: Django's DEFAULT_FROM_EMAIL
+    "REPLY_TO": None,
+    # Domain used in our Message-ID headers.
+    "MESSAGE_ID_DOMAIN": "saleor-flows.local",
+    # Data every template can use as {{ shop.* }}.
+    "SHOP": {"name": "Our shop", "url": "https://example.com", "logo_url": "", "currency": "USD"},
+    # SMS backend, a dotted path in the spirit of EMAIL_BACKEND.
+    "SMS_BACKEND": "saleor_flows.channels.sms.console.SmsBackend",
+    "SMS_FROM": "",
+    # How the engine hands work to workers: "celery" (tasks on the host's
+    # Celery app) or "inline" (run in the calling process; demo and tests).
+    "TASK_MODE": "celery",
+    # Sweep: how many due executions one claim takes, and how many go into one task.
+    "SWEEP_BATCH_SIZE": 1000,
+    "SWEEP_CHUNK_SIZE": 50,
+    # A claimed execution whose task never started is handed out again after this.
+    "CLAIM_LEASE_SECONDS": 300,
+    # A send still in `sending` after this is marked ambiguous, never resent.
+    "SENDING_LEASE_SECONDS": 600,
+    # An event still pending after this is enqueued again (its enqueue was lost).
+    "EVENT_REQUEUE_SECONDS": 60,
+    # Outgoing webhook steps.
+    "WEBHOOK_TIMEOUT_SECONDS": 10,
+    "WEBHOOK_MAX_ATTEMPTS": 5,
+    "WEBHOOK_BACKOFF_SECONDS": 30,
+    # Contacts' timezone when their profile has none.
+    "DEFAULT_TIMEZONE": "UTC",
+}
+
+
+def flows_setting(name):
+    return getattr(settings, "SALEOR_FLOWS", {}).get(name, DEFAULTS[name])

@@ -1,0 +1,121 @@
+"""Contacts: finding (or creating) the person behind an event, and keeping their profile current.
+
+Event payloads use the normalized vocabulary of ``events.EVENT_SHAPES``
+(Saleor's webhook field names, which every edge produces), so this module
+reads plain dicts and knows nothing of any host.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+from django.utils.dateparse import parse_datetime
+
+from .. import clock
+from ..models import Contact, Event
+
+
+def _lock(**lookup) -> Contact | None:
+    return Contact.objects.select_for_update().filter(**lookup).first()
+
+
+def resolve_contact(event: Event) -> Contact:
+    """The contact for an event, locked for the rest of the transaction.
+
+    Locking serializes all processing for one person, which is what makes
+    re-entry rules ("only one active enrolment") and exits race-free.
+    """
+    email, user_id = event.email or None, event.user_id or None
+    contact = (_lock(user_id=user_id) if user_id else None) or (_lock(email=email) if email else None)
+    if contact is None:
+        now = clock.now()
+        # Two workers may meet a new person at once: the unique keys pick one row.
+        Contact.objects.bulk_create(
+            [Contact(email=email, user_id=user_id, created_at=event.occurred_at or now, updated_at=now)],
+            ignore_conflicts=True,
+        )
+        contact = (_lock(user_id=user_id) if user_id else None) or _lock(email=email)
+    changed = []
+    if user_id and not contact.user_id:
+        contact.user_id = user_id
+        changed.append("user_id")
+    if email and not contact.email and not Contact.objects.filter(email=email).exists():
+        contact.email = email
+        changed.append("email")
+    if changed:
+        contact.save(update_fields=changed)
+    return contact
+
+
+def _decimal(value) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+
+
+def _set_if_given(contact: Contact, field: str, value, changed: list, *, overwrite=True):
+    if isinstance(value, str) and value and (overwrite or not getattr(contact, field)):
+        if getattr(contact, field) != value:
+            setattr(contact, field, value)
+            changed.append(field)
+
+
+def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=None) -> list[str]:
+    """Record consent for a channel ("email" or "sms") with its source and time."""
+    if channel not in ("email", "sms"):
+        raise ValueError(f"unknown consent channel {channel!r}")
+    if status not in Contact.Consent.values:
+        raise ValueError(f"unknown consent status {status!r}; use one of {Contact.Consent.values}")
+    setattr(contact, f"{channel}_consent", status)
+    setattr(contact, f"{channel}_consent_source", source[:64])
+    setattr(contact, f"{channel}_consent_at", at or clock.now())
+    return [f"{channel}_consent", f"{channel}_consent_source", f"{channel}_consent_at"]
+
+
+def update_profile(contact: Contact, event: Event):
+    """Fold what an event tells us about the person into their profile."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    changed: list[str] = []
+    address = payload.get("billing_address") or payload.get("default_billing_address") or {}
+    if event.name.startswith("customer_"):
+        _set_if_given(contact, "first_name", payload.get("first_name"), changed)
+        _set_if_given(contact, "last_name", payload.get("last_name"), changed)
+        _set_if_given(contact, "locale", payload.get("language_code"), changed)
+    elif isinstance(address, dict):
+        # Checkouts and orders name the person too; never overwrite what the account says.
+        _set_if_given(contact, "first_name", address.get("first_name"), changed, overwrite=False)
+        _set_if_given(contact, "last_name", address.get("last_name"), changed, overwrite=False)
+        _set_if_given(contact, "locale", payload.get("language_code"), changed, overwrite=False)
+    if isinstance(address, dict):
+        _set_if_given(contact, "phone", address.get("phone"), changed, overwrite=False)
+    _set_if_given(contact, "timezone", payload.get("timezone"), changed)
+
+    if event.name == "order_created":
+        contact.order_count += 1
+        total = _decimal(payload.get("total_gross_amount"))
+        if total is not None:
+            contact.total_spent += total
+        _set_if_given(contact, "currency", payload.get("currency"), changed)
+        contact.last_order_at = max(filter(None, [contact.last_order_at, event.occurred_at]))
+        contact.first_order_at = min(filter(None, [contact.first_order_at, event.occurred_at]))
+        changed += ["order_count", "total_spent", "last_order_at", "first_order_at"]
+    elif event.name == "consent_updated":
+        channel, status = payload.get("channel"), payload.get("status")
+        changed += set_consent(contact, channel, status, source=str(payload.get("source") or "event"),
+                               at=event.occurred_at)
+    for key, value in (payload.get("attributes") or {}).items() if event.name == "profile_updated" else ():
+        contact.attributes[str(key)] = value
+        changed.append("attributes")
+
+    if changed:
+        contact.updated_at = clock.now()
+        contact.save(update_fields=sorted(set(changed)) + ["updated_at"])
+
+
+def parse_when(value):
+    """A payload datetime (ISO string) as an aware datetime, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        return None

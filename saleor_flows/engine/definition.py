@@ -1,0 +1,313 @@
+"""Flow definitions: validation, compilation and publishing.
+
+A merchant's draft is checked as a whole and every problem is reported with
+the step it belongs to (``steps.email_2.subject: unknown variable …``), so a
+broken flow never goes live. Publishing freezes the checked definition, with
+its email templates compiled to HTML, as an immutable ``FlowVersion``.
+"""
+
+import copy
+import re
+from datetime import date
+
+from django.db import transaction
+
+from .. import clock
+from ..channels.templating import TemplateError, check_text_template, compile_email
+from ..models import Flow, FlowVersion
+from .conditions import parse_duration, validate_condition
+from .waits import WEEKDAYS
+
+MAX_STEPS = 500
+REENTRY_MODES = {"once", "always", "once_per_period", "single_active"}
+KINDS = {"marketing", "transactional"}
+
+# Step type → the keys that point at other steps.
+NEXT_KEYS = {
+    "send_email": ["next"], "send_sms": ["next"], "wait": ["next"], "wait_until": ["next"],
+    "wait_date": ["next"], "wait_event": ["next", "timeout_next"], "split": ["yes", "no"],
+    "branch": [], "random_split": [], "add_tag": ["next"], "remove_tag": ["next"],
+    "add_to_list": ["next"], "remove_from_list": ["next"], "set_field": ["next"],
+    "webhook": ["next"], "notify_staff": ["next"], "exit": [],
+}
+SEND_TYPES = {"send_email", "send_sms"}
+WAIT_TYPES = {"wait", "wait_until", "wait_date", "wait_event"}
+SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class DefinitionError(ValueError):
+    def __init__(self, errors: list[str]):
+        super().__init__("invalid flow definition:\n- " + "\n- ".join(errors))
+        self.errors = errors
+
+
+def successors(step: dict) -> list:
+    """Every step id (or None for "end") a step can lead to."""
+    kind = step.get("type")
+    targets = [step.get(key) for key in NEXT_KEYS.get(kind, [])]
+    if kind == "branch":
+        targets += [b.get("next") for b in step.get("branches") or [] if isinstance(b, dict)]
+        targets.append(step.get("else"))
+    if kind == "random_split":
+        targets += [v.get("next") for v in step.get("variants") or [] if isinstance(v, dict)]
+    return targets
+
+
+def _check_duration(value, where, errors):
+    try:
+        parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        errors.append(f"{where}: {exc}")
+
+
+def _check_condition(cond, where, errors, *, allow_event=True):
+    errors.extend(validate_condition(cond, allow_event=allow_event, path=where))
+
+
+def _require(step, keys, where, errors, kind=str):
+    for key in keys:
+        value = step.get(key)
+        if not isinstance(value, kind) or (kind is str and not value.strip()):
+            errors.append(f"{where}.{key}: required")
+
+
+def _check_step(step_id: str, step, steps: dict, errors: list):
+    where = f"steps.{step_id}"
+    if not SLUG_RE.match(step_id):
+        errors.append(f"{where}: step ids use letters, digits, '_' and '-' (at most 100)")
+    if not isinstance(step, dict):
+        errors.append(f"{where}: a step is an object")
+        return
+    kind = step.get("type")
+    if kind not in NEXT_KEYS:
+        errors.append(f"{where}.type: unknown step type {kind!r}; known: {', '.join(sorted(NEXT_KEYS))}")
+        return
+    for key in NEXT_KEYS[kind]:
+        if key not in step:
+            errors.append(f"{where}.{key}: missing (use null to end the journey here)")
+    for target in successors(step):
+        if target is not None and target not in steps:
+            errors.append(f"{where}: leads to unknown step {target!r}")
+
+    if kind in SEND_TYPES and step.get("kind") is not None and step["kind"] not in KINDS:
+        errors.append(f"{where}.kind: one of {', '.join(sorted(KINDS))} (overrides the flow's kind)")
+    if kind == "send_email":
+        try:
+            compile_email(step)
+        except TemplateError as exc:
+            errors.extend(f"{where}.{e}" for e in exc.errors)
+    elif kind == "send_sms":
+        _require(step, ["body"], where, errors)
+        for lang, body in [("", step.get("body"))] + [
+                (f".translations.{k}", (v or {}).get("body")) for k, v in (step.get("translations") or {}).items()]:
+            if isinstance(body, str):
+                errors.extend(f"{where}{lang}.{e}" for e in check_text_template(body, "body"))
+    elif kind == "wait":
+        _check_duration(step.get("duration"), f"{where}.duration", errors)
+    elif kind == "wait_event":
+        _require(step, ["event"], where, errors)
+        _check_duration(step.get("timeout"), f"{where}.timeout", errors)
+        if step.get("filter") is not None:
+            _check_condition(step["filter"], f"{where}.filter", errors)
+    elif kind == "wait_until":
+        if not step.get("time") and not step.get("weekdays"):
+            errors.append(f"{where}: give a time ('HH:MM'), weekdays, or both")
+        if step.get("time") is not None and not (isinstance(step["time"], str) and TIME_RE.match(step["time"])):
+            errors.append(f"{where}.time: expected 'HH:MM' (24-hour), got {step['time']!r}")
+        weekdays = step.get("weekdays")
+        if weekdays is not None and (not isinstance(weekdays, list) or not weekdays
+                                     or any(day not in WEEKDAYS for day in weekdays)):
+            errors.append(f"{where}.weekdays: a non-empty list of {', '.join(WEEKDAYS)}")
+    elif kind == "wait_date":
+        if bool(step.get("date")) == bool(step.get("field")):
+            errors.append(f"{where}: give exactly one of 'date' or 'field'")
+        if step.get("date"):
+            try:
+                date.fromisoformat(str(step["date"]))
+            except ValueError:
+                errors.append(f"{where}.date: expected YYYY-MM-DD, got {step['date']!r}")
+        if step.get("field"):
+            # A date-only operator: rejects unknown fields and fields that are not dates.
+            errors.extend(validate_condition({"field": str(step["field"]), "op": "within_next", "value": {"days": 0}},
+                                             path=where))
+        if step.get("offset") is not None:
+            _check_duration(step["offset"], f"{where}.offset", errors)
+        if step.get("time") is not None and not (isinstance(step["time"], str) and TIME_RE.match(step["time"])):
+            errors.append(f"{where}.time: expected 'HH:MM' (24-hour), got {step['time']!r}")
+    elif kind == "split":
+        _check_condition(step.get("condition"), f"{where}.condition", errors)
+    elif kind == "branch":
+        branches = step.get("branches")
+        if not isinstance(branches, list) or not branches:
+            errors.append(f"{where}.branches: a non-empty list of {{condition, next}}")
+        else:
+            for i, branch in enumerate(branches):
+                if not isinstance(branch, dict) or "next" not in branch:
+                    errors.append(f"{where}.branches[{i}]: needs 'condition' and 'next'")
+                    continue
+                _check_condition(branch.get("condition"), f"{where}.branches[{i}].condition", errors)
+        if "else" not in step:
+            errors.append(f"{where}.else: missing (use null to end the journey here)")
+    elif kind == "random_split":
+        variants = step.get("variants")
+        if not isinstance(variants, list) or len(variants) < 2:
+            errors.append(f"{where}.variants: at least two {{name, weight, next}}")
+        else:
+            names = [v.get("name") for v in variants if isinstance(v, dict)]
+            if len(set(names)) != len(variants) or not all(isinstance(n, str) and n for n in names):
+                errors.append(f"{where}.variants: each variant needs a unique name")
+            for i, variant in enumerate(variants):
+                weight = variant.get("weight") if isinstance(variant, dict) else None
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+                    errors.append(f"{where}.variants[{i}].weight: a positive number")
+                if isinstance(variant, dict) and "next" not in variant:
+                    errors.append(f"{where}.variants[{i}].next: missing (use null to end the journey here)")
+    elif kind in ("add_tag", "remove_tag"):
+        _require(step, ["tag"], where, errors)
+    elif kind in ("add_to_list", "remove_from_list"):
+        _require(step, ["list"], where, errors)
+    elif kind == "set_field":
+        _require(step, ["field"], where, errors)
+        if "value" not in step:
+            errors.append(f"{where}.value: required (null clears the field)")
+    elif kind == "webhook":
+        _require(step, ["url"], where, errors)
+        if isinstance(step.get("url"), str) and not step["url"].startswith(("https://", "http://")):
+            errors.append(f"{where}.url: must be an http(s) URL")
+        if step.get("body") is not None and not isinstance(step["body"], dict):
+            errors.append(f"{where}.body: an object")
+        for key, value in (step.get("body") or {}).items() if isinstance(step.get("body"), dict) else ():
+            if isinstance(value, str):
+                errors.extend(f"{where}.body.{key}: {e.split(': ', 1)[-1]}" for e in check_text_template(value, key))
+    elif kind == "notify_staff":
+        _require(step, ["subject", "body"], where, errors)
+        to = step.get("to")
+        if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+            errors.append(f"{where}.to: a non-empty list of email addresses")
+        for key in ("subject", "body"):
+            if isinstance(step.get(key), str):
+                errors.extend(f"{where}.{e}" for e in check_text_template(step[key], key))
+
+
+def _graph_errors(start, steps: dict) -> list[str]:
+    errors = []
+    state: dict[str, str] = {}  # "visiting" / "done"
+
+    def visit(step_id, path):
+        # Iterative DFS would be longer; 500 steps is well inside Python's recursion limit.
+        state[step_id] = "visiting"
+        for target in successors(steps[step_id]):
+            if target is None or target not in steps:
+                continue
+            if state.get(target) == "visiting":
+                cycle = path[path.index(target):] + [target]
+                errors.append(f"steps.{step_id}: leads back to {target!r}, making a loop ({' -> '.join(cycle)})")
+            elif target not in state:
+                visit(target, path + [target])
+        state[step_id] = "done"
+
+    visit(start, [start])
+    for step_id in steps:
+        if step_id not in state:
+            errors.append(f"steps.{step_id}: unreachable from the start step {start!r}")
+    return errors
+
+
+def validate_definition(definition) -> list[str]:
+    """Every problem of a draft, each naming where it is. Empty means publishable."""
+    if not isinstance(definition, dict):
+        return ["definition: expected an object"]
+    errors = []
+    trigger = definition.get("trigger")
+    if not isinstance(trigger, dict) or not isinstance(trigger.get("event"), str) or not trigger["event"]:
+        errors.append("trigger.event: required (the event name that starts the flow)")
+    elif trigger.get("filter") is not None:
+        _check_condition(trigger["filter"], "trigger.filter", errors)
+    reentry = definition.get("reentry", {"mode": "once"})
+    if not isinstance(reentry, dict) or reentry.get("mode") not in REENTRY_MODES:
+        errors.append(f"reentry.mode: one of {', '.join(sorted(REENTRY_MODES))}")
+    elif reentry["mode"] == "once_per_period":
+        days = reentry.get("days")
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0:
+            errors.append("reentry.days: a positive number of days")
+    if definition.get("kind", "marketing") not in KINDS:
+        errors.append(f"kind: one of {', '.join(sorted(KINDS))}")
+    for key in ("exit", "goal"):
+        if definition.get(key) is not None:
+            _check_condition(definition[key], key, errors)
+    steps = definition.get("steps")
+    if not isinstance(steps, dict) or not steps:
+        errors.append("steps: at least one step")
+        return errors
+    if len(steps) > MAX_STEPS:
+        errors.append(f"steps: at most {MAX_STEPS} steps (got {len(steps)})")
+    start = definition.get("start")
+    if start not in steps:
+        errors.append(f"start: {start!r} is not a step")
+    for step_id, step in steps.items():
+        _check_step(str(step_id), step, steps, errors)
+    if start in steps:
+        errors.extend(_graph_errors(start, steps))
+    return errors
+
+
+def compile_definition(definition: dict) -> dict:
+    """The frozen form a version keeps: defaults filled in, email templates compiled."""
+    errors = validate_definition(definition)
+    if errors:
+        raise DefinitionError(errors)
+    compiled = copy.deepcopy(definition)
+    compiled.setdefault("reentry", {"mode": "once"})
+    compiled.setdefault("kind", "marketing")
+    for step_id, step in compiled["steps"].items():
+        step["id"] = step_id
+        if step["type"] == "send_email":
+            step["compiled"] = compile_email(step)
+    return compiled
+
+
+def create_flow(slug: str, definition: dict, *, name: str = "", publish: bool = False) -> Flow:
+    now = clock.now()
+    flow = Flow.objects.create(
+        slug=slug, name=name or definition.get("name") or slug, definition=definition,
+        trigger_event=(definition.get("trigger") or {}).get("event", ""), created_at=now, updated_at=now,
+    )
+    if publish:
+        publish_flow(flow)
+    return flow
+
+
+def update_draft(flow: Flow, definition: dict) -> Flow:
+    """Edit the draft. Running contacts are untouched: they keep their version."""
+    flow.definition = definition
+    flow.updated_at = clock.now()
+    flow.save(update_fields=["definition", "updated_at"])
+    return flow
+
+
+@transaction.atomic
+def publish_flow(flow: Flow) -> FlowVersion:
+    """Freeze the draft as the next version and make it the one new contacts enter."""
+    compiled = compile_definition(flow.definition)
+    flow = Flow.objects.select_for_update().get(pk=flow.pk)
+    last = flow.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    version = FlowVersion.objects.create(flow=flow, number=last + 1, definition=compiled, published_at=clock.now())
+    flow.live_version = version
+    flow.status = Flow.Status.LIVE
+    flow.trigger_event = compiled["trigger"]["event"]
+    flow.updated_at = clock.now()
+    flow.save(update_fields=["live_version", "status", "trigger_event", "updated_at"])
+    return version
+
+
+def set_status(flow: Flow, status: str) -> Flow:
+    """Pause (no new entries; running contacts wait at their next step), resume or archive."""
+    if status not in Flow.Status.values:
+        raise ValueError(f"unknown flow status {status!r}")
+    if status == Flow.Status.LIVE and flow.live_version_id is None:
+        raise ValueError("publish the flow before making it live")
+    flow.status = status
+    flow.updated_at = clock.now()
+    flow.save(update_fields=["status", "updated_at"])
+    return flow

@@ -1,0 +1,62 @@
+"""How the engine hands work to workers.
+
+In "celery" mode work goes to the host's Celery app, enqueued only after the
+surrounding transaction commits (a worker must never look for a row that is
+not visible yet). In "inline" mode (the demo, the test harness) it runs right
+here in the calling process. Only ids travel; the database holds the state.
+"""
+
+import contextlib
+
+from django.db import transaction
+
+from ..conf import flows_setting
+
+_forced_mode: list[str] = []
+
+
+def mode() -> str:
+    return _forced_mode[-1] if _forced_mode else flows_setting("TASK_MODE")
+
+
+@contextlib.contextmanager
+def forced(mode_name: str):
+    """Run a block with a given task mode, whatever the settings say (used by the test harness)."""
+    _forced_mode.append(mode_name)
+    try:
+        yield
+    finally:
+        _forced_mode.pop()
+
+
+def event_recorded(event_id: int):
+    if mode() == "inline":
+        from .processing import process_event_and_continue
+
+        process_event_and_continue(event_id)
+        return
+    from .. import tasks
+
+    transaction.on_commit(lambda: tasks.process_event.delay(event_id))
+
+
+def events_pending(event_ids: list[int]):
+    """Events whose first enqueue may have been lost: enqueue them again."""
+    for event_id in event_ids:
+        event_recorded(event_id)
+
+
+def executions_claimed(execution_ids: list[int]):
+    """Hand claimed step executions to workers, a chunk per task."""
+    if not execution_ids:
+        return
+    if mode() == "inline":
+        from .runner import run_claimed
+
+        run_claimed(execution_ids)
+        return
+    from .. import tasks
+
+    size = flows_setting("SWEEP_CHUNK_SIZE")
+    chunks = [execution_ids[i:i + size] for i in range(0, len(execution_ids), size)]
+    transaction.on_commit(lambda: [tasks.run_executions.delay(chunk) for chunk in chunks])

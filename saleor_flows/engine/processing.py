@@ -1,0 +1,202 @@
+"""Processing one stored event: who it is about, what it changes, which journeys it starts or ends.
+
+Everything here happens in one transaction with the contact's row locked, so
+that two events about the same person can never both enrol them where the
+re-entry rule allows one. Steps that are due at once run right after the
+commit, in the same task (``process_event_and_continue``).
+"""
+
+import logging
+import re
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import InterfaceError, OperationalError, transaction
+
+from .. import clock
+from ..models import Enrolment, Event, Flow, StepExecution
+from . import trail
+from .conditions import EvalContext, evaluate
+from .contacts import resolve_contact, update_profile
+from .history import DatabaseHistory
+from .runner import finish_enrolment, run_claimed, schedule_step
+
+logger = logging.getLogger(__name__)
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+def _money(value) -> bool:
+    try:
+        Decimal(str(value))
+        return value is not None
+    except (InvalidOperation, ValueError):
+        return False
+
+
+# What the engine itself reads from known events: a payload without these is
+# dead-lettered with the reason, instead of failing somewhere downstream.
+EVENT_SHAPES = {
+    "order_created": {"total_gross_amount": _money, "currency": lambda v: isinstance(v, str) and bool(CURRENCY_RE.match(v))},
+    "checkout_abandoned": {"lines": lambda v: isinstance(v, list)},
+    "consent_updated": {"channel": lambda v: v in ("email", "sms"),
+                        "status": lambda v: v in ("subscribed", "unsubscribed", "never")},
+    "profile_updated": {"attributes": lambda v: isinstance(v, dict)},
+}
+
+
+def shape_problem(event: Event) -> str:
+    """Why an event cannot be processed, or "" if it can."""
+    if event.error:
+        return event.error
+    if not isinstance(event.payload, dict):
+        return f"payload must be a JSON object, got {type(event.payload).__name__}"
+    if not event.email and not event.user_id:
+        return "event has no contact identity (neither email nor user_id)"
+    if event.email and not EMAIL_RE.match(event.email):
+        return f"email {event.email!r} is not a valid address"
+    for key, check in EVENT_SHAPES.get(event.name, {}).items():
+        if key not in event.payload:
+            return f"{event.name} payload is missing {key!r}"
+        if not check(event.payload[key]):
+            return f"{event.name} payload has an invalid {key!r}: {event.payload[key]!r}"
+    return ""
+
+
+def _context(contact, enrolment_event, *, now, history=None, entered_at=None, event_payload=None):
+    return EvalContext(
+        contact=contact.as_context(),
+        event=event_payload if event_payload is not None else (enrolment_event.payload if enrolment_event else None),
+        now=now, history=history, entered_at=entered_at,
+    )
+
+
+def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
+    """(status, facts) if the enrolment's goal or exit criteria hold now, else None."""
+    definition = enrolment.version.definition
+    history = DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
+                              trigger_event_id=enrolment.trigger_event_id)
+    for key, status in (("goal", Enrolment.Status.CONVERTED), ("exit", Enrolment.Status.EXITED)):
+        condition = definition.get(key)
+        if condition:
+            decision = evaluate(condition, _context(contact, enrolment.trigger_event, now=now,
+                                                    history=history, entered_at=enrolment.entered_at))
+            if decision.result:
+                return status, {"reason": "goal_reached" if key == "goal" else "exit_criteria",
+                                "facts": decision.facts}
+    return None
+
+
+def _reentry_blocked(flow: Flow, definition: dict, contact, now) -> str:
+    rule = definition.get("reentry") or {"mode": "once"}
+    mode = rule.get("mode", "once")
+    previous = Enrolment.objects.filter(flow=flow, contact=contact)
+    if mode == "once" and previous.exists():
+        return "already entered once (re-entry: once)"
+    if mode == "single_active" and previous.filter(status=Enrolment.Status.ACTIVE).exists():
+        return "already in this flow (re-entry: one active enrolment)"
+    if mode == "once_per_period":
+        since = now - timedelta(days=rule["days"])
+        if previous.filter(entered_at__gt=since).exists():
+            return f"entered within the last {rule['days']} days (re-entry: once per period)"
+    return ""
+
+
+def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
+    """Enrol the contact if trigger filter and re-entry rule allow; returns the first execution id."""
+    version = flow.live_version
+    definition = version.definition
+    trigger_filter = definition["trigger"].get("filter")
+    if trigger_filter:
+        decision = evaluate(trigger_filter, _context(contact, event, now=now,
+                                                     history=DatabaseHistory(contact, flow_id=flow.pk, now=now)))
+        if not decision.result:
+            trail.record(contact.pk, "not_entered", flow=flow.slug, event=event.name,
+                         reason="entry filter did not match", facts=decision.facts)
+            return None
+    blocked = _reentry_blocked(flow, definition, contact, now)
+    if blocked:
+        trail.record(contact.pk, "not_entered", flow=flow.slug, event=event.name, reason=blocked)
+        return None
+    enrolment, created = Enrolment.objects.get_or_create(
+        flow=flow, contact=contact, trigger_event=event,
+        defaults={"version": version, "entered_at": now},
+    )
+    if not created:
+        return None
+    trail.record(contact.pk, "entered", enrolment_id=enrolment.pk, flow=flow.slug,
+                 version=version.number, event=event.name, event_id=event.pk)
+    return schedule_step(enrolment, definition["start"], now=now, contact=contact)
+
+
+def _resume_waiting(contact, event: Event, now) -> list[int]:
+    """Wake executions of this contact waiting for this event (``wait_event`` steps)."""
+    woken = []
+    waiting = StepExecution.objects.select_related("enrolment__version").filter(
+        state=StepExecution.State.PENDING, waiting_for=event.name,
+        enrolment__contact=contact, enrolment__status=Enrolment.Status.ACTIVE,
+    )
+    for execution in waiting:
+        step = execution.enrolment.version.definition["steps"][execution.step_id]
+        if step.get("filter") and not evaluate(step["filter"], EvalContext(
+                contact=contact.as_context(), event=event.payload, now=now)).result:
+            continue
+        claimed = StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
+            state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.pk},
+        )
+        if claimed:
+            woken.append(execution.pk)
+    return woken
+
+
+def process_event(event_id: int) -> list[int]:
+    """Process one pending event. Returns claimed executions to run after commit."""
+    now = clock.now()
+    with transaction.atomic():
+        event = Event.objects.select_for_update(skip_locked=True).filter(
+            pk=event_id, status=Event.Status.PENDING).first()
+        if event is None:
+            return []  # processed already, or another worker has it right now
+        problem = shape_problem(event)
+        if problem:
+            Event.objects.filter(pk=event.pk).update(status=Event.Status.DEAD, error=problem, processed_at=now)
+            logger.warning("saleor-flows: event %s (%s) dead-lettered: %s", event.pk, event.name, problem)
+            return []
+        contact = resolve_contact(event)
+        event.contact = contact
+        update_profile(contact, event)
+        Event.objects.filter(pk=event.pk).update(contact=contact)
+
+        for enrolment in Enrolment.objects.select_related("version", "trigger_event", "flow").filter(
+                contact=contact, status=Enrolment.Status.ACTIVE):
+            outcome = check_exit(enrolment, contact, now)
+            if outcome:
+                status, detail = outcome
+                finish_enrolment(enrolment, status, detail["reason"], now=now,
+                                 event=event.name, facts=detail["facts"])
+
+        to_run = _resume_waiting(contact, event, now)
+        for flow in Flow.objects.select_related("live_version").filter(
+                status=Flow.Status.LIVE, trigger_event=event.name, live_version__isnull=False):
+            first = _enrol(flow, event, contact, now)
+            if first:
+                to_run.append(first)
+        Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now)
+    return to_run
+
+
+def process_event_and_continue(event_id: int):
+    """Process an event, then run the steps it made due at once (the immediate path)."""
+    try:
+        to_run = process_event(event_id)
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: the task is retried and the event stays pending
+    except Exception as exc:
+        # A bug or bad data: never lose the event and never kill the worker.
+        logger.exception("saleor-flows: processing event %s failed", event_id)
+        Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+            status=Event.Status.DEAD, error=f"processing failed: {type(exc).__name__}: {exc}"[:2000],
+            processed_at=clock.now())
+        return
+    run_claimed(to_run)

@@ -1,0 +1,409 @@
+"""Running step executions: the state machine of a journey.
+
+An execution moves ``pending → claimed → (sending →) sent | done | skipped |
+failed | ambiguous``, always by a conditional UPDATE that names the state it
+expects, so a task delivered twice, or two sweeps racing, find nothing left
+to do the second time. For sends the ``sending`` state (and the Message row)
+is committed before the provider is called; if the worker dies there, the
+sweep marks the send ambiguous instead of sending it again.
+
+Steps due at once run in a chain in the same task; a wait ends the chain and
+leaves a pending row with its due time for the sweep.
+"""
+
+import hashlib
+import logging
+import uuid
+from datetime import timedelta
+
+from django.db import transaction
+
+from .. import clock
+from ..conf import flows_setting
+from ..models import Contact, Enrolment, Message, StepExecution
+from . import trail
+from .conditions import EvalContext, evaluate
+from .history import DatabaseHistory
+from .waits import due_at_for
+
+logger = logging.getLogger(__name__)
+
+State = StepExecution.State
+WAIT_TYPES = {"wait", "wait_until", "wait_date", "wait_event"}
+PAUSED_RECHECK = timedelta(minutes=15)
+SEND_RETRIES = 3
+SEND_BACKOFF_SECONDS = 60
+MAX_CHAIN = 1000  # a published graph is acyclic with at most 500 steps
+
+
+# --- scheduling and finishing -------------------------------------------------
+
+def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) -> int | None:
+    """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
+    step = enrolment.version.definition["steps"][step_id]
+    kind = step["type"]
+    due = now
+    if kind in WAIT_TYPES:
+        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload)
+    immediate = due <= now and kind != "wait_event"
+    execution, created = StepExecution.objects.get_or_create(
+        enrolment=enrolment, step_id=step_id, occurrence=1,
+        defaults={
+            "due_at": due,
+            "state": State.CLAIMED if immediate else State.PENDING,
+            "claimed_at": now if immediate else None,
+            "waiting_for": step["event"] if kind == "wait_event" else "",
+        },
+    )
+    if not created:
+        return None
+    if kind in WAIT_TYPES and not immediate:
+        detail = {"until": due}
+        if kind == "wait_event":
+            detail["event"] = step["event"]
+        trail.record(contact.pk, "waiting", enrolment_id=enrolment.pk, step_id=step_id, **detail)
+    return execution.pk if immediate else None
+
+
+def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:
+    """End a journey once: later steps are skipped with the reason."""
+    updated = Enrolment.objects.filter(pk=enrolment.pk, status=Enrolment.Status.ACTIVE).update(
+        status=status, exit_reason=reason, finished_at=now)
+    if not updated:
+        return False
+    enrolment.status, enrolment.exit_reason, enrolment.finished_at = status, reason, now
+    StepExecution.objects.filter(enrolment_id=enrolment.pk, state__in=[State.PENDING, State.CLAIMED]).update(
+        state=State.SKIPPED, finished_at=now, result={"reason": reason})
+    trail.record(enrolment.contact_id, status, enrolment_id=enrolment.pk, reason=reason, **detail)
+    return True
+
+
+def advance(enrolment: Enrolment, next_step: str | None, *, now, contact: Contact) -> int | None:
+    if next_step is None:
+        finish_enrolment(enrolment, Enrolment.Status.COMPLETED, "completed", now=now)
+        return None
+    return schedule_step(enrolment, next_step, now=now, contact=contact)
+
+
+def _close(execution, from_states, state, *, now, result, next_step, contact, trail_kind=None, **detail):
+    """Move an execution to its final state and schedule the next step, in one transaction."""
+    with transaction.atomic():
+        updated = StepExecution.objects.filter(pk=execution.pk, state__in=from_states).update(
+            state=state, finished_at=now, result=result)
+        if not updated:
+            return None
+        if trail_kind:
+            trail.record(contact.pk, trail_kind, enrolment_id=execution.enrolment_id,
+                         step_id=execution.step_id, **detail)
+        return advance(execution.enrolment, next_step, now=now, contact=contact)
+
+
+# --- running -------------------------------------------------------------------
+
+def run_claimed(execution_ids):
+    """Run claimed executions, each followed by the steps it makes due at once."""
+    for execution_id in execution_ids:
+        next_id, steps = execution_id, 0
+        while next_id is not None and steps < MAX_CHAIN:
+            try:
+                next_id = execute(next_id)
+            except Exception:
+                # A bug in one journey must not stop the others in this batch. The
+                # execution stays claimed and the sweep retries it after the lease.
+                logger.exception("saleor-flows: step execution %s failed", next_id)
+                next_id = None
+            steps += 1
+
+
+def execute(execution_id: int) -> int | None:
+    """Run one claimed execution; returns the next claimed execution, if one is due at once."""
+    execution = StepExecution.objects.select_related(
+        "enrolment__flow", "enrolment__version", "enrolment__contact", "enrolment__trigger_event",
+    ).filter(pk=execution_id).first()
+    if execution is None or execution.state != State.CLAIMED:
+        return None  # someone else ran it (a task delivered twice, a racing sweep)
+    now = clock.now()
+    enrolment, flow = execution.enrolment, execution.enrolment.flow
+    if enrolment.status != Enrolment.Status.ACTIVE:
+        StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+            state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
+        return None
+    if flow.status == flow.Status.PAUSED:
+        # Paused flows keep their contacts where they are; look again later.
+        StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+            state=State.PENDING, due_at=now + PAUSED_RECHECK, claimed_at=None)
+        return None
+    if flow.status == flow.Status.ARCHIVED:
+        with transaction.atomic():
+            finish_enrolment(enrolment, Enrolment.Status.EXITED, "flow_archived", now=now)
+        return None
+    step = enrolment.version.definition["steps"][execution.step_id]
+    handler = HANDLERS[step["type"]]
+    return handler(execution, step, now=now, contact=enrolment.contact)
+
+
+def _eval_context(execution, contact, now, *, event_payload=None):
+    enrolment = execution.enrolment
+    return EvalContext(
+        contact=contact.as_context(),
+        event=event_payload if event_payload is not None else enrolment.trigger_event.payload,
+        now=now, entered_at=enrolment.entered_at,
+        history=DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
+                                trigger_event_id=enrolment.trigger_event_id),
+    )
+
+
+# --- steps that send nothing ------------------------------------------------------
+
+def _run_wait(execution, step, *, now, contact):
+    return _close(execution, [State.CLAIMED], State.DONE, now=now, result={}, next_step=step["next"], contact=contact)
+
+
+def _run_wait_event(execution, step, *, now, contact):
+    resumed_by = (execution.result or {}).get("resumed_by")
+    if resumed_by:
+        return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"branch": "event", "event_id": resumed_by},
+                      next_step=step["next"], contact=contact, trail_kind="event_arrived",
+                      event=step["event"], event_id=resumed_by)
+    return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"branch": "timeout"},
+                  next_step=step["timeout_next"], contact=contact, trail_kind="wait_timed_out", event=step["event"])
+
+
+def _run_split(execution, step, *, now, contact):
+    decision = evaluate(step["condition"], _eval_context(execution, contact, now))
+    branch = "yes" if decision.result else "no"
+    return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"branch": branch},
+                  next_step=step[branch], contact=contact, trail_kind="branch", branch=branch, facts=decision.facts)
+
+
+def _run_branch(execution, step, *, now, contact):
+    context = _eval_context(execution, contact, now)
+    facts = {}
+    for index, option in enumerate(step["branches"]):
+        decision = evaluate(option["condition"], context)
+        facts.update(decision.facts)
+        if decision.result:
+            return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"branch": index},
+                          next_step=option["next"], contact=contact, trail_kind="branch", branch=index, facts=facts)
+    return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"branch": "else"},
+                  next_step=step["else"], contact=contact, trail_kind="branch", branch="else", facts=facts)
+
+
+def pick_variant(enrolment_id: int, step_id: str, variants: list[dict]) -> dict:
+    """A weighted choice that is stable for an enrolment (a re-run picks the same variant)."""
+    digest = hashlib.sha256(f"{enrolment_id}:{step_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(v["weight"] for v in variants)
+    for variant in variants:
+        point -= variant["weight"]
+        if point < 0:
+            return variant
+    return variants[-1]
+
+
+def _run_random_split(execution, step, *, now, contact):
+    variant = pick_variant(execution.enrolment_id, execution.step_id, step["variants"])
+    return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"variant": variant["name"]},
+                  next_step=variant["next"], contact=contact, trail_kind="branch", variant=variant["name"])
+
+
+def _run_contact_change(execution, step, *, now, contact):
+    """Tags, lists and custom fields: changed under the contact's lock, with the step, atomically."""
+    kind = step["type"]
+    with transaction.atomic():
+        if not StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+                state=State.DONE, finished_at=now):
+            return None
+        fresh = Contact.objects.select_for_update().get(pk=contact.pk)
+        if kind in ("add_tag", "remove_tag", "add_to_list", "remove_from_list"):
+            field, value = ("tags", step["tag"]) if kind.endswith("tag") else ("lists", step["list"])
+            values = list(getattr(fresh, field))
+            if kind.startswith("add") and value not in values:
+                values.append(value)
+            elif kind.startswith("remove") and value in values:
+                values.remove(value)
+            setattr(fresh, field, values)
+            fresh.updated_at = now
+            fresh.save(update_fields=[field, "updated_at"])
+            detail = {field[:-1]: value}
+        else:  # set_field
+            if step["value"] is None:
+                fresh.attributes.pop(step["field"], None)
+            else:
+                fresh.attributes[step["field"]] = step["value"]
+            fresh.updated_at = now
+            fresh.save(update_fields=["attributes", "updated_at"])
+            detail = {"field": step["field"], "value": step["value"]}
+        trail.record(contact.pk, kind, enrolment_id=execution.enrolment_id, step_id=execution.step_id, **detail)
+        return advance(execution.enrolment, step["next"], now=now, contact=fresh)
+
+
+def _run_exit(execution, step, *, now, contact):
+    with transaction.atomic():
+        if StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(state=State.DONE, finished_at=now):
+            finish_enrolment(execution.enrolment, Enrolment.Status.EXITED, "exit_step", now=now, step=execution.step_id)
+    return None
+
+
+# --- steps that talk to the outside world ------------------------------------------
+
+def _send_blocker(step, definition, contact) -> str:
+    """Why this contact must not get this message now, or ""."""
+    kind = step["type"]
+    # A step may say it is marketing inside a transactional flow (a review request after an order).
+    marketing = step.get("kind", definition.get("kind", "marketing")) == "marketing"
+    if kind == "notify_staff":
+        return ""
+    if contact.suppressed and (marketing or contact.suppressed_reason != "unsubscribed"):
+        return f"suppressed ({contact.suppressed_reason or 'no reason given'})"
+    channel = "email" if kind == "send_email" else "sms"
+    if channel == "email" and not contact.email:
+        return "no email address"
+    if channel == "sms" and not contact.phone:
+        return "no phone number"
+    if marketing:
+        consent = getattr(contact, f"{channel}_consent")
+        if consent != Contact.Consent.SUBSCRIBED:
+            return f"no {channel} marketing consent ({consent})"
+    return ""
+
+
+def _retry_or_fail(execution, message_id, *, now, error, max_attempts, backoff_seconds, contact, next_step):
+    """After a failed hand-off: try again later (the database is the clock), or give up and go on."""
+    with transaction.atomic():
+        attempts = execution.attempts + 1
+        if message_id:
+            Message.objects.filter(pk=message_id).update(status=Message.Status.FAILED, error=error[:2000])
+        if attempts < max_attempts:
+            retry_at = now + timedelta(seconds=backoff_seconds * 2 ** (attempts - 1))
+            StepExecution.objects.filter(pk=execution.pk, state=State.SENDING).update(
+                state=State.PENDING, due_at=retry_at, claimed_at=None, result={"last_error": error[:500]})
+            trail.record(contact.pk, "retry_scheduled", enrolment_id=execution.enrolment_id,
+                         step_id=execution.step_id, attempt=attempts, at=retry_at, error=error[:200])
+            return None
+    return _close(execution, [State.SENDING], State.FAILED, now=now, result={"error": error[:500]},
+                  next_step=next_step, contact=contact, trail_kind="failed", error=error[:200], attempts=attempts)
+
+
+def _deliver(execution, step, *, now, contact):
+    """send_email, send_sms, notify_staff: check, render, commit `sending`, hand off, commit `sent`."""
+    from ..channels import delivery  # channels sit beside the engine; imported when a send happens
+
+    enrolment = execution.enrolment
+    definition = enrolment.version.definition
+    with transaction.atomic():
+        # Lock the person, then the journey: an unsubscribe or an order that
+        # committed before this point is seen here, one that comes later waits.
+        fresh = Contact.objects.select_for_update().get(pk=contact.pk)
+        locked = Enrolment.objects.select_for_update().get(pk=enrolment.pk)
+        if locked.status != Enrolment.Status.ACTIVE:
+            StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+                state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
+            return None
+        from .processing import check_exit  # processing imports this module
+
+        outcome = check_exit(enrolment, fresh, now)
+        if outcome:
+            status, detail = outcome
+            finish_enrolment(enrolment, status, detail["reason"], now=now, facts=detail["facts"],
+                             before=execution.step_id)
+            return None
+        trigger_filter = definition["trigger"].get("filter")
+        if trigger_filter and step["type"] != "notify_staff":
+            decision = evaluate(trigger_filter, _eval_context(execution, fresh, now))
+            if not decision.result:
+                finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
+                                 facts=decision.facts, before=execution.step_id)
+                return None
+        blocker = _send_blocker(step, definition, fresh)
+        if blocker:
+            return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
+                          next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
+        send_id = uuid.uuid4()
+        try:
+            outgoing = delivery.prepare(step, definition=definition, flow=enrolment.flow, contact=fresh,
+                                        event_payload=enrolment.trigger_event.payload, send_id=send_id)
+        except Exception as exc:  # a template that cannot render for this contact's data
+            return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
+                          next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
+        if not StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+                state=State.SENDING, claimed_at=now, attempts=execution.attempts + 1):
+            return None
+        message = Message.objects.filter(execution=execution).first()
+        if message is None:
+            message = Message(execution=execution)
+        message.send_id, message.contact, message.flow = send_id, fresh, enrolment.flow
+        message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
+        message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
+        message.status, message.error, message.created_at = Message.Status.SENDING, "", now
+        message.save()
+    # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
+    try:
+        delivery.hand_off(outgoing)
+    except Exception as exc:
+        logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
+        return _retry_or_fail(execution, message.pk, now=clock.now(), error=f"{type(exc).__name__}: {exc}",
+                              max_attempts=SEND_RETRIES, backoff_seconds=SEND_BACKOFF_SECONDS,
+                              contact=fresh, next_step=step["next"])
+    sent_at = clock.now()
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at)
+        return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
+                      next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
+                      to=outgoing.to, subject=outgoing.subject, send_id=str(send_id))
+
+
+def _run_webhook(execution, step, *, now, contact):
+    from ..channels import webhook
+
+    enrolment = execution.enrolment
+    if not StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+            state=State.SENDING, claimed_at=now, attempts=execution.attempts + 1):
+        return None
+    try:
+        status = webhook.post(step, delivery_id=str(execution.pk), contact=contact,
+                              flow=enrolment.flow, event_payload=enrolment.trigger_event.payload)
+    except webhook.WebhookError as exc:
+        return _retry_or_fail(execution, None, now=clock.now(), error=str(exc),
+                              max_attempts=flows_setting("WEBHOOK_MAX_ATTEMPTS"),
+                              backoff_seconds=flows_setting("WEBHOOK_BACKOFF_SECONDS"),
+                              contact=contact, next_step=step["next"])
+    return _close(execution, [State.SENDING], State.DONE, now=clock.now(), result={"status": status},
+                  next_step=step["next"], contact=contact, trail_kind="webhook_delivered",
+                  url=step["url"], status=status, attempts=execution.attempts + 1)
+
+
+HANDLERS = {
+    "wait": _run_wait, "wait_until": _run_wait, "wait_date": _run_wait, "wait_event": _run_wait_event,
+    "split": _run_split, "branch": _run_branch, "random_split": _run_random_split,
+    "add_tag": _run_contact_change, "remove_tag": _run_contact_change, "add_to_list": _run_contact_change,
+    "remove_from_list": _run_contact_change, "set_field": _run_contact_change, "exit": _run_exit,
+    "send_email": _deliver, "send_sms": _deliver, "notify_staff": _deliver, "webhook": _run_webhook,
+}
+
+
+def mark_ambiguous(execution_id: int, *, now) -> bool:
+    """A send left in `sending` (its worker died): we cannot know if it went out.
+
+    It is never sent again. The message is marked ambiguous for reconciling
+    from provider events, the trail says so, and the journey goes on so the
+    contact is not stuck.
+    """
+    execution = StepExecution.objects.select_related(
+        "enrolment__version", "enrolment__contact", "enrolment__trigger_event").filter(pk=execution_id).first()
+    if execution is None or execution.state != State.SENDING:
+        return False
+    step = execution.enrolment.version.definition["steps"][execution.step_id]
+    with transaction.atomic():
+        if not StepExecution.objects.select_for_update().filter(pk=execution.pk, state=State.SENDING).exists():
+            return False
+        Message.objects.filter(execution_id=execution.pk, status=Message.Status.SENDING).update(
+            status=Message.Status.AMBIGUOUS)
+        next_id = _close(execution, [State.SENDING], State.AMBIGUOUS, now=now,
+                         result={"reason": "worker stopped during hand-off; outcome unknown"},
+                         next_step=step.get("next"), contact=execution.enrolment.contact,
+                         trail_kind="ambiguous", reason="worker stopped during hand-off; not resent")
+    if next_id:
+        from . import dispatch
+
+        dispatch.executions_claimed([next_id])
+    return True

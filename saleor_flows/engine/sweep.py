@@ -1,0 +1,87 @@
+"""The sweep: the one loop that turns due times in PostgreSQL into work.
+
+It claims due executions in batches with ``SELECT … FOR UPDATE SKIP LOCKED``
+(many sweeps can run at once, each gets different rows, none waits), marks
+them claimed and hands their ids to workers. It also repairs what crashes
+leave behind: claims whose task never ran are released, sends stuck in
+``sending`` become ``ambiguous`` (reported, never resent), and events whose
+enqueue was lost are enqueued again.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models.functions import Least
+from django.db.models import Value
+
+from .. import clock
+from ..conf import flows_setting
+from ..models import Event, StepExecution
+from . import dispatch
+from .runner import mark_ambiguous
+
+State = StepExecution.State
+
+
+@dataclass
+class SweepReport:
+    claimed: int = 0
+    released: int = 0
+    ambiguous: int = 0
+    requeued_events: int = 0
+
+
+def claim_due(limit: int, now=None) -> list[int]:
+    """Claim up to ``limit`` due executions, oldest due first. Cost grows with ``limit``, not the backlog."""
+    now = now or clock.now()
+    with transaction.atomic():
+        ids = list(
+            StepExecution.objects.select_for_update(skip_locked=True)
+            .filter(state=State.PENDING, due_at__lte=now)
+            .order_by("due_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            StepExecution.objects.filter(id__in=ids, state=State.PENDING).update(state=State.CLAIMED, claimed_at=now)
+    return ids
+
+
+def release_stale_claims(now) -> int:
+    """Claims whose task was lost (broker restart, worker killed before it started) go back to pending."""
+    cutoff = now - timedelta(seconds=flows_setting("CLAIM_LEASE_SECONDS"))
+    return StepExecution.objects.filter(state=State.CLAIMED, claimed_at__lt=cutoff).update(
+        state=State.PENDING, claimed_at=None, due_at=Least("due_at", Value(now)))
+
+
+def resolve_stale_sends(now) -> int:
+    cutoff = now - timedelta(seconds=flows_setting("SENDING_LEASE_SECONDS"))
+    stale = list(StepExecution.objects.filter(state=State.SENDING, claimed_at__lt=cutoff).values_list("id", flat=True)[:1000])
+    return sum(1 for execution_id in stale if mark_ambiguous(execution_id, now=now))
+
+
+def requeue_stale_events(now) -> int:
+    cutoff = now - timedelta(seconds=flows_setting("EVENT_REQUEUE_SECONDS"))
+    ids = list(Event.objects.filter(status=Event.Status.PENDING, received_at__lt=cutoff)
+               .order_by("received_at").values_list("id", flat=True)[:1000])
+    dispatch.events_pending(ids)
+    return len(ids)
+
+
+def sweep(*, batch_size: int | None = None, max_batches: int | None = None) -> SweepReport:
+    """One pass: repair, then claim and dispatch everything due, batch by batch."""
+    now = clock.now()
+    batch_size = batch_size or flows_setting("SWEEP_BATCH_SIZE")
+    report = SweepReport(
+        ambiguous=resolve_stale_sends(now),
+        released=release_stale_claims(now),
+        requeued_events=requeue_stale_events(now),
+    )
+    batches = 0
+    while True:
+        ids = claim_due(batch_size, now)
+        report.claimed += len(ids)
+        dispatch.executions_claimed(ids)
+        batches += 1
+        if len(ids) < batch_size or (max_batches and batches >= max_batches):
+            return report

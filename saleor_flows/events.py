@@ -1,0 +1,91 @@
+"""Recording events: the one door through which every edge feeds the engine.
+
+``record_event()`` is called in the host's request path (a Saleor hook, a
+webhook view, the storefront tracking endpoint), so it does exactly one
+INSERT and schedules processing for after the commit. Duplicates (hosts and
+webhooks deliver at least once) are dropped by the unique dedupe key inside
+that same statement. Validation happens later, in the worker: a malformed
+event is stored and dead-lettered with a reason, never lost and never raised
+into the shopper's request.
+"""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+
+from . import clock
+from .engine import dispatch
+from .models import Event
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    id: int | None  # None when the dedupe key was seen before
+    dedupe_key: str
+
+    @property
+    def duplicate(self) -> bool:
+        return self.id is None
+
+
+def normalize_email(email) -> str:
+    return (email or "").strip().lower() if isinstance(email, str) else ""
+
+
+def record_event(
+    name: str,
+    *,
+    email: str | None = None,
+    user_id: str | int | None = None,
+    channel: str = "",
+    payload: dict | None = None,
+    occurred_at: datetime | None = None,
+    dedupe_key: str | None = None,
+) -> RecordedEvent:
+    """Store a normalized event once and enqueue its processing on commit.
+
+    ``dedupe_key`` should identify the occurrence (e.g. ``"order_created:<order id>"``).
+    Without one, an event that gives ``occurred_at`` is deduplicated on its
+    whole content; an event with neither is never deduplicated.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("record_event() needs an event name")
+    now = clock.now()
+    email = normalize_email(email)
+    user_id = "" if user_id is None else str(user_id)
+    error = ""
+    try:
+        payload_json = json.dumps(payload if payload is not None else {}, cls=DjangoJSONEncoder, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        # Keep what we can read; the worker dead-letters it with this reason.
+        payload_json = json.dumps({"unserializable": repr(payload)[:10000]})
+        error = f"payload is not JSON-serializable: {exc}"
+    if not dedupe_key:
+        if occurred_at is None:
+            dedupe_key = f"auto:{uuid.uuid4()}"
+        else:
+            basis = "\x1f".join([name, email, user_id, channel, occurred_at.isoformat(), payload_json])
+            dedupe_key = "sha256:" + hashlib.sha256(basis.encode()).hexdigest()
+    dedupe_key = dedupe_key[:255]
+
+    table = connection.ops.quote_name(Event._meta.db_table)
+    status = Event.Status.DEAD if error else Event.Status.PENDING
+    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (name, occurred_at, received_at, email, user_id, channel, payload,"
+            f" dedupe_key, status, error) VALUES (%s, %s, %s, %s, %s, %s, {json_param}, %s, %s, %s)"
+            " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            [name[:100], occurred_at or now, now, email[:254], user_id[:100], channel[:100],
+             payload_json, dedupe_key, status, error],
+        )
+        row = cursor.fetchone()
+    event_id = row[0] if row else None
+    if event_id is not None and not error:
+        dispatch.event_recorded(event_id)
+    return RecordedEvent(id=event_id, dedupe_key=dedupe_key)

@@ -1,0 +1,256 @@
+"""Tables of saleor-flows.
+
+Effectively-once lives here as constraints, not as hopes: an event is stored
+once per dedupe key, an enrolment once per (flow, contact, trigger event), a
+step execution once per (enrolment, step, occurrence). State changes are
+conditional UPDATEs on these rows (see ``engine/runner.py``).
+"""
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from .engine.fields import CONTACT_FIELDS
+
+
+class Event(models.Model):
+    """A normalized event from any edge (Saleor hooks, App webhooks, storefront, API)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSED = "processed"
+        DEAD = "dead"  # kept with a reason, never lost
+
+    name = models.CharField(max_length=100)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    email = models.CharField(max_length=254, blank=True, default="")
+    user_id = models.CharField(max_length=100, blank=True, default="")
+    channel = models.CharField(max_length=100, blank=True, default="")
+    payload = models.JSONField(default=dict)
+    dedupe_key = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, default="")
+    contact = models.ForeignKey("Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["contact", "name", "occurred_at"], name="flows_event_history"),
+            models.Index(fields=["received_at"], name="flows_event_pending", condition=Q(status="pending")),
+        ]
+
+    def __str__(self):
+        return f"{self.name} #{self.pk} ({self.status})"
+
+
+class Contact(models.Model):
+    """One person, keyed by normalized email, linked to the host's user id when known."""
+
+    class Consent(models.TextChoices):
+        SUBSCRIBED = "subscribed"
+        UNSUBSCRIBED = "unsubscribed"
+        NEVER = "never"
+
+    email = models.CharField(max_length=254, unique=True, null=True, blank=True)
+    user_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    phone = models.CharField(max_length=32, blank=True, default="")
+    first_name = models.CharField(max_length=150, blank=True, default="")
+    last_name = models.CharField(max_length=150, blank=True, default="")
+    locale = models.CharField(max_length=35, blank=True, default="")
+    timezone = models.CharField(max_length=64, blank=True, default="")
+    attributes = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    lists = models.JSONField(default=list, blank=True)
+
+    email_consent = models.CharField(max_length=16, choices=Consent.choices, default=Consent.NEVER)
+    email_consent_source = models.CharField(max_length=64, blank=True, default="")
+    email_consent_at = models.DateTimeField(null=True, blank=True)
+    sms_consent = models.CharField(max_length=16, choices=Consent.choices, default=Consent.NEVER)
+    sms_consent_source = models.CharField(max_length=64, blank=True, default="")
+    sms_consent_at = models.DateTimeField(null=True, blank=True)
+
+    suppressed = models.BooleanField(default=False)
+    suppressed_reason = models.CharField(max_length=64, blank=True, default="")
+    suppressed_at = models.DateTimeField(null=True, blank=True)
+
+    order_count = models.PositiveIntegerField(default=0)
+    total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    currency = models.CharField(max_length=3, blank=True, default="")
+    first_order_at = models.DateTimeField(null=True, blank=True)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self):
+        return self.email or f"user {self.user_id}"
+
+    def as_context(self) -> dict:
+        """The contact as plain JSON-like data: what conditions and templates see."""
+        data = {name: getattr(self, name) for name in CONTACT_FIELDS}
+        data["total_spent"] = float(self.total_spent)
+        return data
+
+
+class Flow(models.Model):
+    """A journey a merchant edits. Its ``definition`` is the draft; running contacts use versions."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        LIVE = "live"
+        PAUSED = "paused"
+        ARCHIVED = "archived"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    definition = models.JSONField(default=dict)
+    trigger_event = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    live_version = models.ForeignKey(
+        "FlowVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self):
+        return self.name
+
+
+class FlowVersion(models.Model):
+    """An immutable published definition (templates compiled). Enrolments stay on theirs."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    published_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flow", "number"], name="flows_version_unique")]
+
+    def __str__(self):
+        return f"{self.flow} v{self.number}"
+
+
+class Enrolment(models.Model):
+    """One contact's journey through one flow version, started by one event."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        COMPLETED = "completed"  # reached the end of the graph
+        EXITED = "exited"  # exit criteria, exit step, goal, filter no longer matching
+        CONVERTED = "converted"  # goal reached
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="enrolments")
+    version = models.ForeignKey(FlowVersion, on_delete=models.PROTECT, related_name="enrolments")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="enrolments")
+    trigger_event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="enrolments")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    exit_reason = models.CharField(max_length=64, blank=True, default="")
+    entered_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flow", "contact", "trigger_event"], name="flows_enrolment_once_per_event"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["contact", "status"], name="flows_enrolment_contact"),
+            models.Index(fields=["flow", "contact", "entered_at"], name="flows_enrolment_reentry"),
+        ]
+
+
+class StepExecution(models.Model):
+    """One step of one enrolment, due at ``due_at``. The database is the clock."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # waiting for due_at (or for an event)
+        CLAIMED = "claimed"  # taken by a sweep or an inline run
+        SENDING = "sending"  # committed before the provider is called
+        SENT = "sent"
+        DONE = "done"  # a step that sends nothing ran
+        SKIPPED = "skipped"  # with a reason in `result`
+        FAILED = "failed"
+        AMBIGUOUS = "ambiguous"  # a send whose outcome is unknown: reported, never resent
+
+    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="executions")
+    step_id = models.CharField(max_length=100)
+    occurrence = models.PositiveIntegerField(default=1)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    due_at = models.DateTimeField()
+    # For "wait until an event happens": the awaited event's name while pending.
+    waiting_for = models.CharField(max_length=100, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrolment", "step_id", "occurrence"], name="flows_execution_once"
+            )
+        ]
+        indexes = [
+            # The sweep's index: only pending rows, in due order. Its size is the
+            # backlog, but a claim reads just the first batch of it.
+            models.Index(fields=["due_at"], name="flows_execution_due", condition=Q(state="pending")),
+            models.Index(fields=["claimed_at"], name="flows_execution_inflight",
+                         condition=Q(state__in=["claimed", "sending"])),
+            models.Index(fields=["waiting_for"], name="flows_execution_waiting",
+                         condition=Q(state="pending") & ~Q(waiting_for="")),
+        ]
+
+
+class Message(models.Model):
+    """An email or SMS the engine sent (or tried to). Engagement attaches here later."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+        SMS = "sms"
+
+    class Status(models.TextChoices):
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+        AMBIGUOUS = "ambiguous"
+
+    send_id = models.UUIDField(unique=True)
+    execution = models.OneToOneField(
+        StepExecution, null=True, blank=True, on_delete=models.CASCADE, related_name="message"
+    )
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    flow = models.ForeignKey(Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    step_id = models.CharField(max_length=100, blank=True, default="")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    to = models.CharField(max_length=254)
+    subject = models.CharField(max_length=255, blank=True, default="")
+    message_id = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SENDING)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["contact", "created_at"], name="flows_message_contact")]
+
+
+class TrailEntry(models.Model):
+    """The per-contact "why" trail: every enrolment, branch, wait, send, skip and exit."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="trail")
+    enrolment = models.ForeignKey(Enrolment, null=True, blank=True, on_delete=models.CASCADE, related_name="trail")
+    step_id = models.CharField(max_length=100, blank=True, default="")
+    kind = models.CharField(max_length=32)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["contact", "at"], name="flows_trail_contact")]
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.kind} {self.step_id} {self.detail}"

@@ -1,0 +1,35 @@
+"""Celery tasks: thin wrappers that hand ids to the engine.
+
+They are ``shared_task``s, so they run on the host's Celery app (Saleor
+autodiscovers ``tasks.py`` in installed apps). Tasks are acknowledged late:
+a task lost with its worker is delivered again, which is safe because every
+state change in the engine is conditional.
+"""
+
+from celery import shared_task
+
+from .engine import processing, runner, sweep as sweeping
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(name="saleor_flows.process_event", **TASK_OPTIONS)
+def process_event(event_id: int):
+    processing.process_event_and_continue(event_id)
+
+
+@shared_task(name="saleor_flows.run_executions", **TASK_OPTIONS)
+def run_executions(execution_ids: list[int]):
+    runner.run_claimed(execution_ids)
+
+
+@shared_task(name="saleor_flows.sweep", **TASK_OPTIONS)
+def sweep():
+    report = sweeping.sweep()
+    return vars(report)
+
+
+# Add to the host's beat schedule (Saleor: see the plugin's README section).
+BEAT_SCHEDULE = {
+    "saleor-flows-sweep": {"task": "saleor_flows.sweep", "schedule": 10.0},
+}
