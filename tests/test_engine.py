@@ -428,3 +428,22 @@ def test_why_trail_tells_the_story(flows):
     assert flows.trail_kinds(JANE) == ["entered", "sent", "waiting", "sent", "completed"]
     story = flows.why(JANE)
     assert "story/one sent" in story and "subject='One'" in story and "story completed" in story
+
+
+def test_dead_letters_can_be_listed_and_retried(flows):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    subscribed(flows)
+    flows.flow(chain("order_created", ("mail", email("Thanks"))))
+    flows.event("order_created", email=JANE, payload={"total_gross_amount": "oops", "currency": "USD"})
+    listing = StringIO()
+    call_command("flows_deadletters", stdout=listing)
+    assert "invalid 'total_gross_amount'" in listing.getvalue() and "1 dead event(s)" in listing.getvalue()
+    (dead,) = flows.dead_events()
+    dead.payload["total_gross_amount"] = "12.00"  # the sender's bug is fixed and the data corrected
+    dead.save()
+    call_command("flows_deadletters", "--retry", str(dead.pk), stdout=StringIO())
+    assert [m.subject for m in flows.emails_to(JANE)] == ["Thanks"]
+    assert flows.dead_events() == []

@@ -496,6 +496,13 @@ def test_build_email_sets_parts_and_tracking_headers():
     assert not hasattr(msg, "metadata") and not hasattr(msg, "tags")
 
 
+def test_build_email_without_html_is_text_only():
+    text_only = RenderedEmail(subject="New order", html="", text="Order #12 came in", language=None)
+    msg = build_email(text_only, to="staff@example.com", from_email=None, reply_to=None, send_id="s-5")
+    assert msg.alternatives == []
+    assert msg.message().get_content_type() == "text/plain"
+
+
 def test_build_email_uses_settings_for_sender_and_reply_to():
     flows = {"FROM_EMAIL": "Flows <flows@example.com>", "REPLY_TO": "care@example.com", "MESSAGE_ID_DOMAIN": "m.example"}
     with override_settings(SALEOR_FLOWS=flows):

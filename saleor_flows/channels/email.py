@@ -16,8 +16,10 @@ from ..conf import flows_setting
 SEND_ID_HEADER = "X-Flows-Send-Id"
 
 
-def build_email(rendered, *, to, from_email, reply_to, send_id, headers=None, metadata=None, tags=None):
-    """An ``EmailMultiAlternatives`` (text body, HTML alternative) ready for ``send_email_message``.
+def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str] | None, send_id: str,
+                headers: dict | None = None, metadata: dict | None = None,
+                tags: list[str] | None = None) -> EmailMultiAlternatives:
+    """An ``EmailMultiAlternatives`` (text body, HTML alternative if any) ready for ``send_email_message``.
 
     Its ``Message-ID`` is in ``msg.extra_headers["Message-ID"]`` for the caller to store.
     ``from_email`` and ``reply_to`` default to the FROM_EMAIL and REPLY_TO settings
@@ -39,13 +41,14 @@ def build_email(rendered, *, to, from_email, reply_to, send_id, headers=None, me
             "Message-ID": make_msgid(domain=flows_setting("MESSAGE_ID_DOMAIN")),
         },
     )
-    msg.attach_alternative(rendered.html, "text/html")
+    if rendered.html:  # a staff notification is text only
+        msg.attach_alternative(rendered.html, "text/html")
     if settings.EMAIL_BACKEND.startswith("anymail."):
         msg.metadata = {"send_id": str(send_id), **(metadata or {})}
         msg.tags = list(tags or [])
     return msg
 
 
-def send_email_message(msg):
+def send_email_message(msg: EmailMultiAlternatives) -> None:
     """Send through the host's configured backend; errors propagate, the engine decides the state."""
     get_connection().send_messages([msg])

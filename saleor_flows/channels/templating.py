@@ -111,7 +111,7 @@ KNOWN_FIELDS = {
 class TemplateError(ValueError):
     """A template cannot be published or rendered; ``errors`` lists every problem found."""
 
-    def __init__(self, errors):
+    def __init__(self, errors: list[str] | str):
         self.errors = [errors] if isinstance(errors, str) else list(errors)
         super().__init__("; ".join(self.errors))
 
@@ -338,7 +338,7 @@ _text_env = _FlowsSandbox(autoescape=False)
 
 # --- Publish time ---------------------------------------------------------------------------
 
-def check_text_template(source, label):
+def check_text_template(source: str, label: str) -> list[str]:
     """Every problem in one Jinja template (syntax, unknown variables and filters), as messages."""
     if not isinstance(source, str):
         return [f"{label}: must be text"]
@@ -386,7 +386,7 @@ def _name_errors(ast, label):
     return list(dict.fromkeys(errors))
 
 
-def compile_email(step):
+def compile_email(step: dict) -> dict:
     """A ``send_email`` step's templates, checked and compiled to inlined HTML, for storage.
 
     Returns ``{"default": {"subject", "html", "text", "preheader"}, "translations": {lang: {…}}}``
@@ -561,7 +561,7 @@ def _inject_preheader(html, preheader):
 
 # --- Send time ------------------------------------------------------------------------------------
 
-def language_key(code):
+def language_key(code: str | None) -> str | None:
     """``"pt_BR"`` → ``"pt-br"``: the form translations are stored and looked up under; None if not a code."""
     if not isinstance(code, str):
         return None
@@ -605,7 +605,7 @@ def _render(source, context, *, autoescape, language, label):
         _render_state.reset(token)
 
 
-def render_email(compiled, context, *, language):
+def render_email(compiled: dict, context: dict, *, language: str | None) -> RenderedEmail:
     """Subject, HTML and text of one email for one contact, in their language if translated."""
     used, variant = _pick_variant(compiled, language)
     subject = _render(variant["subject"], context, autoescape=False, language=language, label="subject")
@@ -617,7 +617,7 @@ def render_email(compiled, context, *, language):
     return RenderedEmail(subject=" ".join(subject.split()), html=html, text=text, language=used)
 
 
-def render_text(source, context, *, language=None):
+def render_text(source: str, context: dict, *, language: str | None = None) -> str:
     """A plain-text template (SMS, staff notification, webhook value): no HTML escaping."""
     return _render(source, context, autoescape=False, language=language, label="text")
 
@@ -703,7 +703,7 @@ class _TextExtractor(HTMLParser):
         return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
 
 
-def html_to_text(html):
+def html_to_text(html: str) -> str:
     """Plain text of an email's HTML: paragraphs, rows with ``|`` between cells, links as ``text (url)``."""
     extractor = _TextExtractor()
     extractor.feed(html)

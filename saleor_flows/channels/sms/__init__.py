@@ -27,12 +27,12 @@ class SmsMessage:
     send_id: str = ""
 
 
-def get_sms_backend(backend=None, *, fail_silently=False, **kwargs):
+def get_sms_backend(backend: str | None = None, *, fail_silently: bool = False, **kwargs):
     """An instance of the configured SMS backend (or of ``backend``, a dotted path)."""
     return import_string(backend or flows_setting("SMS_BACKEND"))(fail_silently=fail_silently, **kwargs)
 
 
-def segments(body):
+def segments(body: str) -> tuple[str, int]:
     """``(encoding, count)``: how many SMS parts ``body`` is billed as.
 
     GSM-7 when every character is in the GSM alphabet: 160 septets in one part,

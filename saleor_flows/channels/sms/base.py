@@ -8,9 +8,9 @@ class BaseSmsBackend:
     only through the returned count, as Django's mail backends do.
     """
 
-    def __init__(self, fail_silently=False, **kwargs):
+    def __init__(self, fail_silently: bool = False, **kwargs):
         self.fail_silently = fail_silently
 
-    def send_messages(self, messages):
+    def send_messages(self, messages) -> int:
         """Send ``messages``; return how many were sent."""
         raise NotImplementedError("subclasses of BaseSmsBackend must override send_messages()")
