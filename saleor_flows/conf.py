@@ -34,6 +34,8 @@ DEFAULTS = {
     "WEBHOOK_TIMEOUT_SECONDS": 10,
     "WEBHOOK_MAX_ATTEMPTS": 5,
     "WEBHOOK_BACKOFF_SECONDS": 30,
+    # A checkout with an email and lines that sees no activity for this long is abandoned.
+    "ABANDONED_CHECKOUT_IDLE_MINUTES": 60,
     # Contacts' timezone when their profile has none.
     "DEFAULT_TIMEZONE": "UTC",
 }

@@ -238,6 +238,32 @@ class Message(models.Model):
         indexes = [models.Index(fields=["contact", "created_at"], name="flows_message_contact")]
 
 
+class IdleTimer(models.Model):
+    """A derived event that fires after a quiet period, e.g. "checkout abandoned" an hour after its last change.
+
+    Every activity pushes ``due_at`` back; the order cancels it; the sweep
+    fires the due ones as events (once per quiet period, by dedupe key).
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting"
+        FIRED = "fired"
+        CANCELLED = "cancelled"
+
+    key = models.CharField(max_length=200, unique=True)
+    event_name = models.CharField(max_length=100)
+    email = models.CharField(max_length=254, blank=True, default="")
+    user_id = models.CharField(max_length=100, blank=True, default="")
+    channel = models.CharField(max_length=100, blank=True, default="")
+    payload = models.JSONField(default=dict)
+    last_activity_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], name="flows_timer_due", condition=Q(state="waiting"))]
+
+
 class TrailEntry(models.Model):
     """The per-contact "why" trail: every enrolment, branch, wait, send, skip and exit."""
 

@@ -466,7 +466,7 @@ def test_validation_errors(cond, errors):
     ({"history": "orders"}, ["history: unknown history 'orders' (expected 'event' or 'message')"]),
     ({"history": "event"}, ["event: expected an event name, got null"]),
     ({"history": "event", "event": "order_created", "since": "yesterday"},
-     ["since: expected 'entered', a duration like {\"days\": 30} or null: a duration must be an object like "
+     ["since: expected 'entered', 'triggered', a duration like {\"days\": 30} or null: a duration must be an object like "
       "{\"days\": 30}, got 'yesterday'"]),
     ({"history": "event", "event": "order_created", "since": {"days": -3}}, ["since: a duration must not be negative"]),
     ({"history": "event", "event": "order_created", "min_count": 0},
@@ -591,7 +591,9 @@ def history_strategy():
 
 def contexts():
     return st.builds(EvalContext, contact=contacts, event=st.none() | payloads,
-                     now=st.datetimes(timezones=st.none() | st.just(UTC) | st.timezones()),
+                     # `now` is the engine's clock, not data: any real moment, in any zone.
+                     now=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),
+                                      timezones=st.none() | st.just(UTC) | st.timezones()),
                      history=history_strategy(), entered_at=st.none() | datetimes)
 
 
@@ -698,3 +700,25 @@ def test_eval_context_needs_a_real_now():
         evaluate({"has_tag": "x"}, EvalContext(contact={}, event=None, now=None))
     # A Decimal (not float) total, as a host might pass, compares too.
     assert run(cmp("contact.total_spent", "eq", 120.5), contact=make_contact(total_spent=Decimal("120.50"))).result
+
+
+def test_since_triggered_counts_from_the_trigger_event_not_from_entering():
+    class Orders:
+        def __init__(self):
+            self.asked = []
+
+        def count_events(self, name, since, where):
+            self.asked.append(since)
+            return 1 if since <= datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc) else 0
+
+        def count_messages(self, action, since, flow_only):
+            return 0
+
+    history = Orders()
+    ctx = EvalContext(contact={}, event={}, now=datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc), history=history,
+                      entered_at=datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc),
+                      triggered_at=datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc))
+    assert validate_condition({"history": "event", "event": "order_created", "since": "triggered"}) == []
+    assert evaluate({"history": "event", "event": "order_created", "since": "triggered"}, ctx).result is True
+    assert evaluate({"history": "event", "event": "order_created", "since": "entered"}, ctx).result is False
+    assert history.asked == [ctx.triggered_at, ctx.entered_at]

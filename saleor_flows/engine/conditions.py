@@ -330,13 +330,13 @@ def _value_problems(op, ftype, value) -> list[tuple[str, str]]:
 
 
 def _since_problem(since) -> str | None:
-    if since is None or since == "entered":
+    if since is None or since in ("entered", "triggered"):
         return None
     try:
         if parse_duration(since) < timedelta(0):
             return "a duration must not be negative"
     except ValueError as exc:
-        return f"expected 'entered', a duration like {{\"days\": 30}} or null: {exc}"
+        return f"expected 'entered', 'triggered', a duration like {{\"days\": 30}} or null: {exc}"
     return None
 
 
@@ -389,6 +389,7 @@ class EvalContext:
     now: datetime
     history: HistoryLookup | None = None
     entered_at: datetime | None = None  # None before enrolment: "since entered" then means now
+    triggered_at: datetime | None = None  # when the trigger event occurred ("since triggered")
 
 
 @dataclass
@@ -579,6 +580,10 @@ def _resolve_since(since, ctx) -> datetime | None:
         return None
     if since == "entered":
         return _datetime(ctx.entered_at) or ctx.now
+    if since == "triggered":
+        # When the trigger happened, which can be before entering: a checkout is
+        # abandoned at its last activity, not when the idle timer noticed.
+        return _datetime(ctx.triggered_at) or _datetime(ctx.entered_at) or ctx.now
     try:
         return _shift(ctx.now, -parse_duration(since))
     except ValueError:

@@ -18,6 +18,7 @@ from ..models import Enrolment, Event, Flow, StepExecution
 from . import trail
 from .conditions import EvalContext, evaluate
 from .contacts import resolve_contact, update_profile
+from .derived import derive
 from .history import DatabaseHistory
 from .runner import finish_enrolment, run_claimed, schedule_step
 
@@ -64,12 +65,9 @@ def shape_problem(event: Event) -> str:
     return ""
 
 
-def _context(contact, enrolment_event, *, now, history=None, entered_at=None, event_payload=None):
-    return EvalContext(
-        contact=contact.as_context(),
-        event=event_payload if event_payload is not None else (enrolment_event.payload if enrolment_event else None),
-        now=now, history=history, entered_at=entered_at,
-    )
+def _context(contact, trigger_event, *, now, history=None, entered_at=None, triggered_at=None):
+    return EvalContext(contact=contact.as_context(), event=trigger_event.payload, now=now, history=history,
+                       entered_at=entered_at, triggered_at=triggered_at)
 
 
 def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
@@ -81,7 +79,8 @@ def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
         condition = definition.get(key)
         if condition:
             decision = evaluate(condition, _context(contact, enrolment.trigger_event, now=now,
-                                                    history=history, entered_at=enrolment.entered_at))
+                                                    history=history, entered_at=enrolment.entered_at,
+                                                    triggered_at=enrolment.trigger_event.occurred_at))
             if decision.result:
                 return status, {"reason": "goal_reached" if key == "goal" else "exit_criteria",
                                 "facts": decision.facts}
@@ -167,6 +166,7 @@ def process_event(event_id: int) -> list[int]:
         event.contact = contact
         update_profile(contact, event)
         Event.objects.filter(pk=event.pk).update(contact=contact)
+        derive(event, contact)
 
         for enrolment in Enrolment.objects.select_related("version", "trigger_event", "flow").filter(
                 contact=contact, status=Enrolment.Status.ACTIVE):

@@ -147,7 +147,7 @@ def _eval_context(execution, contact, now, *, event_payload=None):
     return EvalContext(
         contact=contact.as_context(),
         event=event_payload if event_payload is not None else enrolment.trigger_event.payload,
-        now=now, entered_at=enrolment.entered_at,
+        now=now, entered_at=enrolment.entered_at, triggered_at=enrolment.trigger_event.occurred_at,
         history=DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
                                 trigger_event_id=enrolment.trigger_event_id),
     )

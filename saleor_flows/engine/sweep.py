@@ -19,6 +19,7 @@ from .. import clock
 from ..conf import flows_setting
 from ..models import Event, StepExecution
 from . import dispatch
+from .derived import fire_due_timers
 from .runner import mark_ambiguous
 
 State = StepExecution.State
@@ -30,6 +31,7 @@ class SweepReport:
     released: int = 0
     ambiguous: int = 0
     requeued_events: int = 0
+    timers_fired: int = 0
 
 
 def claim_due(limit: int, now=None) -> list[int]:
@@ -76,6 +78,7 @@ def sweep(*, batch_size: int | None = None, max_batches: int | None = None) -> S
         ambiguous=resolve_stale_sends(now),
         released=release_stale_claims(now),
         requeued_events=requeue_stale_events(now),
+        timers_fired=fire_due_timers(now),
     )
     batches = 0
     while True:

@@ -1,0 +1,100 @@
+"""Events the host does not send, derived from the ones it does.
+
+Saleor has no "checkout abandoned" and no "first order" event. They are
+derived here, in the worker, while the normalized event that implies them is
+processed, so the host's request path still does one INSERT and one enqueue.
+
+- ``checkout_abandoned``: an idle timer per checkout that has an email and
+  lines, pushed back by every update, cancelled when the checkout becomes an
+  order; fired by the sweep with the checkout's latest snapshot, dated at its
+  last activity.
+- ``first_order`` / ``nth_order``: when an order makes the contact's order count 1 / n.
+"""
+
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+import json
+
+from .. import clock
+from ..conf import flows_setting
+from ..models import Event, IdleTimer
+
+CHECKOUT_ACTIVITY = {"checkout_created", "checkout_updated"}
+CHECKOUT_DONE = {"checkout_fully_paid", "checkout_completed"}
+
+
+def checkout_timer_key(token) -> str:
+    return f"checkout:{token}"
+
+
+def touch_timer(key: str, *, event_name: str, idle: timedelta, email: str, user_id: str, channel: str,
+                payload: dict, at):
+    """Arm or push back a timer in one upsert (a newer activity always wins)."""
+    table = connection.ops.quote_name(IdleTimer._meta.db_table)
+    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, event_name, email, user_id, channel, payload, last_activity_at, due_at, state)"
+            f" VALUES (%s, %s, %s, %s, %s, {json_param}, %s, %s, 'waiting')"
+            " ON CONFLICT (key) DO UPDATE SET event_name = excluded.event_name, email = excluded.email,"
+            " user_id = excluded.user_id, channel = excluded.channel, payload = excluded.payload,"
+            " last_activity_at = excluded.last_activity_at, due_at = excluded.due_at, state = 'waiting'"
+            f" WHERE {table}.last_activity_at <= excluded.last_activity_at",
+            [key, event_name, email, user_id, channel, json.dumps(payload, cls=DjangoJSONEncoder), at, at + idle],
+        )
+
+
+def cancel_timer(key: str):
+    IdleTimer.objects.filter(key=key, state=IdleTimer.State.WAITING).update(state=IdleTimer.State.CANCELLED)
+
+
+def derive(event: Event, contact) -> None:
+    """Called while ``event`` is processed (inside its transaction)."""
+    payload = event.payload
+    if event.name in CHECKOUT_ACTIVITY and payload.get("token"):
+        key = checkout_timer_key(payload["token"])
+        email = (payload.get("email") or event.email or "").strip().lower()
+        if email and payload.get("lines"):
+            touch_timer(key, event_name="checkout_abandoned",
+                        idle=timedelta(minutes=flows_setting("ABANDONED_CHECKOUT_IDLE_MINUTES")),
+                        email=email, user_id=event.user_id, channel=event.channel, payload=payload,
+                        at=event.occurred_at)
+        else:
+            cancel_timer(key)  # emptied, or no one to write to
+    elif event.name in CHECKOUT_DONE and payload.get("token"):
+        cancel_timer(checkout_timer_key(payload["token"]))
+    elif event.name == "order_created":
+        if payload.get("checkout_token"):
+            cancel_timer(checkout_timer_key(payload["checkout_token"]))
+        _record_nth_order(event, contact)
+
+
+def _record_nth_order(event: Event, contact):
+    from ..events import record_event  # the door every event goes through, derived ones too
+
+    count = contact.order_count
+    common = {"email": contact.email or "", "user_id": contact.user_id, "channel": event.channel,
+              "payload": {**event.payload, "order_count": count}, "occurred_at": event.occurred_at}
+    if count == 1:
+        record_event("first_order", dedupe_key=f"first_order:{event.pk}", **common)
+    record_event("nth_order", dedupe_key=f"nth_order:{event.pk}", **common)
+
+
+def fire_due_timers(now=None, limit: int = 1000) -> int:
+    """Turn due timers into events, once: claimed with SKIP LOCKED, fired and marked in one transaction."""
+    from ..events import record_event
+
+    now = now or clock.now()
+    with transaction.atomic():
+        due = list(IdleTimer.objects.select_for_update(skip_locked=True)
+                   .filter(state=IdleTimer.State.WAITING, due_at__lte=now).order_by("due_at")[:limit])
+        for timer in due:
+            record_event(
+                timer.event_name, email=timer.email, user_id=timer.user_id or None, channel=timer.channel,
+                payload=timer.payload, occurred_at=timer.last_activity_at,
+                dedupe_key=f"{timer.event_name}:{timer.key}:{timer.last_activity_at.isoformat()}",
+            )
+        IdleTimer.objects.filter(pk__in=[t.pk for t in due]).update(state=IdleTimer.State.FIRED)
+    return len(due)
