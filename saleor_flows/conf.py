@@ -38,8 +38,32 @@ DEFAULTS = {
     "ABANDONED_CHECKOUT_IDLE_MINUTES": 60,
     # Contacts' timezone when their profile has none.
     "DEFAULT_TIMEZONE": "UTC",
+
+
+    # An SMTP server for our mail instead of the host's EMAIL_BACKEND:
+    # {"host", "port", "username", "password", "use_tls", "use_ssl"}.
+    "SMTP": None,
+    # Where the shop's public pages live (links in emails, unsubscribe).
+    "PUBLIC_URL": "",
+    # Host edges: the user metadata key where storefronts store marketing consent,
+    # and the storefront link back to a checkout ("{token}" is replaced).
+    "CONSENT_METADATA_KEY": "marketing_consent",
+    "CHECKOUT_URL_TEMPLATE": "",
 }
+
+# Edges may add a source that overrides settings at run time, e.g. the Saleor
+# plugin's configuration stored in Saleor's database. A source returns a dict.
+_sources: list = []
+
+
+def add_settings_source(source):
+    if source not in _sources:
+        _sources.append(source)
 
 
 def flows_setting(name):
+    for source in _sources:
+        value = source().get(name)
+        if value not in (None, ""):
+            return value
     return getattr(settings, "SALEOR_FLOWS", {}).get(name, DEFAULTS[name])

@@ -219,8 +219,9 @@ class Message(models.Model):
         AMBIGUOUS = "ambiguous"
 
     send_id = models.UUIDField(unique=True)
+    # Kept (anonymized) when a journey is erased, so a flow's report keeps its counts.
     execution = models.OneToOneField(
-        StepExecution, null=True, blank=True, on_delete=models.CASCADE, related_name="message"
+        StepExecution, null=True, blank=True, on_delete=models.SET_NULL, related_name="message"
     )
     contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     flow = models.ForeignKey(Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
@@ -236,6 +237,14 @@ class Message(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["contact", "created_at"], name="flows_message_contact")]
+
+
+class Suppression(models.Model):
+    """An address we must not contact, kept as a hash so it survives erasing the person."""
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
 
 
 class IdleTimer(models.Model):

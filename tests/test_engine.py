@@ -447,3 +447,32 @@ def test_dead_letters_can_be_listed_and_retried(flows):
     call_command("flows_deadletters", "--retry", str(dead.pk), stdout=StringIO())
     assert [m.subject for m in flows.emails_to(JANE)] == ["Thanks"]
     assert flows.dead_events() == []
+
+
+def test_customer_deleted_erases_the_person_and_keeps_a_hashed_suppression(flows):
+    import hashlib
+
+    from saleor_flows.models import Suppression, TrailEntry
+
+    subscribed(flows, attributes={"birthday": "1990-02-10"})
+    flows.flow(chain("go", ("mail", email("Hi"))))
+    flows.event("go", email=JANE, payload={"secret": "jane's data"})
+    flows.event("customer_deleted", email=JANE, payload={"email": JANE})
+    assert not Contact.objects.exists() and not TrailEntry.objects.exists() and not Enrolment.objects.exists()
+    assert not Event.objects.filter(email=JANE).exists()
+    assert all(e.payload == {} for e in Event.objects.all())
+    (message,) = Message.objects.all()  # the send is still counted, anonymized
+    assert (message.to, message.subject, message.contact_id) == ("", "", None)
+    (suppression,) = Suppression.objects.all()
+    assert suppression.email_hash == hashlib.sha256(JANE.encode()).hexdigest()
+    # A stale event about the erased address creates a suppressed contact: no marketing.
+    flows.event("go", email=JANE)
+    assert Contact.objects.get().suppressed_reason == "erased"
+    assert len(flows.outbox) == 1
+
+
+def test_consent_from_an_edge_is_recorded_with_its_source(flows):
+    flows.event("customer_updated", email=JANE, payload={"consent": {"email": "subscribed", "source": "saleor_user_metadata"}})
+    contact = Contact.objects.get()
+    assert (contact.email_consent, contact.email_consent_source) == ("subscribed", "saleor_user_metadata")
+    assert contact.email_consent_at == flows.now

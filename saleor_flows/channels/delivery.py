@@ -28,8 +28,8 @@ class Outgoing:
 def unsubscribe_url(contact, send_id) -> str:
     """A signed link that names the contact without showing who they are."""
     token = signing.dumps({"c": contact.pk, "s": str(send_id)}, salt=UNSUBSCRIBE_SALT, compress=True)
-    base = (flows_setting("SHOP").get("url") or "").rstrip("/")
-    return f"{base}/plugins/saleor.flows/unsubscribe/{token}/"
+    base = (flows_setting("PUBLIC_URL") or flows_setting("SHOP").get("url") or "").rstrip("/")
+    return f"{base}/plugins/global/saleor.flows/unsubscribe/{token}/"
 
 
 def template_context(*, contact, flow, event_payload, send_id) -> dict:

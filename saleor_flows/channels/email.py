@@ -51,4 +51,12 @@ def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str
 
 def send_email_message(msg: EmailMultiAlternatives) -> None:
     """Send through the host's configured backend; errors propagate, the engine decides the state."""
-    get_connection().send_messages([msg])
+    smtp = flows_setting("SMTP")
+    if smtp:
+        # An SMTP server set in the plugin configuration wins over the host's backend.
+        connection = get_connection("django.core.mail.backends.smtp.EmailBackend", **{
+            key: smtp[key] for key in ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
+            if smtp.get(key) not in (None, "")})
+    else:
+        connection = get_connection()
+    connection.send_messages([msg])

@@ -1,16 +1,20 @@
 """Contacts: finding (or creating) the person behind an event, and keeping their profile current.
 
-Event payloads use the normalized vocabulary of ``events.EVENT_SHAPES``
-(Saleor's webhook field names, which every edge produces), so this module
-reads plain dicts and knows nothing of any host.
+Event payloads use the normalized vocabulary (Saleor's webhook field names,
+which every edge produces, see ``processing.EVENT_SHAPES``; plus an optional
+``consent`` object an edge fills from the host), so this module reads plain
+dicts and knows nothing of any host.
 """
 
+import hashlib
 from decimal import Decimal, InvalidOperation
+
+from django.db.models import Q
 
 from django.utils.dateparse import parse_datetime
 
 from .. import clock
-from ..models import Contact, Event
+from ..models import Contact, Event, IdleTimer, Message, Suppression, TrailEntry
 
 
 def _lock(**lookup) -> Contact | None:
@@ -33,6 +37,9 @@ def resolve_contact(event: Event) -> Contact:
             ignore_conflicts=True,
         )
         contact = (_lock(user_id=user_id) if user_id else None) or _lock(email=email)
+        if email and Suppression.objects.filter(email_hash=email_hash(email)).exists():
+            contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, "erased", now
+            contact.save(update_fields=["suppressed", "suppressed_reason", "suppressed_at"])
     changed = []
     if user_id and not contact.user_id:
         contact.user_id = user_id
@@ -43,6 +50,34 @@ def resolve_contact(event: Event) -> Contact:
     if changed:
         contact.save(update_fields=changed)
     return contact
+
+
+def email_hash(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def erase_contact(contact: Contact, *, reason: str = "erased"):
+    """Forget a person (GDPR erasure): their events, journeys, messages and profile.
+
+    Only a hash of the address stays, as a suppression entry, so that an old
+    import or a stale event can never quietly start mailing them again.
+    """
+    now = clock.now()
+    if contact.email:
+        Suppression.objects.get_or_create(email_hash=email_hash(contact.email),
+                                          defaults={"reason": reason, "created_at": now})
+        IdleTimer.objects.filter(email=contact.email).delete()
+    identity = Q(contact=contact)
+    if contact.email:
+        identity |= Q(email=contact.email)
+    if contact.user_id:
+        identity |= Q(user_id=contact.user_id)
+    Message.objects.filter(contact=contact).update(to="", subject="")
+    TrailEntry.objects.filter(contact=contact).delete()
+    contact.enrolments.all().delete()  # their steps and trail go with them
+    # Events are kept for counts only: no identity, no payload.
+    Event.objects.filter(identity).update(email="", user_id="", payload={}, contact=None)
+    contact.delete()
 
 
 def _decimal(value) -> Decimal | None:
@@ -68,7 +103,12 @@ def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=
     setattr(contact, f"{channel}_consent", status)
     setattr(contact, f"{channel}_consent_source", source[:64])
     setattr(contact, f"{channel}_consent_at", at or clock.now())
-    return [f"{channel}_consent", f"{channel}_consent_source", f"{channel}_consent_at"]
+    changed = [f"{channel}_consent", f"{channel}_consent_source", f"{channel}_consent_at"]
+    if status == Contact.Consent.SUBSCRIBED and contact.suppressed and contact.suppressed_reason == "erased":
+        # Someone who was erased and comes back and opts in again is a new, consenting person.
+        contact.suppressed, contact.suppressed_reason, contact.suppressed_at = False, "", None
+        changed += ["suppressed", "suppressed_reason", "suppressed_at"]
+    return changed
 
 
 def update_profile(contact: Contact, event: Event):
@@ -102,6 +142,14 @@ def update_profile(contact: Contact, event: Event):
         channel, status = payload.get("channel"), payload.get("status")
         changed += set_consent(contact, channel, status, source=str(payload.get("source") or "event"),
                                at=event.occurred_at)
+    consent = payload.get("consent")
+    if isinstance(consent, dict):
+        # An edge read the person's choice from the host (e.g. a Saleor user metadata key).
+        for channel in ("email", "sms"):
+            status = consent.get(channel)
+            if status in Contact.Consent.values and getattr(contact, f"{channel}_consent") != status:
+                changed += set_consent(contact, channel, status, source=str(consent.get("source") or "host"),
+                                       at=event.occurred_at)
     for key, value in (payload.get("attributes") or {}).items() if event.name == "profile_updated" else ():
         contact.attributes[str(key)] = value
         changed.append("attributes")

@@ -17,7 +17,7 @@ from .. import clock
 from ..models import Enrolment, Event, Flow, StepExecution
 from . import trail
 from .conditions import EvalContext, evaluate
-from .contacts import resolve_contact, update_profile
+from .contacts import erase_contact, resolve_contact, update_profile
 from .derived import derive
 from .history import DatabaseHistory
 from .runner import finish_enrolment, run_claimed, schedule_step
@@ -163,6 +163,11 @@ def process_event(event_id: int) -> list[int]:
             logger.warning("saleor-flows: event %s (%s) dead-lettered: %s", event.pk, event.name, problem)
             return []
         contact = resolve_contact(event)
+        if event.name == "customer_deleted":
+            erase_contact(contact)
+            Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now,
+                                                     email="", user_id="", payload={})
+            return []
         event.contact = contact
         update_profile(contact, event)
         Event.objects.filter(pk=event.pk).update(contact=contact)

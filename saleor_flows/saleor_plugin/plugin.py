@@ -1,0 +1,159 @@
+"""The saleor-flows plugin: Saleor's hooks in, normalized events out.
+
+Each hook records one event (one INSERT, processing enqueued on commit) and
+returns ``previous_value`` untouched. Hooks run in the shopper's request and
+Saleor does not catch plugin exceptions, so nothing here may raise: a
+failure is logged and the request goes on.
+"""
+
+import logging
+
+from django.http import HttpResponseNotFound, JsonResponse
+from django.utils import timezone
+from saleor.plugins.base_plugin import BasePlugin, ConfigurationTypeField
+
+from ..conf import flows_setting
+from ..events import record_event
+from . import payloads, translate
+from .config import PLUGIN_ID
+
+logger = logging.getLogger(__name__)
+
+FIELDS = [
+    ("sender_name", ConfigurationTypeField.STRING, "Sender name", "Shown as the sender of flow emails."),
+    ("sender_address", ConfigurationTypeField.STRING, "Sender address",
+     "The From address of flow emails (empty: Saleor's DEFAULT_FROM_EMAIL)."),
+    ("reply_to", ConfigurationTypeField.STRING, "Reply-to address", "Where customers' replies go."),
+    ("abandoned_checkout_idle_minutes", ConfigurationTypeField.STRING, "Abandoned checkout after (minutes)",
+     "A checkout with an email and lines that sees no change for this long counts as abandoned."),
+    ("quiet_hours", ConfigurationTypeField.STRING, "Quiet hours (SMS)",
+     "e.g. 21:00-08:00 in the customer's timezone: SMS inside it wait until it ends."),
+    ("consent_metadata_key", ConfigurationTypeField.STRING, "Consent metadata key",
+     "The user metadata key storefronts set to 'true'/'false' for email marketing consent."),
+    ("tracking", ConfigurationTypeField.BOOLEAN, "Track opens and clicks",
+     "Adds an open pixel and click redirects to marketing emails."),
+    ("public_url", ConfigurationTypeField.STRING, "Public base URL",
+     "The public URL of this Saleor API (for links in emails, e.g. unsubscribe)."),
+    ("checkout_url_template", ConfigurationTypeField.STRING, "Storefront checkout link",
+     "Link back to a checkout in abandoned-checkout emails; {token} is replaced, "
+     "e.g. https://shop.example.com/checkout?checkout={token}"),
+    ("smtp_host", ConfigurationTypeField.STRING, "SMTP host (optional)",
+     "Send flow emails through this SMTP server instead of Saleor's email backend."),
+    ("smtp_port", ConfigurationTypeField.STRING, "SMTP port", "Usually 587."),
+    ("smtp_user", ConfigurationTypeField.STRING, "SMTP user", ""),
+    ("smtp_password", ConfigurationTypeField.PASSWORD, "SMTP password", ""),
+    ("smtp_use_tls", ConfigurationTypeField.BOOLEAN, "SMTP STARTTLS", ""),
+]
+DEFAULTS = {"abandoned_checkout_idle_minutes": "60", "quiet_hours": "21:00-08:00",
+            "consent_metadata_key": "marketing_consent", "tracking": True, "smtp_use_tls": True}
+
+
+class FlowsPlugin(BasePlugin):
+    PLUGIN_ID = PLUGIN_ID
+    PLUGIN_NAME = "Flows"
+    PLUGIN_DESCRIPTION = (
+        "Marketing automation: welcome series, abandoned checkout, post-purchase and your own "
+        "email/SMS journeys, triggered by this store's events."
+    )
+    CONFIGURATION_PER_CHANNEL = False
+    DEFAULT_ACTIVE = False
+    DEFAULT_CONFIGURATION = [{"name": name, "value": DEFAULTS.get(name, "")} for name, *_ in FIELDS]
+    CONFIG_STRUCTURE = {name: {"type": kind, "label": label, "help_text": help_text}
+                        for name, kind, label, help_text in FIELDS}
+
+    def _record(self, hook: str, instance):
+        if not self.active:
+            return
+        try:
+            payload, extra = payloads.build(hook, instance, self.requestor)
+            config = {item["name"]: item["value"] for item in self.configuration}
+            event = translate.normalize(
+                hook, payload, now=timezone.now(),
+                checkout_url_template=config.get("checkout_url_template") or flows_setting("CHECKOUT_URL_TEMPLATE"),
+                consent_metadata_key=config.get("consent_metadata_key") or flows_setting("CONSENT_METADATA_KEY"),
+                **extra)
+            if event:
+                record_event(**event)
+        except Exception:
+            logger.exception("saleor-flows: could not record %s; the request goes on", hook)
+
+    # Customers and accounts
+    def customer_created(self, customer, *args, previous_value=None, **kwargs):
+        self._record("customer_created", customer)
+        return previous_value
+
+    def customer_updated(self, customer, *args, previous_value=None, **kwargs):
+        self._record("customer_updated", customer)
+        return previous_value
+
+    def customer_metadata_updated(self, customer, *args, previous_value=None, **kwargs):
+        self._record("customer_metadata_updated", customer)
+        return previous_value
+
+    def account_confirmed(self, user, *args, previous_value=None, **kwargs):
+        self._record("account_confirmed", user)
+        return previous_value
+
+    def customer_deleted(self, customer, *args, previous_value=None, **kwargs):
+        self._record("customer_deleted", customer)
+        return previous_value
+
+    def account_deleted(self, user, *args, previous_value=None, **kwargs):
+        self._record("account_deleted", user)
+        return previous_value
+
+    # Checkouts
+    def checkout_created(self, checkout, *args, previous_value=None, **kwargs):
+        self._record("checkout_created", checkout)
+        return previous_value
+
+    def checkout_updated(self, checkout, *args, previous_value=None, **kwargs):
+        self._record("checkout_updated", checkout)
+        return previous_value
+
+    def checkout_fully_paid(self, checkout, *args, previous_value=None, **kwargs):
+        self._record("checkout_fully_paid", checkout)
+        return previous_value
+
+    # Orders and fulfilments
+    def order_created(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_created", order)
+        return previous_value
+
+    def order_confirmed(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_confirmed", order)
+        return previous_value
+
+    def order_paid(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_paid", order)
+        return previous_value
+
+    def order_fully_paid(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_fully_paid", order)
+        return previous_value
+
+    def order_fulfilled(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_fulfilled", order)
+        return previous_value
+
+    def order_cancelled(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_cancelled", order)
+        return previous_value
+
+    def order_refunded(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_refunded", order)
+        return previous_value
+
+    def order_fully_refunded(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_fully_refunded", order)
+        return previous_value
+
+    def fulfillment_created(self, fulfillment, *args, previous_value=None, **kwargs):
+        self._record("fulfillment_created", fulfillment)
+        return previous_value
+
+    def webhook(self, request, path, previous_value=None, **kwargs):
+        """Our HTTP endpoints under /plugins/global/saleor.flows/ (unsubscribe and tracking come next)."""
+        if path.strip("/") == "health":
+            return JsonResponse({"plugin": PLUGIN_ID, "active": self.active})
+        return HttpResponseNotFound("Not found")

@@ -1,0 +1,112 @@
+"""Contract tests for the Saleor edge: Saleor's payload shapes (our own fixtures) → normalized events → the engine."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from saleor_flows.events import record_event
+from saleor_flows.models import Contact, Event, IdleTimer
+from saleor_flows.saleor_plugin.config import as_engine_settings
+from saleor_flows.saleor_plugin.translate import consent_from_metadata, decode_global_id, normalize
+
+FIXTURES = Path(__file__).parent / "fixtures" / "saleor"
+NOW = datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)
+CHECKOUT_UUID = "3f6c1a9e-2b7d-4c1e-9a55-0d2e8b7f6a41"
+
+
+def fixture(name):
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def test_customer_created():
+    event = normalize("customer_created", fixture("customer_created"), user_id="VXNlcjoxMDE=", now=NOW)
+    assert event["name"] == "customer_created"
+    assert (event["email"], event["user_id"]) == ("ana.silva@example.org", "VXNlcjoxMDE=")
+    assert event["occurred_at"] == datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+    assert event["dedupe_key"] == "saleor:customer_created:VXNlcjoxMDE="
+    assert "meta" not in event["payload"] and "private_metadata" not in event["payload"]
+
+
+def test_consent_read_from_the_configured_metadata_key():
+    event = normalize("customer_metadata_updated", fixture("customer_updated"), consent_metadata_key="marketing_consent",
+                      now=NOW)
+    assert event["name"] == "customer_updated"
+    assert event["payload"]["consent"] == {"email": "subscribed", "source": "saleor_user_metadata"}
+    assert "consent" not in normalize("customer_updated", fixture("customer_updated"), consent_metadata_key="other",
+                                      now=NOW)["payload"]
+
+
+@pytest.mark.parametrize("value, expected", [("true", "subscribed"), ("False", "unsubscribed"), ("yes", "subscribed"),
+                                             ("0", "unsubscribed"), ("maybe", None), ("", None)])
+def test_consent_words(value, expected):
+    assert consent_from_metadata({"marketing_consent": value}, "marketing_consent") == expected
+
+
+def test_checkout_gets_its_plain_token_a_lines_total_and_a_link_back():
+    event = normalize("checkout_updated", fixture("checkout_updated"), now=NOW,
+                      checkout_url_template="https://shop.example.org/checkout?c={token}")
+    payload = event["payload"]
+    assert payload["token"] == CHECKOUT_UUID
+    assert payload["total_gross_amount"] == "70.00" and payload["currency"] == "EUR"
+    assert payload["checkout_url"] == f"https://shop.example.org/checkout?c={CHECKOUT_UUID}"
+    assert event["channel"] == "eu" and event["email"] == "ana.silva@example.org"
+    assert event["occurred_at"] == datetime(2026, 3, 2, 10, 9, 30, tzinfo=timezone.utc)
+    assert event["dedupe_key"] == f"saleor:checkout_updated:{CHECKOUT_UUID}:2026-03-02T10:09:30+00:00"
+
+
+def test_order_gets_currency_from_its_channel_and_the_checkout_token():
+    event = normalize("order_created", fixture("order_created"), checkout_token=CHECKOUT_UUID, now=NOW)
+    assert event["payload"]["currency"] == "EUR" and event["payload"]["checkout_token"] == CHECKOUT_UUID
+    assert event["email"] == "ana.silva@example.org"
+    assert event["dedupe_key"].startswith("saleor:order_created:")
+
+
+def test_fulfillment_finds_the_customer_through_its_order():
+    event = normalize("fulfillment_created", fixture("fulfillment_created"), now=NOW)
+    assert event["email"] == "ana.silva@example.org" and event["channel"] == "eu"
+
+
+def test_the_same_saleor_event_twice_has_the_same_dedupe_key():
+    for hook, name in [("customer_updated", "customer_updated"), ("checkout_updated", "checkout_updated"),
+                       ("order_created", "order_created")]:
+        first = normalize(hook, fixture(name), now=NOW)
+        again = normalize(hook, fixture(name), now=datetime(2026, 3, 2, 11, 5, tzinfo=timezone.utc))
+        assert first["dedupe_key"] == again["dedupe_key"]
+
+
+def test_unknown_hooks_and_garbage_are_not_recorded():
+    assert normalize("product_created", {"id": "x"}, now=NOW) is None
+    assert normalize("order_created", "not a dict", now=NOW) is None
+    assert decode_global_id("not base64!") is None and decode_global_id("") is None
+
+
+def test_plugin_configuration_maps_to_engine_settings():
+    values = as_engine_settings({"sender_name": "Casa Ana", "sender_address": "ola@casa-ana.pt",
+                                 "abandoned_checkout_idle_minutes": "90", "public_url": "https://api.casa-ana.pt/",
+                                 "smtp_host": "smtp.casa-ana.pt", "smtp_port": "2525"}, site_name="Casa Ana")
+    assert values["FROM_EMAIL"] == "Casa Ana <ola@casa-ana.pt>"
+    assert values["ABANDONED_CHECKOUT_IDLE_MINUTES"] == 90
+    assert values["PUBLIC_URL"] == "https://api.casa-ana.pt"
+    assert values["SMTP"]["port"] == 2525 and values["SHOP"]["name"] == "Casa Ana"
+    assert "REPLY_TO" not in values  # unset fields leave the host's settings alone
+
+
+def test_saleor_sequence_drives_the_engine(flows):
+    """customer registers → consent via metadata → checkout idles → order: the engine sees it right."""
+    flows.travel_to(NOW)
+    for hook, name, extra in [("customer_created", "customer_created", {"user_id": "VXNlcjoxMDE="}),
+                              ("customer_metadata_updated", "customer_updated", {"user_id": "VXNlcjoxMDE="}),
+                              ("checkout_updated", "checkout_updated", {}),
+                              ("checkout_updated", "checkout_updated", {})]:  # delivered twice
+        record_event(**normalize(hook, fixture(name), consent_metadata_key="marketing_consent", now=flows.now, **extra))
+    contact = Contact.objects.get()
+    assert (contact.first_name, contact.locale, contact.email_consent) == ("Ana", "pt", "subscribed")
+    assert IdleTimer.objects.get().key == f"checkout:{CHECKOUT_UUID}"
+    record_event(**normalize("order_created", fixture("order_created"), checkout_token=CHECKOUT_UUID, now=flows.now))
+    assert IdleTimer.objects.get().state == "cancelled"
+    contact.refresh_from_db()
+    assert (contact.order_count, str(contact.total_spent), contact.currency) == (1, "74.90", "EUR")
+    assert Event.objects.filter(name="checkout_updated").count() == 1
+    assert not Event.objects.filter(status="dead").exists()
