@@ -6,26 +6,37 @@ a task lost with its worker is delivered again, which is safe because every
 state change in the engine is conditional.
 """
 
+import contextlib
+
 from celery import shared_task
 
 from .engine import processing, runner, sweep as sweeping
+
+try:
+    # Inside Saleor, task code must say it means to write to the primary database.
+    from saleor.core.db.connection import allow_writer
+except ImportError:
+    allow_writer = contextlib.nullcontext
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
 
 @shared_task(name="saleor_flows.process_event", **TASK_OPTIONS)
 def process_event(event_id: int):
-    processing.process_event_and_continue(event_id)
+    with allow_writer():
+        processing.process_event_and_continue(event_id)
 
 
 @shared_task(name="saleor_flows.run_executions", **TASK_OPTIONS)
 def run_executions(execution_ids: list[int]):
-    runner.run_claimed(execution_ids)
+    with allow_writer():
+        runner.run_claimed(execution_ids)
 
 
 @shared_task(name="saleor_flows.sweep", **TASK_OPTIONS)
 def sweep():
-    report = sweeping.sweep()
+    with allow_writer():
+        report = sweeping.sweep()
     return vars(report)
 
 

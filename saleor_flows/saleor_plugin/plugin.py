@@ -10,6 +10,7 @@ import logging
 
 from django.http import HttpResponseNotFound, JsonResponse
 from django.utils import timezone
+from saleor.core.db.connection import allow_writer
 from saleor.plugins.base_plugin import BasePlugin, ConfigurationTypeField
 
 from ..conf import flows_setting
@@ -73,7 +74,8 @@ class FlowsPlugin(BasePlugin):
                 consent_metadata_key=config.get("consent_metadata_key") or flows_setting("CONSENT_METADATA_KEY"),
                 **extra)
             if event:
-                record_event(**event)
+                with allow_writer():
+                    record_event(**event)
         except Exception:
             logger.exception("saleor-flows: could not record %s; the request goes on", hook)
 
