@@ -36,6 +36,10 @@ DEFAULTS = {
     "WEBHOOK_BACKOFF_SECONDS": 30,
     # A checkout with an email and lines that sees no activity for this long is abandoned.
     "ABANDONED_CHECKOUT_IDLE_MINUTES": 60,
+    # No order for this many days: the contact has lapsed (the win-back trigger).
+    "LAPSED_AFTER_DAYS": 90,
+    # The custom field (contact.attributes.<name>) holding a birthday as YYYY-MM-DD.
+    "BIRTHDAY_ATTRIBUTE": "birthday",
     # Contacts' timezone when their profile has none.
     "DEFAULT_TIMEZONE": "UTC",
 

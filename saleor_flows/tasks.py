@@ -40,7 +40,18 @@ def sweep():
     return vars(report)
 
 
+@shared_task(name="saleor_flows.scan_dates", **TASK_OPTIONS)
+def scan_dates():
+    """Lapsed customers, birthdays and anniversaries, each in the contact's own timezone."""
+    from .engine.derived import scan_dates as scan
+
+    with allow_writer():
+        return scan()
+
+
 # Add to the host's beat schedule (Saleor: see the plugin's README section).
 BEAT_SCHEDULE = {
     "saleor-flows-sweep": {"task": "saleor_flows.sweep", "schedule": 10.0},
+    # Hourly, so "today" arrives in every timezone; dedupe keys make it once a year.
+    "saleor-flows-scan-dates": {"task": "saleor_flows.scan_dates", "schedule": 3600.0},
 }

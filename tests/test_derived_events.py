@@ -100,3 +100,68 @@ def test_first_and_nth_order_events(flows):
                     payload={"number": number, "total_gross_amount": "10", "currency": "USD"})
     assert [m.subject for m in flows.emails_to(JANE)] == ["Thanks for your first order", "Your third order!"]
     assert Event.objects.filter(name="nth_order").count() == 3
+
+
+def _scan(flows):
+    from saleor_flows.engine.derived import scan_dates
+
+    return scan_dates()
+
+
+def test_customer_lapsed_once_per_lapse(flows):
+    from datetime import datetime, timezone
+
+    flows.event("order_created", email=JANE, payload={"total_gross_amount": "30", "currency": "EUR"})
+    flows.advance(days=89)
+    assert _scan(flows)["customer_lapsed"] == 0
+    flows.advance(days=1)
+    assert _scan(flows)["customer_lapsed"] == 1
+    flows.advance(hours=1)
+    assert _scan(flows)["customer_lapsed"] == 0  # once per lapse
+    (lapsed,) = Event.objects.filter(name="customer_lapsed")
+    assert lapsed.payload["days_since_last_order"] == 90 and lapsed.payload["currency"] == "EUR"
+    flows.event("order_created", email=JANE, payload={"total_gross_amount": "30", "currency": "EUR"})
+    flows.advance(days=90)
+    assert _scan(flows)["customer_lapsed"] == 1  # a new lapse after the next order
+
+
+def test_birthday_arrives_on_the_local_day_once_a_year(flows):
+    from datetime import datetime, timezone
+
+    flows.travel_to(datetime(2026, 5, 9, 13, 0, tzinfo=timezone.utc))
+    flows.contact(JANE, timezone="Pacific/Auckland", attributes={"birthday": "1990-05-10"})  # UTC+12
+    flows.contact("max@example.com", timezone="America/Los_Angeles", attributes={"birthday": "1985-05-10"})
+    counts = _scan(flows)  # 01:00 on 10 May in Auckland, 06:00 on 9 May in Los Angeles
+    assert counts["birthday"] == 1
+    (event,) = Event.objects.filter(name="birthday")
+    assert event.email == JANE and event.payload == {"date": "1990-05-10", "age": 36}
+    flows.travel_to(datetime(2026, 5, 10, 8, 0, tzinfo=timezone.utc))  # 01:00 on 10 May in Los Angeles
+    assert _scan(flows)["birthday"] == 1
+    assert _scan(flows)["birthday"] == 0
+
+
+def test_leap_day_birthday_on_the_28th_in_other_years(flows):
+    from datetime import datetime, timezone
+
+    flows.travel_to(datetime(2027, 2, 28, 12, 0, tzinfo=timezone.utc))
+    flows.contact(JANE, attributes={"birthday": "2000-02-29"})
+    assert _scan(flows)["birthday"] == 1
+
+
+def test_signup_anniversary(flows):
+    from datetime import datetime, timezone
+
+    flows.travel_to(datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc))
+    flows.event("customer_created", email=JANE, payload={"first_name": "Jane"})
+    flows.travel_to(datetime(2026, 2, 28, 10, 0, tzinfo=timezone.utc))
+    assert _scan(flows)["signup_anniversary"] == 0
+    flows.travel_to(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    assert _scan(flows)["signup_anniversary"] == 1
+    assert Event.objects.get(name="signup_anniversary").payload == {"signed_up": "2025-03-01", "years": 1}
+
+
+def test_birthday_from_host_metadata_becomes_a_custom_field(flows):
+    from saleor_flows.models import Contact
+
+    flows.event("customer_updated", email=JANE, payload={"metadata": {"birthday": "1990-05-10"}})
+    assert Contact.objects.get().attributes == {"birthday": "1990-05-10"}

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
 from .. import clock
+from ..conf import flows_setting
 from ..models import Contact, Event, IdleTimer, Message, Suppression, TrailEntry
 
 
@@ -117,6 +118,12 @@ def update_profile(contact: Contact, event: Event):
     changed: list[str] = []
     address = payload.get("billing_address") or payload.get("default_billing_address") or {}
     if event.name.startswith("customer_"):
+        metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+        birthday_key = flows_setting("BIRTHDAY_ATTRIBUTE")
+        if isinstance(metadata.get(birthday_key), str) and contact.attributes.get(birthday_key) != metadata[birthday_key]:
+            # Storefronts keep a birthday in the user's metadata; it becomes a custom field.
+            contact.attributes[birthday_key] = metadata[birthday_key]
+            changed.append("attributes")
         _set_if_given(contact, "first_name", payload.get("first_name"), changed)
         _set_if_given(contact, "last_name", payload.get("last_name"), changed)
         _set_if_given(contact, "locale", payload.get("language_code"), changed)

@@ -9,11 +9,16 @@ processed, so the host's request path still does one INSERT and one enqueue.
   order; fired by the sweep with the checkout's latest snapshot, dated at its
   last activity.
 - ``first_order`` / ``nth_order``: when an order makes the contact's order count 1 / n.
+- ``customer_lapsed``, ``birthday``, ``signup_anniversary``: found by a scan
+  (``scan_dates``, run hourly by beat) in each contact's own timezone, once
+  per lapse / per year thanks to their dedupe keys.
 """
 
-from datetime import timedelta
+from calendar import isleap
+from datetime import date, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.core.serializers.json import DjangoJSONEncoder
 import json
 
@@ -98,3 +103,82 @@ def fire_due_timers(now=None, limit: int = 1000) -> int:
             )
         IdleTimer.objects.filter(pk__in=[t.pk for t in due]).update(state=IdleTimer.State.FIRED)
     return len(due)
+
+
+def _local_date(moment, contact):
+    from .waits import contact_zone
+
+    return moment.astimezone(contact_zone({"timezone": contact.timezone})).date()
+
+
+def _month_days(now) -> list[str]:
+    """Every "-MM-DD" that is today somewhere on Earth at ``now``."""
+    days = {(now + timedelta(hours=offset)).date() for offset in (-12, 0, 14)}
+    return [f"-{day:%m-%d}" for day in days]
+
+
+def _is_today(day: date, local_today: date) -> bool:
+    if (day.month, day.day) == (local_today.month, local_today.day):
+        return True
+    # Born on 29 February: celebrated on the 28th when the year has no 29th.
+    return (day.month, day.day) == (2, 29) and (local_today.month, local_today.day) == (2, 28) and not isleap(
+        local_today.year)
+
+
+def scan_dates(now=None) -> dict:
+    """Record the date-driven events due now. Safe to run as often as you like."""
+    from ..events import record_event
+    from ..models import Contact
+
+    now = now or clock.now()
+    counts = {"customer_lapsed": 0, "birthday": 0, "signup_anniversary": 0}
+    days = flows_setting("LAPSED_AFTER_DAYS")
+    threshold = now - timedelta(days=days)
+    # A week of slack: a scan that did not run for a few days still catches everyone, once.
+    for contact in Contact.objects.filter(order_count__gte=1, last_order_at__lte=threshold,
+                                          last_order_at__gt=threshold - timedelta(days=7)).iterator():
+        recorded = record_event(
+            "customer_lapsed", email=contact.email or "", user_id=contact.user_id, occurred_at=now,
+            payload={"days_since_last_order": (now - contact.last_order_at).days,
+                     "last_order_at": contact.last_order_at.isoformat(), "order_count": contact.order_count,
+                     "total_spent": str(contact.total_spent), "currency": contact.currency},
+            dedupe_key=f"customer_lapsed:{contact.pk}:{contact.last_order_at.isoformat()}")
+        counts["customer_lapsed"] += not recorded.duplicate
+
+    field = flows_setting("BIRTHDAY_ATTRIBUTE")
+    month_days = _month_days(now)
+    # Signup dates are stored in UTC: a local anniversary can sit a day either side of them.
+    signup_days = {now.date() + timedelta(days=offset) for offset in range(-2, 3)}
+    joined_today = Q()
+    for day in signup_days:
+        joined_today |= Q(created_at__month=day.month, created_at__day=day.day)
+    candidates = Contact.objects.filter(suppressed=False).filter(
+        Q(**{f"attributes__{field}__regex": r"-(%s)$" % "|".join(md[1:] for md in month_days + ["-02-29"])})
+        | (joined_today & Q(created_at__lt=now - timedelta(days=300))))
+    for contact in candidates.iterator():
+        local_today = _local_date(now, contact)
+        birthday = _parse_date(contact.attributes.get(field))
+        if birthday and _is_today(birthday, local_today):
+            payload = {"date": birthday.isoformat()}
+            if birthday.year > 1900:
+                payload["age"] = local_today.year - birthday.year
+            recorded = record_event("birthday", email=contact.email or "", user_id=contact.user_id, occurred_at=now,
+                                    payload=payload, dedupe_key=f"birthday:{contact.pk}:{local_today.year}")
+            counts["birthday"] += not recorded.duplicate
+        joined = _local_date(contact.created_at, contact)
+        if joined.year < local_today.year and _is_today(joined, local_today):
+            recorded = record_event(
+                "signup_anniversary", email=contact.email or "", user_id=contact.user_id, occurred_at=now,
+                payload={"signed_up": joined.isoformat(), "years": local_today.year - joined.year},
+                dedupe_key=f"signup_anniversary:{contact.pk}:{local_today.year}")
+            counts["signup_anniversary"] += not recorded.duplicate
+    return counts
+
+
+def _parse_date(value) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
