@@ -247,6 +247,23 @@ class Suppression(models.Model):
     created_at = models.DateTimeField()
 
 
+class StockAlert(models.Model):
+    """A contact asked to be told when a sold-out variant is back."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="stock_alerts")
+    variant_id = models.CharField(max_length=100)
+    channel = models.CharField(max_length=100, blank=True, default="")
+    payload = models.JSONField(default=dict)  # product name, url, thumbnail, price as asked
+    created_at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact", "variant_id"], condition=Q(notified_at__isnull=True),
+                                               name="flows_stock_alert_open_once")]
+        indexes = [models.Index(fields=["variant_id"], name="flows_stock_alert_open",
+                                condition=Q(notified_at__isnull=True))]
+
+
 class IdleTimer(models.Model):
     """A derived event that fires after a quiet period, e.g. "checkout abandoned" an hour after its last change.
 

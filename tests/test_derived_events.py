@@ -165,3 +165,28 @@ def test_birthday_from_host_metadata_becomes_a_custom_field(flows):
 
     flows.event("customer_updated", email=JANE, payload={"metadata": {"birthday": "1990-05-10"}})
     assert Contact.objects.get().attributes == {"birthday": "1990-05-10"}
+
+
+def test_back_in_stock_tells_each_requester_once(flows):
+    from saleor_flows.engine.derived import notify_restocked
+    from saleor_flows.models import StockAlert
+
+    request = {"variant_id": "UHJvZHVjdFZhcmlhbnQ6Nzc=", "product_name": "Linen Shirt", "variant_name": "M"}
+    flows.event("back_in_stock_requested", email=JANE, payload=request)
+    flows.event("back_in_stock_requested", email=JANE, payload=request)  # asked twice: one request
+    flows.event("back_in_stock_requested", email="max@example.com", payload=request)
+    assert StockAlert.objects.count() == 2
+    stock = {"UHJvZHVjdFZhcmlhbnQ6Nzc=": 0}
+    asked = []
+
+    def saleor_stock(variant_ids):  # stands in for Saleor's Stock table (the host, outside this package)
+        asked.append(sorted(variant_ids))
+        return dict(stock)
+
+    assert notify_restocked(saleor_stock) == 0
+    stock["UHJvZHVjdFZhcmlhbnQ6Nzc="] = 4
+    assert notify_restocked(saleor_stock) == 2
+    assert notify_restocked(saleor_stock) == 0  # told once
+    assert asked == [["UHJvZHVjdFZhcmlhbnQ6Nzc="]] * 2  # nobody waits any more: no third question
+    event = Event.objects.filter(name="back_in_stock").first()
+    assert event.payload["product_name"] == "Linen Shirt" and event.payload["quantity_available"] == 4

@@ -24,7 +24,7 @@ import json
 
 from .. import clock
 from ..conf import flows_setting
-from ..models import Event, IdleTimer
+from ..models import Event, IdleTimer, StockAlert
 
 CHECKOUT_ACTIVITY = {"checkout_created", "checkout_updated"}
 CHECKOUT_DONE = {"checkout_fully_paid", "checkout_completed"}
@@ -70,6 +70,10 @@ def derive(event: Event, contact) -> None:
             cancel_timer(key)  # emptied, or no one to write to
     elif event.name in CHECKOUT_DONE and payload.get("token"):
         cancel_timer(checkout_timer_key(payload["token"]))
+    elif event.name == "back_in_stock_requested" and payload.get("variant_id"):
+        StockAlert.objects.get_or_create(
+            contact=contact, variant_id=str(payload["variant_id"]), notified_at=None,
+            defaults={"channel": event.channel, "payload": payload, "created_at": event.occurred_at})
     elif event.name == "order_created":
         if payload.get("checkout_token"):
             cancel_timer(checkout_timer_key(payload["checkout_token"]))
@@ -182,3 +186,32 @@ def _parse_date(value) -> date | None:
         return date.fromisoformat(value[:10])
     except ValueError:
         return None
+
+
+def notify_restocked(available_quantities) -> int:
+    """Record ``back_in_stock`` for open requests whose variant is available again.
+
+    ``available_quantities(variant_ids) -> {variant_id: quantity}`` is the
+    host's answer (the Saleor edge asks Saleor's stock); only variants someone
+    is waiting for are asked about. Each request is told once.
+    """
+    from ..events import record_event
+
+    waiting = list(StockAlert.objects.filter(notified_at__isnull=True).values_list("variant_id", flat=True).distinct())
+    if not waiting:
+        return 0
+    quantities = available_quantities(waiting)
+    restocked = [variant for variant in waiting if (quantities.get(variant) or 0) > 0]
+    told = 0
+    now = clock.now()
+    with transaction.atomic():
+        for alert in StockAlert.objects.select_for_update(skip_locked=True).select_related("contact").filter(
+                notified_at__isnull=True, variant_id__in=restocked):
+            record_event("back_in_stock", email=alert.contact.email or "", user_id=alert.contact.user_id,
+                         channel=alert.channel, occurred_at=now,
+                         payload={**alert.payload, "quantity_available": quantities[alert.variant_id]},
+                         dedupe_key=f"back_in_stock:{alert.pk}")
+            alert.notified_at = now
+            alert.save(update_fields=["notified_at"])
+            told += 1
+    return told
