@@ -18,6 +18,7 @@ from ..models import Enrolment, Event, Flow, StepExecution
 from . import trail
 from .conditions import EvalContext, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
+from .criteria import check_exit
 from .derived import derive
 from .history import DatabaseHistory
 from .runner import finish_enrolment, run_claimed, schedule_step
@@ -65,28 +66,6 @@ def shape_problem(event: Event) -> str:
     return ""
 
 
-def _context(contact, trigger_event, *, now, history=None, entered_at=None, triggered_at=None):
-    return EvalContext(contact=contact.as_context(), event=trigger_event.payload, now=now, history=history,
-                       entered_at=entered_at, triggered_at=triggered_at)
-
-
-def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
-    """(status, facts) if the enrolment's goal or exit criteria hold now, else None."""
-    definition = enrolment.version.definition
-    history = DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
-                              trigger_event_id=enrolment.trigger_event_id)
-    for key, status in (("goal", Enrolment.Status.CONVERTED), ("exit", Enrolment.Status.EXITED)):
-        condition = definition.get(key)
-        if condition:
-            decision = evaluate(condition, _context(contact, enrolment.trigger_event, now=now,
-                                                    history=history, entered_at=enrolment.entered_at,
-                                                    triggered_at=enrolment.trigger_event.occurred_at))
-            if decision.result:
-                return status, {"reason": "goal_reached" if key == "goal" else "exit_criteria",
-                                "facts": decision.facts}
-    return None
-
-
 def _reentry_blocked(flow: Flow, definition: dict, contact, now) -> str:
     rule = definition.get("reentry") or {"mode": "once"}
     mode = rule.get("mode", "once")
@@ -108,8 +87,8 @@ def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
     definition = version.definition
     trigger_filter = definition["trigger"].get("filter")
     if trigger_filter:
-        decision = evaluate(trigger_filter, _context(contact, event, now=now,
-                                                     history=DatabaseHistory(contact, flow_id=flow.pk, now=now)))
+        decision = evaluate(trigger_filter, EvalContext(contact=contact.as_context(), event=event.payload, now=now,
+                                                        history=DatabaseHistory(contact, flow_id=flow.pk, now=now)))
         if not decision.result:
             trail.record(contact.pk, "not_entered", flow=flow.slug, event=event.name,
                          reason="entry filter did not match", facts=decision.facts)

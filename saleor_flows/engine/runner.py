@@ -19,11 +19,12 @@ from datetime import timedelta
 from django.db import transaction
 
 from .. import clock
+from ..channels import delivery, webhook
 from ..conf import flows_setting
 from ..models import Contact, Enrolment, Message, StepExecution
 from . import trail
-from .conditions import EvalContext, evaluate
-from .history import DatabaseHistory
+from .conditions import evaluate
+from .criteria import check_exit, journey_context
 from .waits import due_at_for
 
 logger = logging.getLogger(__name__)
@@ -142,17 +143,6 @@ def execute(execution_id: int) -> int | None:
     return handler(execution, step, now=now, contact=enrolment.contact)
 
 
-def _eval_context(execution, contact, now, *, event_payload=None):
-    enrolment = execution.enrolment
-    return EvalContext(
-        contact=contact.as_context(),
-        event=event_payload if event_payload is not None else enrolment.trigger_event.payload,
-        now=now, entered_at=enrolment.entered_at, triggered_at=enrolment.trigger_event.occurred_at,
-        history=DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
-                                trigger_event_id=enrolment.trigger_event_id),
-    )
-
-
 # --- steps that send nothing ------------------------------------------------------
 
 def _run_wait(execution, step, *, now, contact):
@@ -170,14 +160,14 @@ def _run_wait_event(execution, step, *, now, contact):
 
 
 def _run_split(execution, step, *, now, contact):
-    decision = evaluate(step["condition"], _eval_context(execution, contact, now))
+    decision = evaluate(step["condition"], journey_context(execution.enrolment, contact, now))
     branch = "yes" if decision.result else "no"
     return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"branch": branch},
                   next_step=step[branch], contact=contact, trail_kind="branch", branch=branch, facts=decision.facts)
 
 
 def _run_branch(execution, step, *, now, contact):
-    context = _eval_context(execution, contact, now)
+    context = journey_context(execution.enrolment, contact, now)
     facts = {}
     for index, option in enumerate(step["branches"]):
         decision = evaluate(option["condition"], context)
@@ -286,8 +276,6 @@ def _retry_or_fail(execution, message_id, *, now, error, max_attempts, backoff_s
 
 def _deliver(execution, step, *, now, contact):
     """send_email, send_sms, notify_staff: check, render, commit `sending`, hand off, commit `sent`."""
-    from ..channels import delivery  # channels sit beside the engine; imported when a send happens
-
     enrolment = execution.enrolment
     definition = enrolment.version.definition
     with transaction.atomic():
@@ -299,8 +287,6 @@ def _deliver(execution, step, *, now, contact):
             StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
                 state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
             return None
-        from .processing import check_exit  # processing imports this module
-
         outcome = check_exit(enrolment, fresh, now)
         if outcome:
             status, detail = outcome
@@ -309,7 +295,7 @@ def _deliver(execution, step, *, now, contact):
             return None
         trigger_filter = definition["trigger"].get("filter")
         if trigger_filter and step["type"] != "notify_staff":
-            decision = evaluate(trigger_filter, _eval_context(execution, fresh, now))
+            decision = evaluate(trigger_filter, journey_context(enrolment, fresh, now))
             if not decision.result:
                 finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
                                  facts=decision.facts, before=execution.step_id)
@@ -353,8 +339,6 @@ def _deliver(execution, step, *, now, contact):
 
 
 def _run_webhook(execution, step, *, now, contact):
-    from ..channels import webhook
-
     enrolment = execution.enrolment
     if not StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
             state=State.SENDING, claimed_at=now, attempts=execution.attempts + 1):

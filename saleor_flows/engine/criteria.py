@@ -1,0 +1,34 @@
+"""Conditions applied to a journey: what a contact's enrolment sees, and whether it must end.
+
+Used when events arrive (processing) and right before every send (runner),
+so both re-check exactly the same thing.
+"""
+
+from ..models import Enrolment
+from .conditions import EvalContext, evaluate
+from .history import DatabaseHistory
+
+
+def journey_context(enrolment: Enrolment, contact, now) -> EvalContext:
+    """The contact now, the trigger event's payload, and history scoped to this journey."""
+    return EvalContext(
+        contact=contact.as_context(), event=enrolment.trigger_event.payload, now=now,
+        entered_at=enrolment.entered_at, triggered_at=enrolment.trigger_event.occurred_at,
+        history=DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
+                                trigger_event_id=enrolment.trigger_event_id),
+    )
+
+
+def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
+    """(status, {"reason", "facts"}) if the goal or the exit criteria hold now, else None."""
+    definition = enrolment.version.definition
+    context = None
+    for key, status in (("goal", Enrolment.Status.CONVERTED), ("exit", Enrolment.Status.EXITED)):
+        condition = definition.get(key)
+        if condition:
+            context = context or journey_context(enrolment, contact, now)
+            decision = evaluate(condition, context)
+            if decision.result:
+                return status, {"reason": "goal_reached" if key == "goal" else "exit_criteria",
+                                "facts": decision.facts}
+    return None
