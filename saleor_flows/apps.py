@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.conf import settings
 
+SALEOR_PLUGIN = "saleor_flows.saleor_plugin.plugin.FlowsPlugin"
+
 
 class SaleorFlowsConfig(AppConfig):
     name = "saleor_flows"
@@ -9,9 +11,19 @@ class SaleorFlowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Inside Saleor, the plugin's stored configuration overrides SALEOR_FLOWS.
-        if "saleor_flows.saleor_plugin.plugin.FlowsPlugin" in getattr(settings, "PLUGINS", []):
-            from .conf import add_settings_source
-            from .saleor_plugin.config import stored_settings
+        if SALEOR_PLUGIN not in getattr(settings, "PLUGINS", []):
+            return
+        # Inside Saleor: the plugin's stored configuration overrides SALEOR_FLOWS ...
+        from .conf import add_settings_source
+        from .saleor_plugin.config import stored_settings
 
-            add_settings_source(stored_settings)
+        add_settings_source(stored_settings)
+        # ... and our periodic tasks join Saleor's beat. Saleor's scheduler turns
+        # CELERY_BEAT_SCHEDULE entries into its own CustomPeriodicTask rows at start.
+        from .saleor_plugin.tasks import BEAT_SCHEDULE as SALEOR_SCHEDULE
+        from .tasks import BEAT_SCHEDULE
+
+        schedule = getattr(settings, "CELERY_BEAT_SCHEDULE", None)
+        if isinstance(schedule, dict):
+            for name, entry in {**BEAT_SCHEDULE, **SALEOR_SCHEDULE}.items():
+                schedule.setdefault(name, entry)

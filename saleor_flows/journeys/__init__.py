@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import PurePosixPath
 
-JOURNEYS = ["welcome", "abandoned_checkout", "post_purchase"]
+JOURNEYS = ["welcome", "abandoned_checkout", "post_purchase", "win_back", "browse_abandonment", "birthday", "back_in_stock"]
 
 # Only these keys may hold an "@file" reference; a subject starting with "@" stays text.
 _FILE_KEYS = {"mjml"}

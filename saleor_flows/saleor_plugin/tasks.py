@@ -7,6 +7,7 @@ from celery import shared_task
 from django.db.models import F, Sum
 from saleor.core.db.connection import allow_writer
 
+from .. import tasks as engine_tasks  # noqa: F401  (Saleor autodiscovers this module: register the engine's tasks too)
 from ..engine.derived import notify_restocked
 from .translate import decode_global_id
 
