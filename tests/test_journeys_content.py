@@ -75,6 +75,10 @@ def test_list_journeys():
         "welcome": "customer_created",
         "abandoned_checkout": "checkout_abandoned",
         "post_purchase": "order_fully_paid",
+        "win_back": "customer_lapsed",
+        "browse_abandonment": "product_viewed",
+        "birthday": "birthday",
+        "back_in_stock": "back_in_stock",
     }
     for j in listed:
         assert j["name"] and j["description"]
@@ -245,7 +249,16 @@ ORDER = {
          "unit_price_gross_amount": "12.00", "total_price_gross_amount": "12.00"},
     ],
 }
-PAYLOADS = {"welcome": {}, "abandoned_checkout": CHECKOUT, "post_purchase": ORDER}
+# Derived by the engine (customer_lapsed, birthday, back_in_stock) or sent by storefront tracking (product_viewed).
+LAPSED = {"days_since_last_order": 90, "last_order_at": "2024-02-01T10:00:00+00:00", "order_count": 3,
+          "total_spent": "182.40", "currency": "USD"}
+PRODUCT = {"product_name": "Monospace Tee", "variant_name": "S", "product_url": "https://shop.example.com/p/tee",
+           "thumbnail": "https://cdn.example.com/tee.png", "price": "20.00", "currency": "USD"}
+BIRTHDAY = {"date": "1990-05-10", "age": 34}
+RESTOCK = PRODUCT | {"quantity_available": 3}
+PAYLOADS = {"welcome": {}, "abandoned_checkout": CHECKOUT, "post_purchase": ORDER, "win_back": LAPSED,
+            "browse_abandonment": PRODUCT, "birthday": BIRTHDAY, "back_in_stock": RESTOCK}
+PRODUCT_JOURNEYS = ("browse_abandonment", "back_in_stock")
 RENDER_CASES = [(slug, step_id, lang) for slug in JOURNEYS for step_id, lang, *_ in _emails(load_journey(slug))]
 
 
@@ -275,6 +288,10 @@ def test_renders_after_compilation(slug, step_id, lang):
     if slug == "abandoned_checkout":
         assert 'href="https://shop.example.com/checkout/t-1"' in html
         assert "USD 20.00" in html and "USD 52.00" in html
+    if slug in PRODUCT_JOURNEYS:
+        assert "Monospace Tee" in subject
+        assert 'href="https://shop.example.com/p/tee"' in html and "USD 20.00" in html
+        assert html.count('src="https://cdn.example.com/tee.png"') == 1
 
 
 def test_checkout_emails_fall_back_to_the_shop_and_show_an_optional_code():
@@ -284,6 +301,52 @@ def test_checkout_emails_fall_back_to_the_shop_and_show_an_optional_code():
         assert 'href="https://shop.example.com"' in html and "SAVE10" not in html
         _, html = _render("abandoned_checkout", "email_last_chance", lang, event | {"discount_code": "SAVE10"})
         assert "SAVE10" in html
+
+
+@pytest.mark.parametrize("slug", PRODUCT_JOURNEYS)
+def test_product_emails_without_the_optional_keys(slug):
+    # thumbnail and variant_name may be absent; a missing product_url falls back to the shop.
+    event = {k: v for k, v in PAYLOADS[slug].items() if k not in ("thumbnail", "variant_name", "product_url")}
+    (step_id,) = [step_id for step_id, lang, *_ in _emails(load_journey(slug)) if lang == "en"]
+    for lang in LANGUAGES:
+        _, html = _render(slug, step_id, lang, event)
+        assert "<img" not in html  # no product image (and SHOP has no logo)
+        assert 'href="https://shop.example.com"' in html and "USD 20.00" in html
+
+
+def test_birthday_shows_an_optional_code():
+    for lang in LANGUAGES:
+        _, html = _render("birthday", "email_birthday", lang, {"date": "1990-05-10"})  # no age, no code
+        assert "BDAY15" not in html and "dashed" not in html
+        _, html = _render("birthday", "email_birthday", lang, BIRTHDAY | {"discount_code": "BDAY15"})
+        assert "BDAY15" in html
+
+
+def test_back_in_stock_mentions_low_stock_only():
+    for lang, phrase in (("en", "Only 3 left"), ("de", "Nur noch 3 auf Lager")):
+        _, html = _render("back_in_stock", "email_back_in_stock", lang, RESTOCK)
+        assert phrase in html
+        _, html = _render("back_in_stock", "email_back_in_stock", lang, RESTOCK | {"quantity_available": 40})
+        assert "Only" not in html and "Nur noch" not in html
+
+
+def test_win_back_splits_on_opens_of_its_own_first_email():
+    d = load_journey("win_back")
+    split = d["steps"]["split_opened_first_email"]
+    assert split["condition"] == {"history": "message", "action": "opened", "scope": "flow", "since": "entered"}
+    yes, no = d["steps"][split["yes"]], d["steps"][split["no"]]
+    assert yes["type"] == no["type"] == "send_email" and yes["next"] is no["next"] is None
+    assert yes["subject"] != no["subject"]
+    assert yes["translations"]["de"]["subject"] != no["translations"]["de"]["subject"]
+    assert len(no["mjml"]) < len(yes["mjml"])
+
+
+def test_back_in_stock_is_a_requested_notification():
+    d = load_journey("back_in_stock")
+    assert d["kind"] == "transactional" and d["reentry"] == {"mode": "always"}
+    assert "asked" in d["description"]
+    for _, lang, _, _, source in _emails(d):
+        assert ("you asked" if lang == "en" else "gebeten") in source
 
 
 def test_named_contact_and_logo():
