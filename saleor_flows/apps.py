@@ -1,3 +1,5 @@
+import importlib.util
+
 from django.apps import AppConfig
 from django.conf import settings
 
@@ -11,9 +13,22 @@ class SaleorFlowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        if importlib.util.find_spec("saleor") is None:
+            return
+        # Hooks record references; Saleor's payloads are built when the worker
+        # processes them. (Registered whenever Saleor is here: tests enable the
+        # plugin after start-up.)
+        from .conf import flows_setting
+        from .engine.resolvers import register
+        from .saleor_plugin.payloads import resolve
+
+        register("saleor", lambda reference, event: resolve(
+            reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
+            consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))
+
         if SALEOR_PLUGIN not in getattr(settings, "PLUGINS", []):
             return
-        # Inside Saleor: the plugin's stored configuration overrides SALEOR_FLOWS ...
+        # The plugin's stored configuration overrides SALEOR_FLOWS ...
         from .conf import add_settings_source
         from .saleor_plugin.config import stored_settings
 

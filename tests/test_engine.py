@@ -476,3 +476,25 @@ def test_consent_from_an_edge_is_recorded_with_its_source(flows):
     contact = Contact.objects.get()
     assert (contact.email_consent, contact.email_consent_source) == ("subscribed", "saleor_user_metadata")
     assert contact.email_consent_at == flows.now
+
+
+def test_reference_events_are_resolved_by_their_edge_in_the_worker(flows):
+    from saleor_flows.engine import resolvers
+
+    def shop(reference, event):  # an edge's resolver: loads the object the hook only referred to
+        return {"payload": {"number": int(reference["pk"]), "total_gross_amount": "12.50", "currency": "EUR"},
+                "email": "jane@example.com"}
+
+    resolvers.register("test-shop", shop)
+    subscribed(flows)
+    flows.flow(chain("order_created", ("mail", email("Order {{ event.number }}"))))
+    flows.event("order_created", payload={"$ref": {"source": "test-shop", "pk": "42"}}, user_id="u-1")
+    assert [m.subject for m in flows.emails_to(JANE)] == ["Order 42"]
+    stored = Event.objects.get(name="order_created")
+    assert stored.payload["total_gross_amount"] == "12.50" and stored.email == JANE
+
+
+def test_reference_without_a_resolver_is_dead_lettered(flows):
+    flows.event("order_created", email=JANE, payload={"$ref": {"source": "nowhere", "pk": "1"}})
+    (dead,) = flows.dead_events()
+    assert dead.error == "could not resolve the recorded reference: no resolver for 'nowhere' events in this process"

@@ -15,7 +15,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from .. import clock
 from ..models import Enrolment, Event, Flow, StepExecution
-from . import trail
+from . import resolvers, trail
 from .conditions import EvalContext, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
 from .criteria import check_exit
@@ -136,7 +136,13 @@ def process_event(event_id: int) -> list[int]:
             pk=event_id, status=Event.Status.PENDING).first()
         if event is None:
             return []  # processed already, or another worker has it right now
-        problem = shape_problem(event)
+        problem = ""
+        if resolvers.needs_resolving(event.payload):
+            try:
+                resolvers.resolve(event)
+            except resolvers.Unresolvable as exc:
+                problem = f"could not resolve the recorded reference: {exc}"
+        problem = problem or shape_problem(event)
         if problem:
             Event.objects.filter(pk=event.pk).update(status=Event.Status.DEAD, error=problem, processed_at=now)
             logger.warning("saleor-flows: event %s (%s) dead-lettered: %s", event.pk, event.name, problem)

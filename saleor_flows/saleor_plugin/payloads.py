@@ -1,20 +1,59 @@
-"""Saleor objects → Saleor's own webhook payloads (the shape App webhooks get), plus the ids translate needs."""
+"""Saleor objects → events, in two halves.
+
+``describe()`` runs in the shopper's request: it reads only fields the hook's
+object already holds (no queries) and returns a reference event — identity,
+dedupe key, ``{"$ref": …}``. ``resolve()`` runs in the worker: it loads the
+object and builds the payload with Saleor's own payload functions, so the
+event has the same shape as Saleor's App webhooks.
+"""
 
 import json
-import logging
 
-logger = logging.getLogger(__name__)
+from .translate import EVENT_NAMES, ONCE_PER_OBJECT, normalize
 
-
-def _first(serialized: str) -> dict:
-    data = json.loads(serialized)
-    return data[0] if isinstance(data, list) and data else {}
+MODELS = {"User": "saleor.account.models.User", "Checkout": "saleor.checkout.models.Checkout",
+          "Order": "saleor.order.models.Order", "Fulfillment": "saleor.order.models.Fulfillment"}
 
 
 def _global_id(type_name: str, pk) -> str:
     import graphene
 
     return graphene.Node.to_global_id(type_name, pk) if pk else ""
+
+
+def describe(hook: str, instance, *, now) -> dict | None:
+    """``record_event`` keyword arguments for a hook, from the instance's own fields only."""
+    name = EVENT_NAMES.get(hook)
+    kind = type(instance).__name__
+    if name is None or kind not in MODELS:
+        return None
+    version = None
+    if kind == "User":
+        pk, email, user_id = instance.pk, instance.email, _global_id("User", instance.pk)
+        version = getattr(instance, "updated_at", None)
+    elif kind == "Checkout":
+        pk, email, user_id = str(instance.token), instance.email or "", _global_id("User", instance.user_id)
+        version = instance.last_change
+    elif kind == "Order":
+        pk, email, user_id = str(instance.pk), instance.user_email or "", _global_id("User", instance.user_id)
+    else:  # Fulfillment: the customer is found through its order when resolved
+        pk, email, user_id = instance.pk, "", ""
+    object_id = pk if kind == "Checkout" else _global_id(kind, pk)
+    if name in ONCE_PER_OBJECT or version is None and kind != "User":
+        dedupe_key = f"saleor:{name}:{object_id}"
+    else:
+        dedupe_key = f"saleor:{name}:{object_id}:{(version or now).isoformat()}"
+    return {
+        "name": name, "email": email or "", "user_id": user_id or None, "occurred_at": now,
+        "payload": {"$ref": {"source": "saleor", "hook": hook, "model": kind, "pk": str(pk),
+                             "email": email or ""}},
+        "dedupe_key": dedupe_key,
+    }
+
+
+def _first(serialized: str) -> dict:
+    data = json.loads(serialized)
+    return data[0] if isinstance(data, list) and data else {}
 
 
 def build(hook: str, instance, requestor=None) -> tuple[dict, dict]:
@@ -32,7 +71,29 @@ def build(hook: str, instance, requestor=None) -> tuple[dict, dict]:
         return _first(payloads.generate_order_payload(instance, requestor)), {
             "checkout_token": str(instance.checkout_token or ""), "user_id": _global_id("User", instance.user_id)}
     if kind == "Fulfillment":
-        order = instance.order
         return _first(payloads.generate_fulfillment_payload(instance, requestor)), {
-            "user_id": _global_id("User", order.user_id)}
+            "user_id": _global_id("User", instance.order.user_id)}
     raise TypeError(f"no payload for {kind} ({hook})")
+
+
+def resolve(reference: dict, event, *, checkout_url_template: str = "", consent_metadata_key: str = "") -> dict:
+    """Load the referenced object and build the event's real payload (in the worker)."""
+    from django.utils.module_loading import import_string
+
+    from ..engine.resolvers import Unresolvable
+
+    model = import_string(MODELS[reference["model"]])
+    instance = model.objects.filter(pk=reference["pk"]).first()
+    hook = reference["hook"]
+    if instance is None:
+        if reference["model"] == "Checkout":
+            # Completed or expired and deleted by Saleor: nothing left to abandon.
+            return {"payload": {"token": reference["pk"], "lines": [], "deleted": True}}
+        if reference["model"] == "User":
+            return {"payload": {"email": reference.get("email", ""), "deleted": True}}
+        raise Unresolvable(f"Saleor {reference['model']} {reference['pk']} no longer exists")
+    payload, extra = build(hook, instance)
+    normalized = normalize(hook, payload, checkout_url_template=checkout_url_template,
+                           consent_metadata_key=consent_metadata_key, now=event.occurred_at, **extra)
+    return {"payload": normalized["payload"], "email": normalized["email"],
+            "user_id": normalized["user_id"], "channel": normalized["channel"]}

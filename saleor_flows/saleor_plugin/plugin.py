@@ -1,7 +1,8 @@
 """The saleor-flows plugin: Saleor's hooks in, normalized events out.
 
-Each hook records one event (one INSERT, processing enqueued on commit) and
-returns ``previous_value`` untouched. Hooks run in the shopper's request and
+Each hook records one event (one INSERT of a reference to the object,
+processing enqueued on commit) and returns ``previous_value`` untouched;
+Saleor's full payload is built in the worker (``payloads.resolve``). Hooks run in the shopper's request and
 Saleor does not catch plugin exceptions, so nothing here may raise: a
 failure is logged and the request goes on.
 """
@@ -13,9 +14,8 @@ from django.utils import timezone
 from saleor.core.db.connection import allow_writer
 from saleor.plugins.base_plugin import BasePlugin, ConfigurationTypeField
 
-from ..conf import flows_setting
 from ..events import record_event
-from . import payloads, translate
+from . import payloads
 from .config import PLUGIN_ID
 
 logger = logging.getLogger(__name__)
@@ -63,16 +63,11 @@ class FlowsPlugin(BasePlugin):
                         for name, kind, label, help_text in FIELDS}
 
     def _record(self, hook: str, instance):
+        """One INSERT of a reference event; Saleor's payload is built later, in the worker."""
         if not self.active:
             return
         try:
-            payload, extra = payloads.build(hook, instance, self.requestor)
-            config = {item["name"]: item["value"] for item in self.configuration}
-            event = translate.normalize(
-                hook, payload, now=timezone.now(),
-                checkout_url_template=config.get("checkout_url_template") or flows_setting("CHECKOUT_URL_TEMPLATE"),
-                consent_metadata_key=config.get("consent_metadata_key") or flows_setting("CONSENT_METADATA_KEY"),
-                **extra)
+            event = payloads.describe(hook, instance, now=timezone.now())
             if event:
                 with allow_writer():
                     record_event(**event)
