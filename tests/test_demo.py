@@ -1,0 +1,54 @@
+"""The demo's simulated month on the test database: journeys run, reminders stop at the order, the outbox is complete."""
+
+import email
+from email import policy
+
+from demo import store
+from saleor_flows.models import Enrolment, Event, Flow, Message
+
+
+def test_plan_is_deterministic_and_ordered():
+    first = store.plan_events(customers=20, days=5, seed=3)
+    second = store.plan_events(customers=20, days=5, seed=3)
+    assert [(e.at, e.name, e.dedupe_key) for e in first.events] == [
+        (e.at, e.name, e.dedupe_key) for e in second.events]
+    assert [e.at for e in first.events] == sorted(e.at for e in first.events)
+    assert len({e.dedupe_key for e in first.events}) == len(first.events)
+    numbers = [e.payload["number"] for e in first.events if e.name == "order_created"]
+    assert numbers == [str(n) for n in range(1001, 1001 + len(numbers))]
+
+
+def test_demo_month(flows, settings, tmp_path):
+    settings.EMAIL_BACKEND = "demo.outbox.EmailBackend"
+    settings.DEMO_OUTBOX_DIR = str(tmp_path)
+
+    result = store.simulate(customers=30, days=10, seed=7)
+
+    assert not Event.objects.filter(status=Event.Status.DEAD).exists()
+    for slug in ("welcome", "abandoned_checkout", "post_purchase"):
+        assert Enrolment.objects.filter(flow__slug=slug).count() > 0, slug
+    assert not Enrolment.objects.filter(status=Enrolment.Status.ACTIVE).exists()  # the quiet days let all finish
+
+    # No cart reminder after the order that follows the abandoned checkout.
+    abandoned = Flow.objects.get(slug="abandoned_checkout")
+    reminders = Message.objects.filter(flow=abandoned, status=Message.Status.SENT).select_related(
+        "execution__enrolment")
+    assert reminders.exists()
+    assert Enrolment.objects.filter(flow=abandoned, status=Enrolment.Status.CONVERTED).exists()
+    for message in reminders:
+        entered_at = message.execution.enrolment.entered_at
+        for ordered_at in Event.objects.filter(contact=message.contact, name="order_created",
+                                               occurred_at__gte=entered_at).values_list("occurred_at", flat=True):
+            assert message.sent_at < ordered_at, (message.to, message.step_id, message.sent_at, ordered_at)
+
+    # Every sent email is in the outbox as .eml and .html, and only those.
+    sent = {str(m.send_id): m for m in Message.objects.filter(status=Message.Status.SENT)}
+    assert len(sent) == result["emails"] > 0
+    emls = sorted(tmp_path.glob("*.eml"))
+    assert len(emls) == len(sent) and len(list(tmp_path.glob("*.html"))) == len(sent)
+    for path in emls:
+        parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        message = sent[parsed["X-Flows-Send-Id"]]
+        assert parsed["To"] == message.to and parsed["Subject"] == message.subject
+        html = path.with_suffix(".html").read_text(encoding="utf-8")
+        assert html.lstrip().lower().startswith(("<!doctype", "<html")) and "Test Shop" in html
