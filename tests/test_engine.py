@@ -498,3 +498,24 @@ def test_reference_without_a_resolver_is_dead_lettered(flows):
     flows.event("order_created", email=JANE, payload={"$ref": {"source": "nowhere", "pk": "1"}})
     (dead,) = flows.dead_events()
     assert dead.error == "could not resolve the recorded reference: no resolver for 'nowhere' events in this process"
+
+
+def test_wait_event_correlates_with_its_own_trigger(flows):
+    """Fulfilling order A moves order A's journey, not order B's."""
+    flows.flow(chain("order_fully_paid",
+                     ("wait", {"type": "wait_event", "event": "order_fulfilled", "correlate": ["id"],
+                               "timeout": {"days": 14}, "next": "shipped", "timeout_next": None}),
+                     ("shipped", email("Order {{ event.number }} is on its way")), kind="transactional",
+                     reentry={"mode": "always"}))
+    for order in ("A", "B"):
+        flows.event("order_fully_paid", email=JANE, payload={"id": order, "number": order}, dedupe_key=f"paid:{order}")
+    flows.event("order_fulfilled", email=JANE, payload={"id": "A", "number": "A"})
+    assert [m.subject for m in flows.emails_to(JANE)] == ["Order A is on its way"]
+    waits = {e.enrolment.trigger_event.payload["id"]: e.state for e in StepExecution.objects.filter(step_id="wait")}
+    assert waits == {"A": "done", "B": "pending"}
+
+
+def test_correlate_must_be_a_list_of_paths(flows):
+    with pytest.raises(DefinitionError, match="steps.wait.correlate"):
+        flows.flow(chain("x", ("wait", {"type": "wait_event", "event": "y", "correlate": "id", "timeout": {"days": 1},
+                                        "next": None, "timeout_next": None})))

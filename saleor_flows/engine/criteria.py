@@ -6,6 +6,7 @@ so both re-check exactly the same thing.
 
 from ..models import Enrolment
 from .conditions import EvalContext, evaluate
+from .definition import version_definition
 from .history import DatabaseHistory
 
 
@@ -21,13 +22,15 @@ def journey_context(enrolment: Enrolment, contact, now) -> EvalContext:
 
 def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
     """(status, {"reason", "facts"}) if the goal or the exit criteria hold now, else None."""
-    definition = enrolment.version.definition
-    context = None
+    definition = version_definition(enrolment.version_id)
+    context, decided = None, []
     for key, status in (("goal", Enrolment.Status.CONVERTED), ("exit", Enrolment.Status.EXITED)):
         condition = definition.get(key)
         if condition:
             context = context or journey_context(enrolment, contact, now)
-            decision = evaluate(condition, context)
+            # "Converted when they order" and "exit when they order" are often the same question.
+            decision = next((d for c, d in decided if c == condition), None) or evaluate(condition, context)
+            decided.append((condition, decision))
             if decision.result:
                 return status, {"reason": "goal_reached" if key == "goal" else "exit_criteria",
                                 "facts": decision.facts}

@@ -7,6 +7,7 @@ its email templates compiled to HTML, as an immutable ``FlowVersion``.
 """
 
 import copy
+import functools
 import re
 from datetime import date
 
@@ -34,6 +35,24 @@ SEND_TYPES = {"send_email", "send_sms"}
 WAIT_TYPES = {"wait", "wait_until", "wait_date", "wait_event"}
 SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def version_definition(version_id: int) -> dict:
+    """A published version's definition. Versions never change, so each process reads one once.
+
+    (A definition carries every email compiled to HTML in every language:
+    reloading it for every step was most of a step's cost.)
+    """
+    return _version(version_id)[1]
+
+
+def version_number(version_id: int) -> int:
+    return _version(version_id)[0]
+
+
+@functools.lru_cache(maxsize=512)
+def _version(version_id: int) -> tuple[int, dict]:
+    return FlowVersion.objects.values_list("number", "definition").get(pk=version_id)
 
 
 class DefinitionError(ValueError):
@@ -110,6 +129,11 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         _check_duration(step.get("timeout"), f"{where}.timeout", errors)
         if step.get("filter") is not None:
             _check_condition(step["filter"], f"{where}.filter", errors)
+        correlate = step.get("correlate")
+        if correlate is not None and (not isinstance(correlate, list) or not all(
+                isinstance(path, str) and path.strip() for path in correlate)):
+            errors.append(f"{where}.correlate: a list of payload paths (e.g. [\"id\"]) the awaited event "
+                          "must share with the trigger event")
     elif kind == "wait_until":
         if not step.get("time") and not step.get("weekdays"):
             errors.append(f"{where}: give a time ('HH:MM'), weekdays, or both")

@@ -19,6 +19,7 @@ from . import resolvers, trail
 from .conditions import EvalContext, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
 from .criteria import check_exit
+from .definition import version_definition, version_number
 from .derived import derive
 from .history import DatabaseHistory
 from .runner import finish_enrolment, run_claimed, schedule_step
@@ -83,8 +84,8 @@ def _reentry_blocked(flow: Flow, definition: dict, contact, now) -> str:
 
 def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
     """Enrol the contact if trigger filter and re-entry rule allow; returns the first execution id."""
-    version = flow.live_version
-    definition = version.definition
+    version_id = flow.live_version_id
+    definition = version_definition(version_id)
     trigger_filter = definition["trigger"].get("filter")
     if trigger_filter:
         decision = evaluate(trigger_filter, EvalContext(contact=contact.as_context(), event=event.payload, now=now,
@@ -99,33 +100,46 @@ def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
         return None
     enrolment, created = Enrolment.objects.get_or_create(
         flow=flow, contact=contact, trigger_event=event,
-        defaults={"version": version, "entered_at": now},
+        defaults={"version_id": version_id, "entered_at": now},
     )
     if not created:
         return None
     trail.record(contact.pk, "entered", enrolment_id=enrolment.pk, flow=flow.slug,
-                 version=version.number, event=event.name, event_id=event.pk)
+                 version=version_number(version_id), event=event.name, event_id=event.pk)
     return schedule_step(enrolment, definition["start"], now=now, contact=contact)
 
 
 def _resume_waiting(contact, event: Event, now) -> list[int]:
     """Wake executions of this contact waiting for this event (``wait_event`` steps)."""
     woken = []
-    waiting = StepExecution.objects.select_related("enrolment__version").filter(
+    waiting = StepExecution.objects.select_related("enrolment__trigger_event").filter(
         state=StepExecution.State.PENDING, waiting_for=event.name,
         enrolment__contact=contact, enrolment__status=Enrolment.Status.ACTIVE,
     )
     for execution in waiting:
-        step = execution.enrolment.version.definition["steps"][execution.step_id]
+        step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
         if step.get("filter") and not evaluate(step["filter"], EvalContext(
                 contact=contact.as_context(), event=event.payload, now=now)).result:
             continue
+        trigger_payload = execution.enrolment.trigger_event.payload
+        if not all(_dig(event.payload, path) is not None and _dig(event.payload, path) == _dig(trigger_payload, path)
+                   for path in step.get("correlate") or []):
+            continue  # about another order/checkout than the one this journey is for
         claimed = StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
             state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.pk},
         )
         if claimed:
             woken.append(execution.pk)
     return woken
+
+
+def _dig(payload, path: str):
+    value = payload
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
 
 
 def process_event(event_id: int) -> list[int]:
@@ -158,7 +172,7 @@ def process_event(event_id: int) -> list[int]:
         Event.objects.filter(pk=event.pk).update(contact=contact)
         derive(event, contact)
 
-        for enrolment in Enrolment.objects.select_related("version", "trigger_event", "flow").filter(
+        for enrolment in Enrolment.objects.select_related("trigger_event").filter(
                 contact=contact, status=Enrolment.Status.ACTIVE):
             outcome = check_exit(enrolment, contact, now)
             if outcome:
@@ -167,7 +181,7 @@ def process_event(event_id: int) -> list[int]:
                                  event=event.name, facts=detail["facts"])
 
         to_run = _resume_waiting(contact, event, now)
-        for flow in Flow.objects.select_related("live_version").filter(
+        for flow in Flow.objects.defer("definition").filter(
                 status=Flow.Status.LIVE, trigger_event=event.name, live_version__isnull=False):
             first = _enrol(flow, event, contact, now)
             if first:

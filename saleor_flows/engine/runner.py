@@ -25,6 +25,7 @@ from ..models import Contact, Enrolment, Message, StepExecution
 from . import trail
 from .conditions import evaluate
 from .criteria import check_exit, journey_context
+from .definition import version_definition
 from .waits import due_at_for
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ MAX_CHAIN = 1000  # a published graph is acyclic with at most 500 steps
 
 def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) -> int | None:
     """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
-    step = enrolment.version.definition["steps"][step_id]
+    step = version_definition(enrolment.version_id)["steps"][step_id]
     kind = step["type"]
     due = now
     if kind in WAIT_TYPES:
@@ -119,8 +120,8 @@ def run_claimed(execution_ids):
 def execute(execution_id: int) -> int | None:
     """Run one claimed execution; returns the next claimed execution, if one is due at once."""
     execution = StepExecution.objects.select_related(
-        "enrolment__flow", "enrolment__version", "enrolment__contact", "enrolment__trigger_event",
-    ).filter(pk=execution_id).first()
+        "enrolment__flow", "enrolment__contact", "enrolment__trigger_event",
+    ).defer("enrolment__flow__definition").filter(pk=execution_id).first()
     if execution is None or execution.state != State.CLAIMED:
         return None  # someone else ran it (a task delivered twice, a racing sweep)
     now = clock.now()
@@ -138,7 +139,7 @@ def execute(execution_id: int) -> int | None:
         with transaction.atomic():
             finish_enrolment(enrolment, Enrolment.Status.EXITED, "flow_archived", now=now)
         return None
-    step = enrolment.version.definition["steps"][execution.step_id]
+    step = version_definition(enrolment.version_id)["steps"][execution.step_id]
     handler = HANDLERS[step["type"]]
     return handler(execution, step, now=now, contact=enrolment.contact)
 
@@ -277,7 +278,7 @@ def _retry_or_fail(execution, message_id, *, now, error, max_attempts, backoff_s
 def _deliver(execution, step, *, now, contact):
     """send_email, send_sms, notify_staff: check, render, commit `sending`, hand off, commit `sent`."""
     enrolment = execution.enrolment
-    definition = enrolment.version.definition
+    definition = version_definition(enrolment.version_id)
     with transaction.atomic():
         # Lock the person, then the journey: an unsubscribe or an order that
         # committed before this point is seen here, one that comes later waits.
@@ -373,10 +374,10 @@ def mark_ambiguous(execution_id: int, *, now) -> bool:
     contact is not stuck.
     """
     execution = StepExecution.objects.select_related(
-        "enrolment__version", "enrolment__contact", "enrolment__trigger_event").filter(pk=execution_id).first()
+        "enrolment__contact", "enrolment__trigger_event").filter(pk=execution_id).first()
     if execution is None or execution.state != State.SENDING:
         return False
-    step = execution.enrolment.version.definition["steps"][execution.step_id]
+    step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
     with transaction.atomic():
         if not StepExecution.objects.select_for_update().filter(pk=execution.pk, state=State.SENDING).exists():
             return False
