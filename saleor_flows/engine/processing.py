@@ -169,7 +169,6 @@ def process_event(event_id: int) -> list[int]:
             return []
         event.contact = contact
         update_profile(contact, event)
-        Event.objects.filter(pk=event.pk).update(contact=contact)
         derive(event, contact)
 
         for enrolment in Enrolment.objects.select_related("trigger_event").filter(
@@ -186,7 +185,7 @@ def process_event(event_id: int) -> list[int]:
             first = _enrol(flow, event, contact, now)
             if first:
                 to_run.append(first)
-        Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now)
+        Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now, contact=contact)
     return to_run
 
 

@@ -16,7 +16,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from .. import clock
 from ..channels import delivery, webhook
@@ -48,23 +48,32 @@ def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) 
     if kind in WAIT_TYPES:
         due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload)
     immediate = due <= now and kind != "wait_event"
-    execution, created = StepExecution.objects.get_or_create(
-        enrolment=enrolment, step_id=step_id, occurrence=1,
-        defaults={
-            "due_at": due,
-            "state": State.CLAIMED if immediate else State.PENDING,
-            "claimed_at": now if immediate else None,
-            "waiting_for": step["event"] if kind == "wait_event" else "",
-        },
-    )
-    if not created:
-        return None
+    execution_id = _insert_execution(enrolment.pk, step_id, due=due, immediate=immediate, now=now,
+                                     waiting_for=step["event"] if kind == "wait_event" else "")
+    if execution_id is None:
+        return None  # this step of this journey exists already: never twice
     if kind in WAIT_TYPES and not immediate:
         detail = {"until": due}
         if kind == "wait_event":
             detail["event"] = step["event"]
         trail.record(contact.pk, "waiting", enrolment_id=enrolment.pk, step_id=step_id, **detail)
-    return execution.pk if immediate else None
+    return execution_id if immediate else None
+
+
+def _insert_execution(enrolment_id, step_id, *, due, immediate, now, waiting_for) -> int | None:
+    """One INSERT; the unique (enrolment, step, occurrence) key turns a second one into nothing."""
+    table = connection.ops.quote_name(StepExecution._meta.db_table)
+    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (enrolment_id, step_id, occurrence, state, due_at, waiting_for, attempts,"
+            f" claimed_at, result) VALUES (%s, %s, 1, %s, %s, %s, 0, %s, {json_param})"
+            " ON CONFLICT (enrolment_id, step_id, occurrence) DO NOTHING RETURNING id",
+            [enrolment_id, step_id, State.CLAIMED if immediate else State.PENDING, due, waiting_for,
+             now if immediate else None, "{}"],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:
@@ -315,9 +324,9 @@ def _deliver(execution, step, *, now, contact):
         if not StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
                 state=State.SENDING, claimed_at=now, attempts=execution.attempts + 1):
             return None
-        message = Message.objects.filter(execution=execution).first()
-        if message is None:
-            message = Message(execution=execution)
+        # A retry reuses the message row of the failed attempt.
+        message = (Message.objects.filter(execution=execution).first() if execution.attempts else None) or Message(
+            execution=execution)
         message.send_id, message.contact, message.flow = send_id, fresh, enrolment.flow
         message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
         message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
