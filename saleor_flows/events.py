@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
 
 from . import clock
+from .db import insert_on_conflict
 from .engine import dispatch
 from .models import Event
 
@@ -73,19 +73,11 @@ def record_event(
             dedupe_key = "sha256:" + hashlib.sha256(basis.encode()).hexdigest()
     dedupe_key = dedupe_key[:255]
 
-    table = connection.ops.quote_name(Event._meta.db_table)
-    status = Event.Status.DEAD if error else Event.Status.PENDING
-    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (name, occurred_at, received_at, email, user_id, channel, payload,"
-            f" dedupe_key, status, error) VALUES (%s, %s, %s, %s, %s, %s, {json_param}, %s, %s, %s)"
-            " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-            [name[:100], occurred_at or now, now, email[:254], user_id[:100], channel[:100],
-             payload_json, dedupe_key, status, error],
-        )
-        row = cursor.fetchone()
-    event_id = row[0] if row else None
+    event_id = insert_on_conflict(Event, {
+        "name": name[:100], "occurred_at": occurred_at or now, "received_at": now, "email": email[:254],
+        "user_id": user_id[:100], "channel": channel[:100], "payload": payload_json, "dedupe_key": dedupe_key,
+        "status": Event.Status.DEAD if error else Event.Status.PENDING, "error": error,
+    }, conflict=["dedupe_key"])
     if event_id is not None and not error:
         dispatch.event_recorded(event_id)
     return RecordedEvent(id=event_id, dedupe_key=dedupe_key)

@@ -17,13 +17,14 @@ processed, so the host's request path still does one INSERT and one enqueue.
 from calendar import isleap
 from datetime import date, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.core.serializers.json import DjangoJSONEncoder
 import json
 
 from .. import clock
 from ..conf import flows_setting
+from ..db import insert_on_conflict
 from ..models import Event, IdleTimer, StockAlert
 
 CHECKOUT_ACTIVITY = {"checkout_created", "checkout_updated"}
@@ -37,18 +38,15 @@ def checkout_timer_key(token) -> str:
 def touch_timer(key: str, *, event_name: str, idle: timedelta, email: str, user_id: str, channel: str,
                 payload: dict, at):
     """Arm or push back a timer in one upsert (a newer activity always wins)."""
-    table = connection.ops.quote_name(IdleTimer._meta.db_table)
-    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (key, event_name, email, user_id, channel, payload, last_activity_at, due_at, state)"
-            f" VALUES (%s, %s, %s, %s, %s, {json_param}, %s, %s, 'waiting')"
-            " ON CONFLICT (key) DO UPDATE SET event_name = excluded.event_name, email = excluded.email,"
-            " user_id = excluded.user_id, channel = excluded.channel, payload = excluded.payload,"
-            " last_activity_at = excluded.last_activity_at, due_at = excluded.due_at, state = 'waiting'"
-            f" WHERE {table}.last_activity_at <= excluded.last_activity_at",
-            [key, event_name, email, user_id, channel, json.dumps(payload, cls=DjangoJSONEncoder), at, at + idle],
-        )
+    insert_on_conflict(IdleTimer, {
+        "key": key, "event_name": event_name, "email": email, "user_id": user_id, "channel": channel,
+        "payload": json.dumps(payload, cls=DjangoJSONEncoder), "last_activity_at": at, "due_at": at + idle,
+        "state": IdleTimer.State.WAITING,
+    }, conflict=["key"], update=(
+        "event_name = excluded.event_name, email = excluded.email, user_id = excluded.user_id,"
+        " channel = excluded.channel, payload = excluded.payload, last_activity_at = excluded.last_activity_at,"
+        " due_at = excluded.due_at, state = excluded.state"
+        " WHERE {table}.last_activity_at <= excluded.last_activity_at"))
 
 
 def cancel_timer(key: str):

@@ -16,11 +16,12 @@ import logging
 import uuid
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from .. import clock
 from ..channels import delivery, webhook
 from ..conf import flows_setting
+from ..db import insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
 from . import trail
 from .conditions import evaluate
@@ -62,18 +63,11 @@ def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) 
 
 def _insert_execution(enrolment_id, step_id, *, due, immediate, now, waiting_for) -> int | None:
     """One INSERT; the unique (enrolment, step, occurrence) key turns a second one into nothing."""
-    table = connection.ops.quote_name(StepExecution._meta.db_table)
-    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (enrolment_id, step_id, occurrence, state, due_at, waiting_for, attempts,"
-            f" claimed_at, result) VALUES (%s, %s, 1, %s, %s, %s, 0, %s, {json_param})"
-            " ON CONFLICT (enrolment_id, step_id, occurrence) DO NOTHING RETURNING id",
-            [enrolment_id, step_id, State.CLAIMED if immediate else State.PENDING, due, waiting_for,
-             now if immediate else None, "{}"],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    return insert_on_conflict(StepExecution, {
+        "enrolment_id": enrolment_id, "step_id": step_id, "occurrence": 1,
+        "state": State.CLAIMED if immediate else State.PENDING, "due_at": due, "waiting_for": waiting_for,
+        "attempts": 0, "claimed_at": now if immediate else None, "result": "{}",
+    }, conflict=["enrolment_id", "step_id", "occurrence"])
 
 
 def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:

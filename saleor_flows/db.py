@@ -1,0 +1,32 @@
+"""The one SQL statement the ORM cannot write for us: INSERT … ON CONFLICT … RETURNING id.
+
+Effectively-once rests on it: an event, a step execution or an idle timer is
+written in a single statement whose unique key turns a repeat into nothing
+(or into an update), and the caller learns whether it was new. PostgreSQL and
+SQLite (3.35+) both speak this syntax.
+"""
+
+from django.db import connection
+
+
+def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str = "") -> int | None:
+    """Insert ``values`` (JSON columns already serialized); return the new id, or None on a conflict.
+
+    ``update`` is a ``DO UPDATE SET …`` clause (``{table}`` is replaced by the
+    quoted table name, ``excluded.<column>`` is the proposed row); without it
+    a conflicting row is left alone.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    json_columns = {field.column for field in model._meta.concrete_fields if field.get_internal_type() == "JSONField"}
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    columns = ", ".join(connection.ops.quote_name(column) for column in values)
+    placeholders = ", ".join(f"%s{cast}" if column in json_columns else "%s" for column in values)
+    action = f"DO UPDATE SET {update.format(table=table)}" if update else "DO NOTHING"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+            f" ON CONFLICT ({', '.join(conflict)}) {action} RETURNING id",
+            list(values.values()),
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
