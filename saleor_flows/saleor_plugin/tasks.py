@@ -1,13 +1,14 @@
 """Saleor-side periodic work: things only Saleor's own tables can tell us.
 
-Autodiscovered by Saleor's Celery app (this package is inside an installed app).
+Imported by ``SaleorFlowsConfig.ready()`` when the plugin is in ``PLUGINS``,
+which registers these tasks (and the engine's) on Saleor's Celery app.
 """
 
 from celery import shared_task
 from django.db.models import F, Sum
 from saleor.core.db.connection import allow_writer
 
-from .. import tasks as engine_tasks  # noqa: F401  (Saleor autodiscovers this module: register the engine's tasks too)
+from .. import tasks as engine_tasks  # noqa: F401  (registers the engine's tasks on Saleor's Celery app too)
 from ..engine.derived import notify_restocked
 from .translate import decode_global_id
 
