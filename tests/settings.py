@@ -21,6 +21,7 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "tests.urls"
 EMAIL_BACKEND = os.environ.get("FLOWS_TEST_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 DEFAULT_FROM_EMAIL = "Test Shop <shop@example.com>"
 

@@ -6,14 +6,10 @@ anything is committed as `sending`); ``hand_off()`` only talks to the backend.
 
 from dataclasses import dataclass, field
 
-from django.core import signing
-
 from ..conf import flows_setting
 from .email import build_email, send_email_message
 from .sms import SmsMessage, get_sms_backend
 from .templating import render_email, render_text
-
-UNSUBSCRIBE_SALT = "saleor-flows.unsubscribe"
 
 
 @dataclass
@@ -27,9 +23,9 @@ class Outgoing:
 
 def unsubscribe_url(contact, send_id) -> str:
     """A signed link that names the contact without showing who they are."""
-    token = signing.dumps({"c": contact.pk, "s": str(send_id)}, salt=UNSUBSCRIBE_SALT, compress=True)
-    base = (flows_setting("PUBLIC_URL") or flows_setting("SHOP").get("url") or "").rstrip("/")
-    return f"{base}/plugins/global/saleor.flows/unsubscribe/{token}/"
+    from ..web.unsubscribe import link
+
+    return link(contact.pk, send_id)
 
 
 def template_context(*, contact, flow, event_payload, send_id) -> dict:
@@ -59,8 +55,11 @@ def prepare(step: dict, *, definition: dict, flow, contact, event_payload: dict,
     kind = step["type"]
     if kind == "send_email":
         rendered = render_email(step["compiled"], context, language=language)
+        marketing = step.get("kind", definition.get("kind", "marketing")) == "marketing"
+        headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
+                   "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"} if marketing else None
         message = build_email(
-            rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"),
+            rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"), headers=headers,
             reply_to=[flows_setting("REPLY_TO")] if flows_setting("REPLY_TO") else None,
             send_id=str(send_id), metadata={"flow": flow.slug, "step": step.get("id", "")},
             tags=[f"flow:{flow.slug}", step.get("kind", definition.get("kind", "marketing"))],

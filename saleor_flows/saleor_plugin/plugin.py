@@ -15,6 +15,7 @@ from saleor.core.db.connection import allow_writer
 from saleor.plugins.base_plugin import BasePlugin, ConfigurationTypeField
 
 from ..events import record_event
+from ..web.unsubscribe import unsubscribe
 from . import payloads
 from .config import PLUGIN_ID
 
@@ -28,11 +29,12 @@ FIELDS = [
     ("abandoned_checkout_idle_minutes", ConfigurationTypeField.STRING, "Abandoned checkout after (minutes)",
      "A checkout with an email and lines that sees no change for this long counts as abandoned."),
     ("quiet_hours", ConfigurationTypeField.STRING, "Quiet hours (SMS)",
-     "e.g. 21:00-08:00 in the customer's timezone: SMS inside it wait until it ends."),
+     "e.g. 21:00-08:00 in the customer's timezone: SMS inside it wait until it ends. "
+     "(Stored now; enforced when quiet hours ship.)"),
     ("consent_metadata_key", ConfigurationTypeField.STRING, "Consent metadata key",
      "The user metadata key storefronts set to 'true'/'false' for email marketing consent."),
     ("tracking", ConfigurationTypeField.BOOLEAN, "Track opens and clicks",
-     "Adds an open pixel and click redirects to marketing emails."),
+     "Adds an open pixel and click redirects to marketing emails. (Stored now; applied when tracking ships.)"),
     ("public_url", ConfigurationTypeField.STRING, "Public base URL",
      "The public URL of this Saleor API (for links in emails, e.g. unsubscribe)."),
     ("checkout_url_template", ConfigurationTypeField.STRING, "Storefront checkout link",
@@ -150,7 +152,10 @@ class FlowsPlugin(BasePlugin):
         return previous_value
 
     def webhook(self, request, path, previous_value=None, **kwargs):
-        """Our HTTP endpoints under /plugins/global/saleor.flows/ (unsubscribe and tracking come next)."""
-        if path.strip("/") == "health":
+        """Our HTTP endpoints under /plugins/global/saleor.flows/."""
+        parts = path.strip("/").split("/")
+        if parts == ["health"]:
             return JsonResponse({"plugin": PLUGIN_ID, "active": self.active})
+        if len(parts) == 2 and parts[0] == "unsubscribe":
+            return unsubscribe(request, parts[1])
         return HttpResponseNotFound("Not found")
