@@ -22,6 +22,10 @@ class SaleorFlowsConfig(AppConfig):
         from .engine.resolvers import register
         from .saleor_plugin.payloads import resolve
 
+        from .saleor_plugin.consent import write_back
+        from .signals import consent_changed
+
+        consent_changed.connect(write_back, dispatch_uid="saleor-flows-consent-to-saleor")
         register("saleor", lambda reference, event: resolve(
             reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
             consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))

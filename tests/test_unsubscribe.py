@@ -77,3 +77,23 @@ def test_tampered_links_get_a_clear_400_and_change_nothing(flows, client, mangle
     response = client.post(f"/plugins/global/saleor.flows/unsubscribe/{mangle(token)}/")
     assert response.status_code == 400 and "not valid" in response.content.decode()
     assert Contact.objects.get().email_consent == "subscribed"
+
+
+def test_edges_hear_about_committed_consent_changes(flows, client, django_capture_on_commit_callbacks):
+    from saleor_flows.signals import consent_changed
+
+    heard = []
+
+    def listener(sender, contact, channel, status, source, **kwargs):
+        heard.append((contact.email, channel, status, source))
+
+    consent_changed.connect(listener)
+    try:
+        _journeys(flows)
+        flows.event("go", email=JANE)
+        url = flows.emails_to(JANE)[0].extra_headers["List-Unsubscribe"].strip("<>")
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(_path(url))
+    finally:
+        consent_changed.disconnect(listener)
+    assert heard == [(JANE, "email", "unsubscribed", "unsubscribe_link")]

@@ -9,6 +9,7 @@ dicts and knows nothing of any host.
 import hashlib
 from decimal import Decimal, InvalidOperation
 
+from django.db import transaction
 from django.db.models import Q
 
 from django.utils.dateparse import parse_datetime
@@ -16,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from .. import clock
 from ..conf import flows_setting
 from ..models import Contact, Event, IdleTimer, Message, Suppression, TrailEntry
+from ..signals import consent_changed
 
 
 def _lock(**lookup) -> Contact | None:
@@ -101,6 +103,10 @@ def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=
         raise ValueError(f"unknown consent channel {channel!r}")
     if status not in Contact.Consent.values:
         raise ValueError(f"unknown consent status {status!r}; use one of {Contact.Consent.values}")
+    if getattr(contact, f"{channel}_consent") != status:
+        # Tell edges once the change is committed (e.g. Saleor writes its metadata key).
+        transaction.on_commit(lambda: consent_changed.send(
+            sender=Contact, contact=contact, channel=channel, status=status, source=source))
     setattr(contact, f"{channel}_consent", status)
     setattr(contact, f"{channel}_consent_source", source[:64])
     setattr(contact, f"{channel}_consent_at", at or clock.now())

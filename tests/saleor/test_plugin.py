@@ -146,15 +146,21 @@ def test_failing_hook_never_breaks_the_mutation(api_client, channel_USD, shop_va
     assert "saleor-flows: could not record checkout_created; the request goes on" in logged
 
 
-def test_unsubscribe_link_in_a_sent_email_works_in_saleor(api_client, channel_USD, flows, journey, client):
+def test_unsubscribe_link_in_a_sent_email_works_in_saleor(api_client, channel_USD, flows, journey, client,
+                                                           django_capture_on_commit_callbacks):
     journey("welcome")
     register(api_client, "leaving@example.com", channel=channel_USD.slug)
     html = flows.emails_to("leaving@example.com")[0].alternatives[0][0]
     link = re.search(r'href="([^"]*/plugins/global/saleor\.flows/unsubscribe/[^"]*)"', html).group(1)
     assert link.startswith("https://api.shop.example.com/")  # the plugin's public_url
 
-    response = client.post(urlsplit(link).path, {"List-Unsubscribe": "One-Click"})  # RFC 8058 one-click
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(urlsplit(link).path, {"List-Unsubscribe": "One-Click"})  # RFC 8058 one-click
 
     assert response.status_code == 200, response.content
     assert Contact.objects.get(email="leaving@example.com").email_consent == "unsubscribed"
+    # ... and the storefront sees it in Saleor's own metadata key.
+    from saleor.account.models import User
+
+    assert User.objects.get(email="leaving@example.com").metadata["marketing_consent"] == "false"
     assert client.get(urlsplit(link).path).status_code == 200  # GET only shows the page
