@@ -519,3 +519,17 @@ def test_correlate_must_be_a_list_of_paths(flows):
     with pytest.raises(DefinitionError, match="steps.wait.correlate"):
         flows.flow(chain("x", ("wait", {"type": "wait_event", "event": "y", "correlate": "id", "timeout": {"days": 1},
                                         "next": None, "timeout_next": None})))
+
+
+def test_identical_goal_and_exit_are_evaluated_once(flows, django_assert_max_num_queries):
+    from saleor_flows.engine.criteria import check_exit
+
+    subscribed(flows)
+    same = {"history": "event", "event": "order_created", "since": "entered"}
+    flows.flow(chain("go", ("wait", nxt({"type": "wait", "duration": {"days": 1}})), ("mail", email("Hi")),
+                     goal=same, exit=same))
+    flows.event("go", email=JANE)
+    enrolment = Enrolment.objects.select_related("trigger_event").get()
+    contact = Contact.objects.get()
+    with django_assert_max_num_queries(1):  # one COUNT for the shared question, not two
+        assert check_exit(enrolment, contact, flows.now) is None

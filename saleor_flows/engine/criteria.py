@@ -29,7 +29,9 @@ def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
         if condition:
             context = context or journey_context(enrolment, contact, now)
             # "Converted when they order" and "exit when they order" are often the same question.
-            decision = next((d for c, d in decided if c == condition), None) or evaluate(condition, context)
+            decision = next((d for c, d in decided if c == condition), None)
+            if decision is None:  # (a Decision is falsy when false: compare with None, not truthiness)
+                decision = evaluate(condition, context)
             decided.append((condition, decision))
             if decision.result:
                 return status, {"reason": "goal_reached" if key == "goal" else "exit_criteria",

@@ -1,0 +1,74 @@
+"""Django settings for the benchmarks: a dedicated PostgreSQL database, locmem mail, Redis db 14.
+
+``BENCH_DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/saleor_flows_bench``)
+and ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``) point elsewhere.
+The database is created if it is missing (:func:`ensure_database`, called by
+``python -m bench`` before Django starts) and migrated at the start of a run.
+"""
+
+import os
+from urllib.parse import unquote, urlparse
+
+_db = urlparse(os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saleor_flows_bench"))
+
+SECRET_KEY = "bench-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "saleor_flows"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _db.path.lstrip("/") or "saleor_flows_bench",
+        "USER": unquote(_db.username or "postgres"),
+        "PASSWORD": unquote(_db.password or ""),
+        "HOST": _db.hostname or "127.0.0.1",
+        "PORT": str(_db.port or 5432),
+        # Persistent connections, as a host runs them (Saleor: CONN_MAX_AGE=600); the Celery
+        # worker would otherwise reconnect after every task.
+        "CONN_MAX_AGE": None,
+    }
+}
+
+# The in-memory backend (django.core.mail.outbox); the latency benchmark uses a subclass that
+# also notes when each message arrived.
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+DEFAULT_FROM_EMAIL = "Bench Shop <shop@example.com>"
+
+CELERY_BROKER_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+CELERY_TASK_DEFAULT_QUEUE = "saleor-flows-bench"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+SALEOR_FLOWS = {
+    # As in production; the in-process benchmarks force "inline" around what they drive.
+    "TASK_MODE": "celery",
+    "FROM_EMAIL": "Bench Shop <shop@example.com>",
+    "MESSAGE_ID_DOMAIN": "bench.example.com",
+    "SMS_BACKEND": "saleor_flows.channels.sms.locmem.SmsBackend",
+    "SHOP": {"name": "Bench Shop", "url": "https://shop.example.com", "logo_url": "https://shop.example.com/logo.png",
+             "currency": "USD", "address": "1 Bench Street, Springfield", "support_email": "help@example.com"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"celery": {"level": "WARNING"}, "kombu": {"level": "WARNING"}},
+}
+
+
+def ensure_database():
+    """Create the benchmark database if it does not exist (connects to the ``postgres`` database)."""
+    import psycopg
+    from psycopg import sql
+
+    db = DATABASES["default"]
+    conninfo = dict(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
+                    dbname="postgres", autocommit=True)
+    with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
