@@ -61,3 +61,14 @@ def test_cart_email_arrives_with_html_text_and_our_headers(flows, smtp):
     assert "2 x Monospace Tee ($20.00)" in html
     assert "Hi Jane, you left: 2 x Monospace Tee ($20.00)" in text
     assert stored.status == "sent"
+
+
+def test_smtp_server_from_the_plugin_configuration_wins_over_the_host_backend(flows, smtp, settings):
+    port = settings.EMAIL_PORT
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the host's own backend
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "SMTP": {"host": "127.0.0.1", "port": port, "use_tls": False}}
+    flows.contact("jane@example.com", email_consent="subscribed")
+    flows.flow(chain("go", ("mail", email("Through the configured server"))))
+    flows.event("go", email="jane@example.com")
+    assert [m["Subject"] for m in smtp.messages] == ["Through the configured server"]
+    assert flows.outbox == []  # nothing went through the host's backend
