@@ -32,7 +32,9 @@ class Event(models.Model):
     dedupe_key = models.CharField(max_length=255, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True, default="")
-    contact = models.ForeignKey("Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    # Indexed by flows_event_history (contact, name, occurred_at); no index of its own.
+    contact = models.ForeignKey("Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="events",
+                                db_index=False)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -121,7 +123,7 @@ class Flow(models.Model):
 class FlowVersion(models.Model):
     """An immutable published definition (templates compiled). Enrolments stay on theirs."""
 
-    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions", db_index=False)  # (flow, number)
     number = models.PositiveIntegerField()
     definition = models.JSONField()
     published_at = models.DateTimeField()
@@ -142,9 +144,10 @@ class Enrolment(models.Model):
         EXITED = "exited"  # exit criteria, exit step, goal, filter no longer matching
         CONVERTED = "converted"  # goal reached
 
-    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="enrolments")
+    # Both lead composite indexes below; single-column ones would only cost writes (and mislead the planner).
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="enrolments", db_index=False)
     version = models.ForeignKey(FlowVersion, on_delete=models.PROTECT, related_name="enrolments")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="enrolments")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="enrolments", db_index=False)
     trigger_event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="enrolments")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     exit_reason = models.CharField(max_length=64, blank=True, default="")
@@ -176,7 +179,8 @@ class StepExecution(models.Model):
         FAILED = "failed"
         AMBIGUOUS = "ambiguous"  # a send whose outcome is unknown: reported, never resent
 
-    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="executions")
+    # Leads the unique (enrolment, step_id, occurrence) key.
+    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="executions", db_index=False)
     step_id = models.CharField(max_length=100)
     occurrence = models.PositiveIntegerField(default=1)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
@@ -223,7 +227,8 @@ class Message(models.Model):
     execution = models.OneToOneField(
         StepExecution, null=True, blank=True, on_delete=models.SET_NULL, related_name="message"
     )
-    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
+                                db_index=False)  # (contact, created_at)
     flow = models.ForeignKey(Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     step_id = models.CharField(max_length=100, blank=True, default="")
     channel = models.CharField(max_length=8, choices=Channel.choices)
@@ -293,7 +298,7 @@ class IdleTimer(models.Model):
 class TrailEntry(models.Model):
     """The per-contact "why" trail: every enrolment, branch, wait, send, skip and exit."""
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="trail")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="trail", db_index=False)  # (contact, at)
     enrolment = models.ForeignKey(Enrolment, null=True, blank=True, on_delete=models.CASCADE, related_name="trail")
     step_id = models.CharField(max_length=100, blank=True, default="")
     kind = models.CharField(max_length=32)
