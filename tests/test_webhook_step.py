@@ -103,3 +103,15 @@ def test_webhook_that_never_answers_fails_after_max_attempts_and_journey_continu
     assert len(server.requests) == 5
     assert StepExecution.objects.get(step_id="crm").state == "failed"
     assert StepExecution.objects.get(step_id="tag").state == "done"  # not stuck
+
+
+def test_webhook_body_has_the_same_variables_as_emails(flows, receiver):
+    server = receiver()
+    flows.contact("jane@example.com")
+    flows.flow(chain("go", ("crm", {"type": "webhook", "url": server.url,
+                                    "body": {"delivery": "{{ message.send_id }}", "shop": "{{ shop.name }}"},
+                                    "next": None})))
+    flows.event("go", email="jane@example.com")
+    ((headers, body),) = server.requests
+    assert json.loads(body)["delivery"] == headers["X-Flows-Delivery"]
+    assert json.loads(body)["shop"] == "Test Shop"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..conf import flows_setting
 from .email import build_email, send_email_message
 from .sms import SmsMessage, get_sms_backend
+from ..web.unsubscribe import link as unsubscribe_link
 from .templating import render_email, render_text
 
 
@@ -21,13 +22,6 @@ class Outgoing:
     payload: object = field(default=None, repr=False)  # an EmailMessage or SmsMessage
 
 
-def unsubscribe_url(contact, send_id) -> str:
-    """A signed link that names the contact without showing who they are."""
-    from ..web.unsubscribe import link
-
-    return link(contact.pk, send_id)
-
-
 def template_context(*, contact, flow, event_payload, send_id) -> dict:
     """Plain JSON-like data for templates: never ORM objects."""
     return {
@@ -36,7 +30,7 @@ def template_context(*, contact, flow, event_payload, send_id) -> dict:
         "shop": dict(flows_setting("SHOP")),
         "flow": {"name": flow.name, "slug": flow.slug},
         "message": {"send_id": str(send_id)},
-        "unsubscribe_url": unsubscribe_url(contact, send_id),
+        "unsubscribe_url": unsubscribe_link(contact.pk, send_id),  # signed; names no one readably
     }
 
 
@@ -49,27 +43,27 @@ def _translated(step: dict, key: str, language: str | None) -> str:
     return step[key]
 
 
-def prepare(step: dict, *, definition: dict, flow, contact, event_payload: dict, send_id) -> Outgoing:
+def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id) -> Outgoing:
+    """``kind`` is the message kind the engine decided ("marketing" gets unsubscribe headers)."""
     context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=send_id)
     language = contact.locale or (event_payload or {}).get("language_code") or None
-    kind = step["type"]
-    if kind == "send_email":
+    step_type = step["type"]
+    if step_type == "send_email":
         rendered = render_email(step["compiled"], context, language=language)
-        marketing = step.get("kind", definition.get("kind", "marketing")) == "marketing"
         headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
-                   "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"} if marketing else None
+                   "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"} if kind == "marketing" else None
         message = build_email(
             rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"), headers=headers,
             reply_to=[flows_setting("REPLY_TO")] if flows_setting("REPLY_TO") else None,
             send_id=str(send_id), metadata={"flow": flow.slug, "step": step.get("id", "")},
-            tags=[f"flow:{flow.slug}", step.get("kind", definition.get("kind", "marketing"))],
+            tags=[f"flow:{flow.slug}", kind],
         )
         return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""), message)
-    if kind == "send_sms":
+    if step_type == "send_sms":
         body = render_text(_translated(step, "body", language), context, language=language)
         sms = SmsMessage(to=contact.phone, body=body, from_=flows_setting("SMS_FROM"), send_id=str(send_id))
         return Outgoing("sms", contact.phone, body[:255], "", sms)
-    if kind == "notify_staff":
+    if step_type == "notify_staff":
         subject = render_text(step["subject"], context).strip().replace("\n", " ")
         body = render_text(step["body"], context)
         message = build_email(
@@ -78,7 +72,7 @@ def prepare(step: dict, *, definition: dict, flow, contact, event_payload: dict,
         )
         message.to = list(step["to"])
         return Outgoing("email", ", ".join(step["to"]), subject, message.extra_headers.get("Message-ID", ""), message)
-    raise ValueError(f"not a send step: {kind}")
+    raise ValueError(f"not a send step: {step_type}")
 
 
 @dataclass

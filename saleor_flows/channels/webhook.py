@@ -15,6 +15,7 @@ import urllib.request
 from django.core.serializers.json import DjangoJSONEncoder
 
 from ..conf import flows_setting
+from .delivery import template_context
 from .templating import render_text
 
 
@@ -27,9 +28,9 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def build_body(step: dict, *, contact, flow, event_payload: dict) -> bytes:
-    context = {"contact": contact.as_context(), "event": event_payload, "shop": flows_setting("SHOP"),
-               "flow": {"name": flow.name, "slug": flow.slug}}
+def build_body(step: dict, *, delivery_id: str, contact, flow, event_payload: dict) -> bytes:
+    # The same variables as in emails (publish-time validation allows them all).
+    context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=delivery_id)
     custom = {key: render_text(value, context) if isinstance(value, str) else value
               for key, value in (step.get("body") or {}).items()}
     body = {"flow": flow.slug, "contact": {"email": contact.email, "user_id": contact.user_id}, **custom}
@@ -38,7 +39,7 @@ def build_body(step: dict, *, contact, flow, event_payload: dict) -> bytes:
 
 def post(step: dict, *, delivery_id: str, contact, flow, event_payload: dict) -> int:
     """POST the step's body; returns the HTTP status, raises WebhookError to retry."""
-    body = build_body(step, contact=contact, flow=flow, event_payload=event_payload)
+    body = build_body(step, delivery_id=delivery_id, contact=contact, flow=flow, event_payload=event_payload)
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "User-Agent": "saleor-flows",
                "X-Flows-Delivery": delivery_id, "X-Flows-Timestamp": timestamp}

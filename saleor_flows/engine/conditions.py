@@ -462,6 +462,20 @@ def _eval(cond, ctx, facts, depth) -> bool:
     return _eval_history(cond, ctx, facts)
 
 
+def dig(value, path: str, missing=None):
+    """Follow a dotted path through dicts and lists (a numeric part indexes a list); ``missing`` if it leads nowhere."""
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part, missing)
+        elif isinstance(value, list) and part.isascii() and part.isdigit() and len(part) < 10 and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return missing
+        if value is missing:
+            return missing
+    return value
+
+
 def _lookup(ctx, path, facts):
     """Follow ``contact.…`` / ``event.…`` (list indexes allowed); record what was seen."""
     if not isinstance(path, str):
@@ -469,16 +483,7 @@ def _lookup(ctx, path, facts):
     root, _, rest = path.partition(".")
     if root not in ("contact", "event") or not rest:
         raise _Malformed
-    value = ctx.contact if root == "contact" else ctx.event
-    for part in rest.split("."):
-        if isinstance(value, dict):
-            value = value.get(part, _MISSING)
-        elif isinstance(value, list) and part.isascii() and part.isdigit() and len(part) < 10:
-            value = value[int(part)] if int(part) < len(value) else _MISSING
-        else:
-            value = _MISSING
-        if value is _MISSING:
-            break
+    value = dig(ctx.contact if root == "contact" else ctx.event, rest, _MISSING)
     facts[path] = None if value is _MISSING else _jsonable(value)
     return value
 

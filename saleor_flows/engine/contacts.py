@@ -163,8 +163,8 @@ def update_profile(contact: Contact, event: Event):
             if status in Contact.Consent.values and getattr(contact, f"{channel}_consent") != status:
                 changed += set_consent(contact, channel, status, source=str(consent.get("source") or "host"),
                                        at=event.occurred_at)
-    for key, value in (payload.get("attributes") or {}).items() if event.name == "profile_updated" else ():
-        contact.attributes[str(key)] = value
+    if event.name == "profile_updated" and payload["attributes"]:
+        contact.attributes.update({str(key): value for key, value in payload["attributes"].items()})
         changed.append("attributes")
 
     if changed:

@@ -55,6 +55,11 @@ def _version(version_id: int) -> tuple[int, dict]:
     return FlowVersion.objects.values_list("number", "definition").get(pk=version_id)
 
 
+def message_kind(step: dict, definition: dict) -> str:
+    """"marketing" or "transactional": a send step may override its flow (a review request after an order)."""
+    return step.get("kind", definition.get("kind", "marketing"))
+
+
 class DefinitionError(ValueError):
     def __init__(self, errors: list[str]):
         super().__init__("invalid flow definition:\n- " + "\n- ".join(errors))
@@ -109,6 +114,9 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         if target is not None and target not in steps:
             errors.append(f"{where}: leads to unknown step {target!r}")
 
+    if kind in ("wait_until", "wait_date") and step.get("time") is not None and not (
+            isinstance(step["time"], str) and TIME_RE.match(step["time"])):
+        errors.append(f"{where}.time: expected 'HH:MM' (24-hour), got {step['time']!r}")
     if kind in SEND_TYPES and step.get("kind") is not None and step["kind"] not in KINDS:
         errors.append(f"{where}.kind: one of {', '.join(sorted(KINDS))} (overrides the flow's kind)")
     if kind == "send_email":
@@ -137,8 +145,6 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
     elif kind == "wait_until":
         if not step.get("time") and not step.get("weekdays"):
             errors.append(f"{where}: give a time ('HH:MM'), weekdays, or both")
-        if step.get("time") is not None and not (isinstance(step["time"], str) and TIME_RE.match(step["time"])):
-            errors.append(f"{where}.time: expected 'HH:MM' (24-hour), got {step['time']!r}")
         weekdays = step.get("weekdays")
         if weekdays is not None and (not isinstance(weekdays, list) or not weekdays
                                      or any(day not in WEEKDAYS for day in weekdays)):
@@ -157,8 +163,6 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
                                              path=where))
         if step.get("offset") is not None:
             _check_duration(step["offset"], f"{where}.offset", errors)
-        if step.get("time") is not None and not (isinstance(step["time"], str) and TIME_RE.match(step["time"])):
-            errors.append(f"{where}.time: expected 'HH:MM' (24-hour), got {step['time']!r}")
     elif kind == "split":
         _check_condition(step.get("condition"), f"{where}.condition", errors)
     elif kind == "branch":

@@ -14,18 +14,20 @@ processed, so the host's request path still does one INSERT and one enqueue.
   per lapse / per year thanks to their dedupe keys.
 """
 
+import json
 from calendar import isleap
 from datetime import date, timedelta
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
-from django.core.serializers.json import DjangoJSONEncoder
-import json
 
 from .. import clock
 from ..conf import flows_setting
 from ..db import insert_on_conflict
-from ..models import Event, IdleTimer, StockAlert
+from ..events import normalize_email, record_event  # the door every event goes through, derived ones too
+from ..models import Contact, Event, IdleTimer, StockAlert
+from .waits import contact_zone
 
 CHECKOUT_ACTIVITY = {"checkout_created", "checkout_updated"}
 CHECKOUT_DONE = {"checkout_fully_paid", "checkout_completed"}
@@ -58,7 +60,7 @@ def derive(event: Event, contact) -> None:
     payload = event.payload
     if event.name in CHECKOUT_ACTIVITY and payload.get("token"):
         key = checkout_timer_key(payload["token"])
-        email = (payload.get("email") or event.email or "").strip().lower()
+        email = normalize_email(payload.get("email") or event.email)
         if email and payload.get("lines"):
             touch_timer(key, event_name="checkout_abandoned",
                         idle=timedelta(minutes=flows_setting("ABANDONED_CHECKOUT_IDLE_MINUTES")),
@@ -79,8 +81,6 @@ def derive(event: Event, contact) -> None:
 
 
 def _record_nth_order(event: Event, contact):
-    from ..events import record_event  # the door every event goes through, derived ones too
-
     count = contact.order_count
     common = {"email": contact.email or "", "user_id": contact.user_id, "channel": event.channel,
               "payload": {**event.payload, "order_count": count}, "occurred_at": event.occurred_at}
@@ -91,8 +91,6 @@ def _record_nth_order(event: Event, contact):
 
 def fire_due_timers(now=None, limit: int = 1000) -> int:
     """Turn due timers into events, once: claimed with SKIP LOCKED, fired and marked in one transaction."""
-    from ..events import record_event
-
     now = now or clock.now()
     with transaction.atomic():
         due = list(IdleTimer.objects.select_for_update(skip_locked=True)
@@ -108,8 +106,6 @@ def fire_due_timers(now=None, limit: int = 1000) -> int:
 
 
 def _local_date(moment, contact):
-    from .waits import contact_zone
-
     return moment.astimezone(contact_zone({"timezone": contact.timezone})).date()
 
 
@@ -129,9 +125,6 @@ def _is_today(day: date, local_today: date) -> bool:
 
 def scan_dates(now=None) -> dict:
     """Record the date-driven events due now. Safe to run as often as you like."""
-    from ..events import record_event
-    from ..models import Contact
-
     now = now or clock.now()
     counts = {"customer_lapsed": 0, "birthday": 0, "signup_anniversary": 0}
     days = flows_setting("LAPSED_AFTER_DAYS")
@@ -193,8 +186,6 @@ def notify_restocked(available_quantities) -> int:
     host's answer (the Saleor edge asks Saleor's stock); only variants someone
     is waiting for are asked about. Each request is told once.
     """
-    from ..events import record_event
-
     waiting = list(StockAlert.objects.filter(notified_at__isnull=True).values_list("variant_id", flat=True).distinct())
     if not waiting:
         return 0

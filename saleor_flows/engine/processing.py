@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from .. import clock
 from ..models import Enrolment, Event, Flow, StepExecution
 from . import resolvers, trail
-from .conditions import EvalContext, evaluate
+from .conditions import EvalContext, dig, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
 from .criteria import check_exit
 from .definition import version_definition, version_number
@@ -122,7 +122,7 @@ def _resume_waiting(contact, event: Event, now) -> list[int]:
                 contact=contact.as_context(), event=event.payload, now=now)).result:
             continue
         trigger_payload = execution.enrolment.trigger_event.payload
-        if not all(_dig(event.payload, path) is not None and _dig(event.payload, path) == _dig(trigger_payload, path)
+        if not all(dig(event.payload, path) is not None and dig(event.payload, path) == dig(trigger_payload, path)
                    for path in step.get("correlate") or []):
             continue  # about another order/checkout than the one this journey is for
         claimed = StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
@@ -131,15 +131,6 @@ def _resume_waiting(contact, event: Event, now) -> list[int]:
         if claimed:
             woken.append(execution.pk)
     return woken
-
-
-def _dig(payload, path: str):
-    value = payload
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def process_event(event_id: int) -> list[int]:

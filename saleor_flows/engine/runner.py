@@ -26,7 +26,7 @@ from ..models import Contact, Enrolment, Message, StepExecution
 from . import trail
 from .conditions import evaluate
 from .criteria import check_exit, journey_context
-from .definition import version_definition
+from .definition import message_kind, version_definition
 from .waits import due_at_for
 
 logger = logging.getLogger(__name__)
@@ -243,8 +243,7 @@ def _run_exit(execution, step, *, now, contact):
 def _send_blocker(step, definition, contact) -> str:
     """Why this contact must not get this message now, or ""."""
     kind = step["type"]
-    # A step may say it is marketing inside a transactional flow (a review request after an order).
-    marketing = step.get("kind", definition.get("kind", "marketing")) == "marketing"
+    marketing = message_kind(step, definition) == "marketing"
     if kind == "notify_staff":
         return ""
     if contact.suppressed and (marketing or contact.suppressed_reason != "unsubscribed"):
@@ -310,7 +309,7 @@ def _deliver(execution, step, *, now, contact):
                           next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
         send_id = uuid.uuid4()
         try:
-            outgoing = delivery.prepare(step, definition=definition, flow=enrolment.flow, contact=fresh,
+            outgoing = delivery.prepare(step, kind=message_kind(step, definition), flow=enrolment.flow, contact=fresh,
                                         event_payload=enrolment.trigger_event.payload, send_id=send_id)
         except Exception as exc:  # a template that cannot render for this contact's data
             return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..conf import flows_setting
-from .conditions import parse_duration
+from .conditions import dig, parse_duration
 from .contacts import parse_when
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -59,14 +59,7 @@ def next_matching_moment(now: datetime, zone: ZoneInfo, wall: time | None, weekd
 
 def resolve_date_field(path: str, contact: dict, event_payload: dict) -> datetime | date | None:
     root, _, rest = path.partition(".")
-    value = contact if root == "contact" else event_payload
-    for part in rest.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
+    value = dig(contact if root == "contact" else event_payload, rest)
     if isinstance(value, (datetime, date)):
         return value
     if isinstance(value, str):
