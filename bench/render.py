@@ -104,6 +104,7 @@ def run(n=2000, n_engine=800, n_profile=200):
     from saleor_flows import clock
     from saleor_flows.channels import delivery
     from saleor_flows.channels.templating import render_email
+    from saleor_flows.engine.definition import message_kind
     from saleor_flows.engine import dispatch
     from saleor_flows.engine.runner import run_claimed
     from saleor_flows.models import Enrolment, Message
@@ -140,7 +141,7 @@ def run(n=2000, n_engine=800, n_profile=200):
         prep_times, hand_times = [], []
         for contact, payload in contacts:
             t0 = time.perf_counter()
-            outgoing = delivery.prepare(step, definition=definition, flow=flow, contact=contact,
+            outgoing = delivery.prepare(step, kind=message_kind(step, definition), flow=flow, contact=contact,
                                         event_payload=payload, send_id=uuid.uuid4())
             t1 = time.perf_counter()
             delivery.hand_off(outgoing)
