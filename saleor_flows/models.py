@@ -53,7 +53,8 @@ class Contact(models.Model):
     class Consent(models.TextChoices):
         SUBSCRIBED = "subscribed"
         UNSUBSCRIBED = "unsubscribed"
-        NEVER = "never"
+        NEVER = "never"  # never asked
+        PENDING = "pending"  # double opt-in: asked, confirmation link not clicked yet
 
     email = models.CharField(max_length=254, unique=True, null=True, blank=True)
     user_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
@@ -72,7 +73,13 @@ class Contact(models.Model):
     sms_consent = models.CharField(max_length=16, choices=Consent.choices, default=Consent.NEVER)
     sms_consent_source = models.CharField(max_length=64, blank=True, default="")
     sms_consent_at = models.DateTimeField(null=True, blank=True)
+    # Preference centre: topics the contact opted out of, "at most one marketing
+    # message per day/week/month" ("" = no limit of their own), and a pause.
+    unsubscribed_topics = models.JSONField(default=list, blank=True)
+    frequency = models.CharField(max_length=16, blank=True, default="")
+    paused_until = models.DateTimeField(null=True, blank=True)
 
+    # The email address is suppressed (a cache of its Suppression row, see engine/suppression.py).
     suppressed = models.BooleanField(default=False)
     suppressed_reason = models.CharField(max_length=64, blank=True, default="")
     suppressed_at = models.DateTimeField(null=True, blank=True)
@@ -222,6 +229,11 @@ class Message(models.Model):
         FAILED = "failed"
         AMBIGUOUS = "ambiguous"
 
+    class Kind(models.TextChoices):
+        MARKETING = "marketing"
+        TRANSACTIONAL = "transactional"
+        STAFF = "staff"
+
     send_id = models.UUIDField(unique=True)
     # Kept (anonymized) when a journey is erased, so a flow's report keeps its counts.
     execution = models.OneToOneField(
@@ -232,24 +244,122 @@ class Message(models.Model):
     flow = models.ForeignKey(Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     step_id = models.CharField(max_length=100, blank=True, default="")
     channel = models.CharField(max_length=8, choices=Channel.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MARKETING)
+    is_test = models.BooleanField(default=False)  # a test send: never in analytics
     to = models.CharField(max_length=254)
     subject = models.CharField(max_length=255, blank=True, default="")
     message_id = models.CharField(max_length=255, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SENDING)
     error = models.TextField(blank=True, default="")
+    # The provider's own id (anymail's message_id, an SMS provider's sid), to match its events.
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    segments = models.PositiveSmallIntegerField(default=0)  # SMS parts billed
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Engagement, first time each happened (MessageEvent keeps every event).
+    # opened_at counts human opens only; machine opens (privacy proxies,
+    # scanners) go to machine_opened_at so reports can show them apart.
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    machine_opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)  # rejected or undeliverable, per the provider
 
     class Meta:
-        indexes = [models.Index(fields=["contact", "created_at"], name="flows_message_contact")]
+        indexes = [
+            models.Index(fields=["contact", "created_at"], name="flows_message_contact"),
+            models.Index(fields=["provider_message_id"], name="flows_message_provider_id",
+                         condition=~Q(provider_message_id="")),
+        ]
+
+
+class MessageEvent(models.Model):
+    """A delivery or engagement event from a provider, our pixel or our redirect, stored once.
+
+    Every edge (anymail's tracking signal, an SMS provider's status webhook,
+    the open pixel, the click redirect) normalizes into this one vocabulary.
+    """
+
+    class Type(models.TextChoices):
+        QUEUED = "queued"
+        SENT = "sent"
+        DELIVERED = "delivered"
+        DEFERRED = "deferred"
+        OPENED = "opened"
+        CLICKED = "clicked"
+        BOUNCED = "bounced"  # hard: the address does not work
+        COMPLAINED = "complained"
+        UNSUBSCRIBED = "unsubscribed"
+        REJECTED = "rejected"
+        FAILED = "failed"
+        INBOUND = "inbound"  # an SMS reply (STOP, HELP, ...)
+
+    # Null when no message of ours matches (kept for reconciling, e.g. an ambiguous send).
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    provider = models.CharField(max_length=32)  # "sendgrid", "twilio", "pixel", "redirect", ...
+    # The provider's event id, or a digest of the event when it has none: ESPs retry.
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    machine = models.BooleanField(default=False)  # an open/click that looks machine-generated
+    url = models.TextField(blank=True, default="")
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    detail = models.JSONField(default=dict, blank=True)  # reason, description, user agent, ...
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="flows_message_event_once")]
+
+
+class TrackedLink(models.Model):
+    """A link of a published email, stored at publish time: click redirects carry only signed ids.
+
+    ``url`` may hold template placeholders ({{ event.checkout_url }}); the
+    redirect renders it for the message's contact, and only ever to http(s).
+    """
+
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="links", db_index=False)
+    step_id = models.CharField(max_length=100)
+    url = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "step_id", "url"], name="flows_link_once")]
+
+
+class ConsentChange(models.Model):
+    """Proof of consent: every change of a contact's consent, with its source and evidence."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_changes", db_index=False)
+    channel = models.CharField(max_length=8)  # "email" or "sms"
+    status = models.CharField(max_length=16, choices=Contact.Consent.choices)
+    # checkout, storefront_form, import, api, preference_centre, unsubscribe_link,
+    # list_unsubscribe, provider_stop, double_opt_in, host, ...
+    source = models.CharField(max_length=64)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True, default="")
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["contact", "at"], name="flows_consent_contact")]
 
 
 class Suppression(models.Model):
-    """An address we must not contact, kept as a hash so it survives erasing the person."""
+    """An address (email or phone) we must not contact, kept as a hash so it survives erasing the person.
 
-    email_hash = models.CharField(max_length=64, unique=True)
+    See ``engine/suppression.py`` for which reasons block which messages.
+    """
+
+    channel = models.CharField(max_length=8, default="email")  # "email" or "sms"
+    address_hash = models.CharField(max_length=64)
     reason = models.CharField(max_length=64)
+    source = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address_hash"], name="flows_suppression_once")]
 
 
 class StockAlert(models.Model):

@@ -339,12 +339,19 @@ def test_marketing_needs_consent_and_the_skip_says_why(flows):
 
 
 def test_transactional_needs_no_consent_but_respects_bounces(flows):
-    flows.contact(JANE)
-    flows.contact("bounced@example.com", suppressed=True, suppressed_reason="bounced")
+    from saleor_flows.engine.suppression import suppress
+
+    for address in (JANE, "bounced@example.com", "complained@example.com"):
+        flows.contact(address)
+    suppress("email", "bounced@example.com", "hard_bounce", source="test")
+    suppress("email", "complained@example.com", "complaint", source="test")
     flows.flow(chain("go", ("mail", email("Receipt")), kind="transactional"))
-    flows.event("go", email=JANE)
-    flows.event("go", email="bounced@example.com")
-    assert [m.to for m in mail.outbox] == [[JANE]]
+    for address in (JANE, "bounced@example.com", "complained@example.com"):
+        flows.event("go", email=address)
+    # A complaint about marketing never blocks a receipt; an address that bounces gets nothing.
+    assert [m.to for m in mail.outbox] == [[JANE], ["complained@example.com"]]
+    skip = next(e for e in flows.trail("bounced@example.com") if e.kind == "skipped")
+    assert skip.detail["reason"] == "suppressed (hard_bounce)"
 
 
 def test_unsubscribe_during_a_wait_stops_later_marketing(flows):
@@ -464,7 +471,7 @@ def test_customer_deleted_erases_the_person_and_keeps_a_hashed_suppression(flows
     (message,) = Message.objects.all()  # the send is still counted, anonymized
     assert (message.to, message.subject, message.contact_id) == ("", "", None)
     (suppression,) = Suppression.objects.all()
-    assert suppression.email_hash == hashlib.sha256(JANE.encode()).hexdigest()
+    assert (suppression.channel, suppression.address_hash) == ("email", hashlib.sha256(JANE.encode()).hexdigest())
     # A stale event about the erased address creates a suppressed contact: no marketing.
     flows.event("go", email=JANE)
     assert Contact.objects.get().suppressed_reason == "erased"

@@ -97,3 +97,13 @@ def test_edges_hear_about_committed_consent_changes(flows, client, django_captur
     finally:
         consent_changed.disconnect(listener)
     assert heard == [(JANE, "email", "unsubscribed", "unsubscribe_link")]
+
+
+def test_the_plugin_router_serves_the_same_routes_as_the_url_conf(rf):
+    """Saleor hands the plugin a path relative to its URL; ``serve`` resolves it like Django would."""
+    from saleor_flows import urls
+
+    assert urls.serve(rf.get("/x"), "nothing/here").status_code == 404
+    # A tampered token reaches the unsubscribe view (400), with or without the trailing slash.
+    assert urls.serve(rf.get("/x"), "/unsubscribe/forged-token/").status_code == 400
+    assert urls.serve(rf.get("/x"), "unsubscribe/forged-token").status_code == 400

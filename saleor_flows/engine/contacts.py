@@ -6,7 +6,6 @@ which every edge produces, see ``processing.EVENT_SHAPES``; plus an optional
 dicts and knows nothing of any host.
 """
 
-import hashlib
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
@@ -16,8 +15,9 @@ from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..conf import flows_setting
-from ..models import Contact, Event, IdleTimer, Message, Suppression, TrailEntry
+from ..models import ConsentChange, Contact, Event, IdleTimer, Message, TrailEntry
 from ..signals import consent_changed
+from . import suppression
 
 
 def _lock(**lookup) -> Contact | None:
@@ -40,8 +40,9 @@ def resolve_contact(event: Event) -> Contact:
             ignore_conflicts=True,
         )
         contact = (_lock(user_id=user_id) if user_id else None) or _lock(email=email)
-        if email and Suppression.objects.filter(email_hash=email_hash(email)).exists():
-            contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, "erased", now
+        reason = suppression.reason_for("email", email) if email else None
+        if reason:
+            contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, reason, now
             contact.save(update_fields=["suppressed", "suppressed_reason", "suppressed_at"])
     changed = []
     if user_id and not contact.user_id:
@@ -55,10 +56,6 @@ def resolve_contact(event: Event) -> Contact:
     return contact
 
 
-def email_hash(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
-
-
 def erase_contact(contact: Contact, *, reason: str = "erased"):
     """Forget a person (GDPR erasure): their events, journeys, messages and profile.
 
@@ -67,8 +64,7 @@ def erase_contact(contact: Contact, *, reason: str = "erased"):
     """
     now = clock.now()
     if contact.email:
-        Suppression.objects.get_or_create(email_hash=email_hash(contact.email),
-                                          defaults={"reason": reason, "created_at": now})
+        suppression.suppress("email", contact.email, reason, source="erasure")
         IdleTimer.objects.filter(email=contact.email).delete()
     identity = Q(contact=contact)
     if contact.email:
@@ -97,8 +93,12 @@ def _set_if_given(contact: Contact, field: str, value, changed: list, *, overwri
             changed.append(field)
 
 
-def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=None) -> list[str]:
-    """Record consent for a channel ("email" or "sms") with its source and time."""
+def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=None, ip=None, user_agent="",
+                detail=None) -> list[str]:
+    """Record consent for a channel ("email" or "sms") with its source and time, and log the proof.
+
+    Returns the contact fields it changed; the caller saves them (it holds the contact's lock).
+    """
     if channel not in ("email", "sms"):
         raise ValueError(f"unknown consent channel {channel!r}")
     if status not in Contact.Consent.values:
@@ -107,12 +107,27 @@ def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=
         # Tell edges once the change is committed (e.g. Saleor writes its metadata key).
         transaction.on_commit(lambda: consent_changed.send(
             sender=Contact, contact=contact, channel=channel, status=status, source=source))
+    ConsentChange.objects.create(contact_id=contact.pk, channel=channel, status=status, source=source[:64],
+                                 ip=ip or None, user_agent=(user_agent or "")[:400], detail=detail or {},
+                                 at=at or clock.now())
     setattr(contact, f"{channel}_consent", status)
     setattr(contact, f"{channel}_consent_source", source[:64])
     setattr(contact, f"{channel}_consent_at", at or clock.now())
     changed = [f"{channel}_consent", f"{channel}_consent_source", f"{channel}_consent_at"]
-    if status == Contact.Consent.SUBSCRIBED and contact.suppressed and contact.suppressed_reason == "erased":
-        # Someone who was erased and comes back and opts in again is a new, consenting person.
+    address = contact.email if channel == "email" else contact.phone
+    if status == Contact.Consent.UNSUBSCRIBED and address:
+        # Kept as a hash too, so the choice outlives an erasure or a re-import.
+        suppression.suppress(channel, address, suppression.UNSUBSCRIBED, source=source)
+        if channel == "email" and not contact.suppressed:
+            contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, suppression.UNSUBSCRIBED, clock.now()
+            changed += ["suppressed", "suppressed_reason", "suppressed_at"]
+    elif status == Contact.Consent.SUBSCRIBED and channel == "sms" and address:
+        if suppression.reason_for("sms", address) in (suppression.UNSUBSCRIBED, suppression.SMS_STOP):
+            suppression.unsuppress("sms", address)
+    if (status == Contact.Consent.SUBSCRIBED and channel == "email" and contact.suppressed
+            and contact.suppressed_reason in (suppression.ERASED, suppression.UNSUBSCRIBED)):
+        # Someone who was erased or unsubscribed and opts in again is a consenting person again.
+        suppression.unsuppress("email", contact.email)
         contact.suppressed, contact.suppressed_reason, contact.suppressed_at = False, "", None
         changed += ["suppressed", "suppressed_reason", "suppressed_at"]
     return changed

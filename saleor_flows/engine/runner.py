@@ -23,7 +23,7 @@ from ..channels import delivery, webhook
 from ..conf import flows_setting
 from ..db import insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
-from . import trail
+from . import suppression, trail
 from .conditions import evaluate
 from .criteria import check_exit, journey_context
 from .definition import message_kind, version_definition
@@ -246,13 +246,15 @@ def _send_blocker(step, definition, contact) -> str:
     marketing = message_kind(step, definition) == "marketing"
     if kind == "notify_staff":
         return ""
-    if contact.suppressed and (marketing or contact.suppressed_reason != "unsubscribed"):
-        return f"suppressed ({contact.suppressed_reason or 'no reason given'})"
     channel = "email" if kind == "send_email" else "sms"
     if channel == "email" and not contact.email:
         return "no email address"
     if channel == "sms" and not contact.phone:
         return "no phone number"
+    reason = (contact.suppressed_reason or "no reason given") if contact.suppressed and channel == "email" else (
+        suppression.reason_for("sms", contact.phone) if channel == "sms" else None)
+    if suppression.blocks(channel, reason, marketing=marketing):
+        return f"suppressed ({reason})"
     if marketing:
         consent = getattr(contact, f"{channel}_consent")
         if consent != Contact.Consent.SUBSCRIBED:

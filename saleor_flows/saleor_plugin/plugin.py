@@ -9,13 +9,13 @@ failure is logged and the request goes on.
 
 import logging
 
-from django.http import HttpResponseNotFound, JsonResponse
+from django.http import JsonResponse
 from django.utils import timezone
 from saleor.core.db.connection import allow_writer
 from saleor.plugins.base_plugin import BasePlugin, ConfigurationTypeField
 
 from ..events import record_event
-from ..web.unsubscribe import unsubscribe
+from .. import urls
 from . import payloads
 from .config import PLUGIN_ID
 
@@ -152,10 +152,7 @@ class FlowsPlugin(BasePlugin):
         return previous_value
 
     def webhook(self, request, path, previous_value=None, **kwargs):
-        """Our HTTP endpoints under /plugins/global/saleor.flows/."""
-        parts = path.strip("/").split("/")
-        if parts == ["health"]:
+        """Our HTTP endpoints under /plugins/global/saleor.flows/: the routes of ``saleor_flows.urls``."""
+        if path.strip("/") == "health":
             return JsonResponse({"plugin": PLUGIN_ID, "active": self.active})
-        if len(parts) == 2 and parts[0] == "unsubscribe":
-            return unsubscribe(request, parts[1])
-        return HttpResponseNotFound("Not found")
+        return urls.serve(request, path)
