@@ -50,6 +50,7 @@ class DeliveryStatus:
     provider: str
     type: str
     occurred_at: datetime
+    channel: str = "email"  # "email" or "sms": which address space ``recipient`` belongs to
     event_id: str = ""  # the provider's own id; a digest of the event is used when empty
     send_id: str = ""  # ours (anymail metadata, our headers, our signed links)
     provider_message_id: str = ""
@@ -109,13 +110,8 @@ def record(status: DeliveryStatus) -> MessageEvent | None:
             _act(message, status)
         elif status.type in (Type.BOUNCED, Type.COMPLAINED) and status.recipient:
             # Not one of ours (or sent before we kept ids), but the address is bad all the same.
-            channel = "sms" if status.provider in _sms_providers() else "email"
-            suppression.suppress(channel, status.recipient, _suppression_reason(status.type), source=status.provider)
+            suppression.suppress(status.channel, status.recipient, _suppression_reason(status.type), source=status.provider)
         return MessageEvent.objects.get(pk=event_id)
-
-
-def _sms_providers() -> set[str]:
-    return {"twilio", "vonage", "aws_sns", "aws", "console", "locmem"}
 
 
 def _suppression_reason(kind: str) -> str:
