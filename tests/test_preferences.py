@@ -4,7 +4,6 @@ from datetime import timedelta
 from urllib.parse import urlparse
 
 import pytest
-from django.core import mail
 
 from saleor_flows.models import ConsentChange, Contact, Suppression
 from saleor_flows.web import tokens

@@ -1,39 +1,29 @@
 """The double opt-in confirmation link: GET shows a button, POST confirms.
 
 GET never confirms: mail security scanners open every link in an email, and
-a subscription confirmed by a robot is no proof of anything. The view is
-CSRF-exempt (see ``urls.py``) because the page is opened from an email with
-no session; the signed, expiring token is the proof.
+a subscription confirmed by a robot is no proof of anything. The signed,
+expiring token is the proof of the address (see ``pages.py`` on CSRF).
 """
 
-from django.http import HttpResponse, HttpResponseNotAllowed
-from django.utils.html import escape
+from django.http import HttpResponse
 
-from ..conf import flows_setting
 from ..engine.consent import confirm_opt_in
 from ..models import Contact
-from . import texts, tokens
-from .unsubscribe import bad_link
+from . import texts
+from .pages import client_proof, open_link
 
 
 def confirm(request, token: str) -> HttpResponse:
-    if request.method not in ("GET", "POST"):
-        return HttpResponseNotAllowed(["GET", "POST"])
-    try:
-        contact = Contact.objects.get(pk=tokens.read("confirm", token)["c"])
-    except (tokens.BadToken, Contact.DoesNotExist):
-        return bad_link(request, "confirm")
-    language = texts.language_for(contact, request)
-    email = texts.masked(contact.email or "")
-    say = lambda key: escape(texts.say(language, key, email=email, shop=flows_setting("SHOP").get("name", "")))  # noqa: E731
-    title = texts.say(language, "confirm.title")
+    page = open_link(request, "confirm", token)
+    if isinstance(page, HttpResponse):
+        return page
+    title = texts.say(page.language, "confirm.title")
     if request.method == "GET":
-        if contact.email_consent == Contact.Consent.SUBSCRIBED:
-            return texts.page(language, title, f"<p>{say('confirm.done')}</p>")
-        form = f'<form method="post"><button type="submit">{say("confirm.button")}</button></form>'
-        return texts.page(language, title, f"<p>{say('confirm.ask')}</p>{form}")
-    outcome = confirm_opt_in(contact.pk, ip=request.META.get("REMOTE_ADDR") or None,
-                             user_agent=request.headers.get("User-Agent", ""))
-    if outcome == "not_pending":
-        return texts.page(language, title, f"<p>{say('confirm.not_pending')}</p>", status=409)
-    return texts.page(language, title, f"<p>{say('confirm.done')}</p>")
+        if page.contact.email_consent == Contact.Consent.SUBSCRIBED:
+            return texts.page(page.language, title, f"<p>{page.say('confirm.done')}</p>")
+        form = f'<form method="post"><button type="submit">{page.say("confirm.button")}</button></form>'
+        return texts.page(page.language, title, f"<p>{page.say('confirm.ask')}</p>{form}")
+    proof = client_proof(request, "double_opt_in")
+    if confirm_opt_in(page.contact.pk, ip=proof.ip, user_agent=proof.user_agent) == "not_pending":
+        return texts.page(page.language, title, f"<p>{page.say('confirm.not_pending')}</p>", status=409)
+    return texts.page(page.language, title, f"<p>{page.say('confirm.done')}</p>")

@@ -3,15 +3,14 @@
 GET shows the form with the contact's current choices; POST saves them (with
 a ConsentChange holding the IP address and user agent as proof). The link
 comes from an email the contact received, so the signed token is the proof
-of who they are and the view is CSRF-exempt like the unsubscribe page (see
-``urls.py``): the form carries no session. The engine's send gate honours
+of who they are (see ``pages.py`` on CSRF). The engine's send gate honours
 what is stored here (topics, frequency, pause); this page only stores it.
 """
 
 from datetime import timedelta
 
 from django.db import transaction
-from django.http import HttpResponse, HttpResponseNotAllowed
+from django.http import HttpResponse
 from django.utils import formats, translation
 from django.utils.html import escape
 
@@ -19,8 +18,8 @@ from .. import clock
 from ..conf import flows_setting
 from ..engine.consent import FREQUENCIES, SUBSCRIBED, UNSUBSCRIBED, set_email_status, topic_keys, update_preferences
 from ..models import Contact
-from . import texts, tokens
-from .unsubscribe import bad_link, client_proof
+from . import texts
+from .pages import client_proof, open_link
 
 PAUSE_DAYS = (7, 30, 90)
 ACTIONS = ("save", "unsubscribe_all", "resubscribe")
@@ -95,16 +94,10 @@ def _read_choices(request, contact: Contact):
 
 
 def preferences(request, token: str) -> HttpResponse:
-    if request.method not in ("GET", "POST"):
-        return HttpResponseNotAllowed(["GET", "POST"])
-    try:
-        contact = Contact.objects.get(pk=tokens.read("preferences", token)["c"])
-    except (tokens.BadToken, Contact.DoesNotExist):
-        return bad_link(request, "preferences")
-    language = texts.language_for(contact, request)
-    shop = flows_setting("SHOP").get("name", "")
-    email = texts.masked(contact.email or "")
-    say = lambda key: escape(texts.say(language, key, email=email, shop=shop))  # noqa: E731
+    page = open_link(request, "preferences", token)
+    if isinstance(page, HttpResponse):
+        return page
+    contact, language, say = page.contact, page.language, page.say
     title = texts.say(language, "preferences.title")
     notice, status = "", 200
     if request.method == "POST":

@@ -37,7 +37,7 @@ from ..conf import flows_setting
 from ..engine.consent import PUBLIC_SOURCES, subscribe as subscribe_contact, topic_keys
 from ..events import normalize_email
 from ..phone import to_e164
-from .unsubscribe import client_proof
+from .pages import client_proof
 
 WINDOW_SECONDS = 3600
 MAX_BODY_BYTES = 16 * 1024
