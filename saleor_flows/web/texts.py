@@ -6,6 +6,7 @@ about one contact must speak *their* language, not the request's. A
 language missing here falls back to the shop's DEFAULT_LANGUAGE, then English.
 """
 
+from django.http import HttpResponse
 from django.utils.html import escape
 
 from ..conf import flows_setting
@@ -169,8 +170,6 @@ def masked(email: str) -> str:
 
 def page(language: str, title: str, body_html: str, *, status: int = 200):
     """A small, self-contained HTML page: no scripts, no external resources, not indexed."""
-    from django.http import HttpResponse
-
     html = (f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
             f"<title>{escape(title)}</title></head>"
