@@ -53,6 +53,26 @@ DEFAULTS = {
     # and the storefront link back to a checkout ("{token}" is replaced).
     "CONSENT_METADATA_KEY": "marketing_consent",
     "CHECKOUT_URL_TEMPLATE": "",
+    # Consent and the public pages (docs/consent.md).
+    # The key storefront signup forms send to POST subscribe/ (public, not a secret; empty: endpoint off).
+    "PUBLIC_KEY": "",
+    # Storefront origins allowed to call subscribe/ from a browser (CORS), e.g. ["https://shop.example.com"].
+    "SUBSCRIBE_ALLOWED_ORIGINS": [],
+    # Requests to subscribe/ allowed per hour from one IP address, and for one email address or phone number.
+    "SUBSCRIBE_RATE_PER_IP": 20,
+    "SUBSCRIBE_RATE_PER_ADDRESS": 5,
+    # Storefront signups confirm their email address through a signed link before they count as subscribed.
+    "DOUBLE_OPT_IN": False,
+    # How long a double opt-in confirmation link works.
+    "OPT_IN_CONFIRM_DAYS": 30,
+    # Staff addresses told about every new subscriber (one short email each).
+    "NEW_SUBSCRIBER_NOTIFY": [],
+    # A mailbox for List-Unsubscribe's mailto: variant (next to the one-click HTTPS link), e.g. "unsubscribe@shop.example.com".
+    "UNSUBSCRIBE_MAILTO": "",
+    # The shop's email topics for the preference centre: [{"key": "newsletter", "label": {"en": "Newsletter", "de": "Newsletter"}}].
+    "TOPICS": [],
+    # Language of the public pages and consent emails when the contact's own is unknown or not available.
+    "DEFAULT_LANGUAGE": "en",
 }
 
 # Edges may add a source that overrides settings at run time, e.g. the Saleor

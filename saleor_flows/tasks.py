@@ -49,6 +49,13 @@ def scan_dates():
         return scan()
 
 
+@shared_task(name="saleor_flows.send_consent_email", **TASK_OPTIONS)
+def send_consent_email(kind: str, contact_id: int, detail: dict):
+    """A double opt-in confirmation or a staff notice about a new subscriber."""
+    from .channels.consent_email import send
+
+    send(kind, contact_id, **detail)
+
 # Add to the host's beat schedule (Saleor: see the plugin's README section).
 BEAT_SCHEDULE = {
     "saleor-flows-sweep": {"task": "saleor_flows.sweep", "schedule": 10.0},

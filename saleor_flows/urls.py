@@ -10,11 +10,18 @@ from django.http import HttpResponseNotFound
 from django.urls import Resolver404, path, resolve
 from django.views.decorators.csrf import csrf_exempt
 
+from .web.confirm import confirm
+from .web.preferences import preferences
+from .web.subscribe import subscribe
 from .web.unsubscribe import unsubscribe
 
 urlpatterns = [
-    # No CSRF token can come with a mailbox provider's one-click POST: the signed token is the proof.
+    # No CSRF token can come with a mailbox provider's one-click POST, nor with a page opened from an
+    # email: the signed token in the URL is the proof. Storefront signup forms are cross-site by design.
     path("unsubscribe/<str:token>/", csrf_exempt(unsubscribe), name="flows-unsubscribe"),
+    path("preferences/<str:token>/", csrf_exempt(preferences), name="flows-preferences"),
+    path("confirm/<str:token>/", csrf_exempt(confirm), name="flows-confirm"),
+    path("subscribe/", csrf_exempt(subscribe), name="flows-subscribe"),
 ]
 
 

@@ -93,6 +93,21 @@ def test_plugin_configuration_maps_to_engine_settings():
     assert "REPLY_TO" not in values  # unset fields leave the host's settings alone
 
 
+def test_consent_fields_of_the_plugin_configuration():
+    values = as_engine_settings({"public_key": " pk_live_1 ", "subscribe_allowed_origins": "https://a.example, https://b.example",
+                                 "double_opt_in": True, "new_subscriber_notify": "ana@casa-ana.pt",
+                                 "unsubscribe_mailto": "sair@casa-ana.pt", "default_language": "DE",
+                                 "topics": "newsletter | Newsletter | de: Neuigkeiten\n\noffers|Offers|nonsense\n"})
+    assert values["PUBLIC_KEY"] == "pk_live_1"
+    assert values["SUBSCRIBE_ALLOWED_ORIGINS"] == ["https://a.example", "https://b.example"]
+    assert values["DOUBLE_OPT_IN"] is True and values["NEW_SUBSCRIBER_NOTIFY"] == ["ana@casa-ana.pt"]
+    assert values["UNSUBSCRIBE_MAILTO"] == "sair@casa-ana.pt" and values["DEFAULT_LANGUAGE"] == "de"
+    assert values["TOPICS"] == [{"key": "newsletter", "label": {"en": "Newsletter", "de": "Neuigkeiten"}},
+                                {"key": "offers", "label": {"en": "Offers"}}]
+    assert as_engine_settings({"double_opt_in": False})["DOUBLE_OPT_IN"] is False
+    assert "TOPICS" not in as_engine_settings({"topics": ""})  # unset: the host's settings apply
+
+
 def test_saleor_sequence_drives_the_engine(flows):
     """customer registers → consent via metadata → checkout idles → order: the engine sees it right."""
     flows.travel_to(NOW)

@@ -4,11 +4,15 @@
 anything is committed as `sending`); ``hand_off()`` only talks to the backend.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote
+
+from django.utils.html import escape
 
 from ..conf import flows_setting
 from .email import build_email, send_email_message
 from .sms import SmsMessage, get_sms_backend
+from ..web import texts, tokens
 from ..web.unsubscribe import link as unsubscribe_link
 from .templating import render_email, render_text
 
@@ -31,7 +35,42 @@ def template_context(*, contact, flow, event_payload, send_id) -> dict:
         "flow": {"name": flow.name, "slug": flow.slug},
         "message": {"send_id": str(send_id)},
         "unsubscribe_url": unsubscribe_link(contact.pk, send_id),  # signed; names no one readably
+        "preferences_url": tokens.url("preferences", contact.pk),
     }
+
+
+def unsubscribe_headers(unsubscribe_url: str) -> dict:
+    """RFC 2369 / RFC 8058 headers: the one-click HTTPS link first, then a mailto: if the shop has a mailbox."""
+    targets = [f"<{unsubscribe_url}>"]
+    mailbox = flows_setting("UNSUBSCRIBE_MAILTO")
+    if mailbox:
+        targets.append(f"<mailto:{quote(mailbox, safe='@')}?subject=unsubscribe>")
+    return {"List-Unsubscribe": ", ".join(targets), "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def with_visible_unsubscribe(rendered, context: dict, language: str | None):
+    """Marketing email must show an unsubscribe link in its body: add a footer when the template has none.
+
+    Chosen over refusing to publish such a template so that a merchant's own
+    layout (or an imported one) can never produce a marketing email without
+    a way out; templates that place ``{{ unsubscribe_url }}`` themselves are left alone.
+    """
+    url = context["unsubscribe_url"]
+    if url in rendered.text and escape(url) in rendered.html:
+        return rendered
+    language = texts.language_for(given=language)
+    unsubscribe, manage = texts.say(language, "footer.unsubscribe"), texts.say(language, "footer.preferences")
+    footer = (f'<p style="font-size:12px;color:#6b7280;text-align:center;font-family:sans-serif">'
+              f'<a href="{escape(url)}" style="color:#6b7280">{escape(unsubscribe)}</a> · '
+              f'<a href="{escape(context["preferences_url"])}" style="color:#6b7280">{escape(manage)}</a></p>')
+    html = rendered.html
+    if html and escape(url) not in html:
+        closing = html.lower().rfind("</body>")
+        html = html[:closing] + footer + html[closing:] if closing >= 0 else html + footer
+    text = rendered.text
+    if url not in text:
+        text = f"{text.rstrip()}\n\n{unsubscribe}: {url}\n{manage}: {context['preferences_url']}\n"
+    return replace(rendered, html=html, text=text)
 
 
 def _translated(step: dict, key: str, language: str | None) -> str:
@@ -50,8 +89,10 @@ def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_i
     step_type = step["type"]
     if step_type == "send_email":
         rendered = render_email(step["compiled"], context, language=language)
-        headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
-                   "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"} if kind == "marketing" else None
+        headers = None
+        if kind == "marketing":
+            rendered = with_visible_unsubscribe(rendered, context, language)
+            headers = unsubscribe_headers(context["unsubscribe_url"])
         message = build_email(
             rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"), headers=headers,
             reply_to=[flows_setting("REPLY_TO")] if flows_setting("REPLY_TO") else None,

@@ -7,11 +7,13 @@ here in the calling process. Only ids travel; the database holds the state.
 """
 
 import contextlib
+import logging
 
 from django.db import transaction
 
 from ..conf import flows_setting
 
+logger = logging.getLogger(__name__)
 _forced_mode: list[str] = []
 
 
@@ -60,3 +62,18 @@ def executions_claimed(execution_ids: list[int]):
     size = flows_setting("SWEEP_CHUNK_SIZE")
     chunks = [execution_ids[i:i + size] for i in range(0, len(execution_ids), size)]
     transaction.on_commit(lambda: [tasks.run_executions.delay(chunk) for chunk in chunks])
+
+
+def consent_email(kind: str, contact_id: int, **detail):
+    """A double opt-in confirmation ("confirm") or a staff notice of a new subscriber ("staff"), sent off the request."""
+    if mode() == "inline":
+        from ..channels.consent_email import send
+
+        try:
+            send(kind, contact_id, **detail)
+        except Exception:  # a mail server hiccup must not fail the signup that asked for it
+            logger.exception("saleor-flows: could not send the %s consent email for contact %s", kind, contact_id)
+        return
+    from .. import tasks
+
+    transaction.on_commit(lambda: tasks.send_consent_email.delay(kind, contact_id, detail))

@@ -30,7 +30,7 @@ CONTACT_FIELDS = {
 }
 
 # Top-level names a template may use. `event` is the trigger event's payload.
-TEMPLATE_ROOTS = {"contact", "event", "shop", "flow", "message", "unsubscribe_url"}
+TEMPLATE_ROOTS = {"contact", "event", "shop", "flow", "message", "unsubscribe_url", "preferences_url"}
 
 SHOP_FIELDS = {"name", "url", "logo_url", "currency", "address", "support_email"}
 FLOW_FIELDS = {"name", "slug"}

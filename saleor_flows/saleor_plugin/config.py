@@ -22,6 +22,16 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
         "CONSENT_METADATA_KEY": (config.get("consent_metadata_key") or "").strip(),
         "CHECKOUT_URL_TEMPLATE": (config.get("checkout_url_template") or "").strip(),
     }
+    values.update({
+        "PUBLIC_KEY": (config.get("public_key") or "").strip(),
+        "SUBSCRIBE_ALLOWED_ORIGINS": _words(config.get("subscribe_allowed_origins")),
+        "NEW_SUBSCRIBER_NOTIFY": _words(config.get("new_subscriber_notify")),
+        "UNSUBSCRIBE_MAILTO": (config.get("unsubscribe_mailto") or "").strip(),
+        "TOPICS": parse_topics(config.get("topics")),
+        "DEFAULT_LANGUAGE": (config.get("default_language") or "").strip().lower(),
+    })
+    if config.get("double_opt_in") is not None:
+        values["DOUBLE_OPT_IN"] = config["double_opt_in"] in (True, "true", "True", "1")
     idle = str(config.get("abandoned_checkout_idle_minutes") or "").strip()
     if idle.isdigit() and int(idle) > 0:
         values["ABANDONED_CHECKOUT_IDLE_MINUTES"] = int(idle)
@@ -32,7 +42,27 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
     if site_name or values["PUBLIC_URL"]:
         values["SHOP"] = {"name": site_name or "Our shop", "url": values["PUBLIC_URL"], "logo_url": "",
                           "currency": "", "address": "", "support_email": values["REPLY_TO"] or sender}
-    return {key: value for key, value in values.items() if value not in (None, "")}
+    return {key: value for key, value in values.items() if value not in (None, "", [])}
+
+
+def _words(value) -> list[str]:
+    return (value or "").replace(",", " ").split() if isinstance(value, str) else []
+
+
+def parse_topics(value) -> list[dict]:
+    """``newsletter | Newsletter | de: Neuigkeiten`` per line → TOPICS entries (malformed lines are skipped)."""
+    topics = []
+    for line in (value or "").splitlines() if isinstance(value, str) else []:
+        parts = [part.strip() for part in line.split("|")]
+        if not parts[0]:
+            continue
+        label = {"en": parts[1] if len(parts) > 1 and parts[1] else parts[0]}
+        for extra in parts[2:]:
+            language, _, text = extra.partition(":")
+            if language.strip() and text.strip():
+                label[language.strip().lower()] = text.strip()
+        topics.append({"key": parts[0], "label": label})
+    return topics
 
 
 def stored_settings() -> dict:

@@ -40,6 +40,23 @@ FIELDS = [
     ("checkout_url_template", ConfigurationTypeField.STRING, "Storefront checkout link",
      "Link back to a checkout in abandoned-checkout emails; {token} is replaced, "
      "e.g. https://shop.example.com/checkout?checkout={token}"),
+    ("public_key", ConfigurationTypeField.STRING, "Storefront public key",
+     "Storefront signup forms send this key to POST /plugins/global/saleor.flows/subscribe/. It is not a secret "
+     "(it sits in your storefront's pages); empty turns signups off. Any hard-to-guess text, e.g. pk_live_7f3c..."),
+    ("subscribe_allowed_origins", ConfigurationTypeField.STRING, "Storefront origins",
+     "Origins allowed to call the subscribe endpoint from a browser, separated by spaces or commas, "
+     "e.g. https://shop.example.com"),
+    ("double_opt_in", ConfigurationTypeField.BOOLEAN, "Double opt-in",
+     "Storefront email signups get a confirmation email and count as subscribed only once the link is clicked."),
+    ("new_subscriber_notify", ConfigurationTypeField.STRING, "Tell staff about new subscribers",
+     "Staff addresses (separated by spaces or commas) that get a short email for every new subscriber."),
+    ("unsubscribe_mailto", ConfigurationTypeField.STRING, "Unsubscribe mailbox",
+     "Optional: an address added to List-Unsubscribe as mailto: next to the one-click link."),
+    ("topics", ConfigurationTypeField.MULTILINE, "Email topics",
+     "The preference centre's topics, one per line: key | English label | de: German label, "
+     "e.g. newsletter | Newsletter | de: Newsletter"),
+    ("default_language", ConfigurationTypeField.STRING, "Default language",
+     "Language of the unsubscribe and preference pages when the customer's own is not available (en, de)."),
     ("smtp_host", ConfigurationTypeField.STRING, "SMTP host (optional)",
      "Send flow emails through this SMTP server instead of Saleor's email backend."),
     ("smtp_port", ConfigurationTypeField.STRING, "SMTP port", "Usually 587."),
@@ -48,7 +65,8 @@ FIELDS = [
     ("smtp_use_tls", ConfigurationTypeField.BOOLEAN, "SMTP STARTTLS", ""),
 ]
 DEFAULTS = {"abandoned_checkout_idle_minutes": "60", "quiet_hours": "21:00-08:00",
-            "consent_metadata_key": "marketing_consent", "tracking": True, "smtp_use_tls": True}
+            "consent_metadata_key": "marketing_consent", "tracking": True, "smtp_use_tls": True,
+            "double_opt_in": False, "default_language": "en"}
 
 
 class FlowsPlugin(BasePlugin):

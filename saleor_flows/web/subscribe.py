@@ -1,0 +1,192 @@
+"""``POST subscribe/``: the public endpoint storefront signup forms post to.
+
+Body (JSON or form-encoded): ``public_key`` (the shop's PUBLIC_KEY), ``email``
+and/or ``phone`` (with ``country`` for numbers written without ``+``),
+``source`` (``storefront_form`` or ``checkout``), optional ``language``,
+``topics`` and ``first_name``. Answers ``202 {"ok": true, ...}`` whatever the
+address: whether someone was already subscribed (or known at all) is never
+revealed. Errors are ``{"errors": [{"field", "code", "message"}]}`` like
+Saleor's own.
+
+Guarding an endpoint anyone can call:
+- the public key only says which shop a form belongs to (it sits in the
+  storefront's page source); the real limits are the rate limits per IP
+  address and per email address/phone number (Django's cache, fixed windows
+  of an hour), answered with 429 and ``Retry-After``;
+- browsers may call it only from SUBSCRIBE_ALLOWED_ORIGINS (CORS, with the
+  OPTIONS preflight answered here). A request with another ``Origin`` is
+  refused before anything is stored, since a form-encoded POST needs no
+  preflight;
+- CSRF-exempt (see ``urls.py``): a cross-site form is the whole point, and it
+  carries no session to abuse;
+- with DOUBLE_OPT_IN a signup counts only once the address confirmed it.
+"""
+
+import hashlib
+import hmac
+import json
+import time
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.http import HttpResponse, JsonResponse
+
+from ..channels.templating import language_key
+from ..conf import flows_setting
+from ..engine.consent import PUBLIC_SOURCES, subscribe as subscribe_contact, topic_keys
+from ..events import normalize_email
+from ..phone import to_e164
+from .pages import client_proof
+
+WINDOW_SECONDS = 3600
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _error(status: int, field, code: str, message: str, **headers) -> JsonResponse:
+    response = JsonResponse({"errors": [{"field": field, "code": code, "message": message}]}, status=status)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _allowed_origin(request) -> str | None:
+    """The request's Origin if it may call us from a browser; "" for a request without one (server to server)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return ""
+    allowed = [value.rstrip("/") for value in flows_setting("SUBSCRIBE_ALLOWED_ORIGINS") or []]
+    return origin if origin.rstrip("/") in allowed or "*" in allowed else None
+
+
+def _with_cors(response: HttpResponse, origin: str) -> HttpResponse:
+    if origin:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+    return response
+
+
+def _over_limit(kind: str, value: str, limit: int) -> int:
+    """Count one request for ``value``; seconds until its window ends if it is over ``limit``, else 0."""
+    now = int(time.time())
+    window = now // WINDOW_SECONDS
+    key = "saleor-flows:subscribe:{}:{}:{}".format(kind, hashlib.sha256(value.encode()).hexdigest()[:32], window)
+    cache.add(key, 0, timeout=WINDOW_SECONDS + 60)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=WINDOW_SECONDS + 60)
+        count = 1
+    return (window + 1) * WINDOW_SECONDS - now if count > limit else 0
+
+
+def _body(request) -> dict | None:
+    if len(request.body) > MAX_BODY_BYTES:
+        return None
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+    data = {key: request.POST.get(key) for key in request.POST}
+    data["topics"] = request.POST.getlist("topics")
+    return data
+
+
+def _validate(data: dict) -> tuple[dict, list[dict]]:
+    """Clean values and every problem found (Saleor style: field, code, message)."""
+    errors, clean = [], {}
+
+    def problem(field, code, message):
+        errors.append({"field": field, "code": code, "message": message})
+
+    email, phone = data.get("email"), data.get("phone")
+    if email not in (None, ""):
+        if not isinstance(email, str) or len(email) > 254:
+            problem("email", "INVALID", "Enter a valid email address.")
+        else:
+            try:
+                validate_email(email.strip())
+                clean["email"] = normalize_email(email)
+            except ValidationError:
+                problem("email", "INVALID", "Enter a valid email address.")
+    if phone not in (None, ""):
+        try:
+            clean["phone"] = to_e164(phone if isinstance(phone, str) else "", data.get("country") or None)
+        except ValueError as exc:
+            problem("phone", "INVALID", f"{str(exc)[0].upper()}{str(exc)[1:]}.")
+    if email in (None, "") and phone in (None, ""):
+        problem("email", "REQUIRED", "Give an email address or a phone number.")
+    source = data.get("source") or "storefront_form"
+    if source not in PUBLIC_SOURCES:
+        problem("source", "INVALID", f"Use one of: {', '.join(PUBLIC_SOURCES)}.")
+    clean["source"] = source
+    topics = data.get("topics") or []
+    if isinstance(topics, str):
+        topics = [topics]
+    if not isinstance(topics, list) or not all(isinstance(key, str) for key in topics):
+        problem("topics", "INVALID", "Give topics as a list of topic keys.")
+    else:
+        unknown = [key for key in topics if key not in topic_keys()]
+        if unknown:
+            problem("topics", "INVALID", f"Unknown topics: {', '.join(unknown)}. Known: {', '.join(topic_keys())}.")
+        clean["topics"] = topics
+    for name, limit in (("language", 35), ("first_name", 150)):
+        value = data.get(name) or ""
+        if not isinstance(value, str) or len(value) > limit:
+            problem(name, "INVALID", f"Text of at most {limit} characters.")
+        clean[name] = value.strip() if isinstance(value, str) else ""
+    if clean["language"] and language_key(clean["language"]) is None:
+        problem("language", "INVALID", "A language code such as 'de' or 'pt-BR'.")
+    clean["channel"] = str(data.get("channel") or "")[:100]
+    return clean, errors
+
+
+def subscribe(request) -> HttpResponse:
+    origin = _allowed_origin(request)
+    if origin is None:
+        return _error(403, None, "ORIGIN_NOT_ALLOWED",
+                      "This origin may not call the subscribe endpoint (see SUBSCRIBE_ALLOWED_ORIGINS).")
+    if request.method == "OPTIONS":  # CORS preflight
+        response = _with_cors(HttpResponse(status=204), origin)
+        response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response["Access-Control-Allow-Headers"] = "Content-Type"
+        response["Access-Control-Max-Age"] = "86400"
+        return response
+    if request.method != "POST":
+        return _with_cors(_error(405, None, "METHOD_NOT_ALLOWED", "Use POST."), origin)
+
+    retry_after = _over_limit("ip", request.META.get("REMOTE_ADDR") or "", flows_setting("SUBSCRIBE_RATE_PER_IP"))
+    if retry_after:
+        return _with_cors(_error(429, None, "RATE_LIMITED", "Too many requests; try again later.",
+                                 Retry_After=str(retry_after)), origin)
+    data = _body(request)
+    if data is None:
+        return _with_cors(_error(400, None, "INVALID", "Send a JSON object or a form (at most 16 KiB)."), origin)
+    expected = flows_setting("PUBLIC_KEY") or ""
+    given = data.get("public_key") or request.headers.get("X-Flows-Public-Key") or ""
+    if not expected:
+        return _with_cors(_error(403, "public_key", "NOT_CONFIGURED",
+                                 "Signups are not enabled for this shop (no public key is configured)."), origin)
+    if not given:
+        return _with_cors(_error(400, "public_key", "REQUIRED", "The shop's public key is required."), origin)
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+        return _with_cors(_error(403, "public_key", "INVALID", "This public key does not belong to this shop."), origin)
+
+    clean, errors = _validate(data)
+    if errors:
+        return _with_cors(JsonResponse({"errors": errors}, status=400), origin)
+    for address in filter(None, (clean.get("email"), clean.get("phone"))):
+        retry_after = _over_limit("address", address, flows_setting("SUBSCRIBE_RATE_PER_ADDRESS"))
+        if retry_after:
+            return _with_cors(_error(429, None, "RATE_LIMITED", "Too many requests; try again later.",
+                                     Retry_After=str(retry_after)), origin)
+
+    result = subscribe_contact(
+        clean.get("email"), clean.get("phone"), proof=client_proof(request, clean["source"], form="subscribe"),
+        language=clean["language"],
+        topics=clean["topics"], first_name=clean["first_name"], channel=clean["channel"])
+    del result  # the same answer whatever happened: never reveal who is known
+    double_opt_in = bool(flows_setting("DOUBLE_OPT_IN")) and bool(clean.get("email"))
+    return _with_cors(JsonResponse({"ok": True, "confirmation_required": double_opt_in}, status=202), origin)
