@@ -18,6 +18,25 @@ DEFAULTS = {
     # SMS backend, a dotted path in the spirit of EMAIL_BACKEND.
     "SMS_BACKEND": "saleor_flows.channels.sms.console.SmsBackend",
     "SMS_FROM": "",
+    # SMS sender per Saleor channel slug (a number in E.164 or an alphanumeric
+    # sender ID); a channel not listed uses SMS_FROM.
+    "SMS_SENDERS": {},
+    # Provider credentials for the Twilio, Vonage and AWS backends (see docs/sms.md):
+    # {"account", "secret", "signature_secret", "region", "configuration_set", "base_url"}.
+    "SMS_PROVIDER": {},
+    "SMS_TIMEOUT_SECONDS": 10,
+    # Signed status/inbound webhooks older than this are refused (JWT iat, SNS Timestamp).
+    "SMS_WEBHOOK_MAX_AGE_SECONDS": 3600,
+    # Where AWS SNS signing certificates are fetched from and subscriptions confirmed
+    # (a regular expression on the URL): AWS's own hosts only.
+    "SMS_SNS_URL_PATTERN": r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/",
+    # Answer STOP/START/HELP texts (off when the provider answers keywords itself).
+    "SMS_KEYWORD_REPLIES": True,
+    # Replies to STOP/START/HELP per language, overriding the built-in en/de texts:
+    # {"en": {"stop": "...", "start": "...", "help": "..."}}; {shop} and {support} are filled in.
+    "SMS_REPLIES": {},
+    # Region for reading national phone numbers ("DE": 0151 1234567 → +49151...); "" reads only +-numbers.
+    "PHONE_REGION": "",
     # How the engine hands work to workers: "celery" (tasks on the host's
     # Celery app) or "inline" (run in the calling process; demo and tests).
     "TASK_MODE": "celery",

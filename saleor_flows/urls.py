@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from .web.confirm import confirm
 from .web.preferences import preferences
 from .web.subscribe import subscribe
+from .web import sms
 from .web.unsubscribe import unsubscribe
 
 urlpatterns = [
@@ -22,6 +23,9 @@ urlpatterns = [
     path("preferences/<str:token>/", csrf_exempt(preferences), name="flows-preferences"),
     path("confirm/<str:token>/", csrf_exempt(confirm), name="flows-confirm"),
     path("subscribe/", csrf_exempt(subscribe), name="flows-subscribe"),
+    # SMS providers sign their webhooks; the signature is the proof (see web/sms.py).
+    path("sms/<str:provider>/status/", csrf_exempt(sms.status), name="flows-sms-status"),
+    path("sms/<str:provider>/inbound/", csrf_exempt(sms.inbound), name="flows-sms-inbound"),
 ]
 
 

@@ -11,7 +11,8 @@ from django.utils.html import escape
 
 from ..conf import flows_setting
 from .email import build_email, send_email_message
-from .sms import SmsMessage, get_sms_backend
+from ..phone import to_e164
+from .sms import SmsMessage, get_sms_backend, segments
 from ..web import texts, tokens
 from ..web.unsubscribe import link as unsubscribe_link
 from .templating import render_email, render_text
@@ -23,6 +24,7 @@ class Outgoing:
     to: str
     subject: str
     message_id: str = ""
+    segments: int = 0  # SMS parts billed
     payload: object = field(default=None, repr=False)  # an EmailMessage or SmsMessage
 
 
@@ -82,8 +84,16 @@ def _translated(step: dict, key: str, language: str | None) -> str:
     return step[key]
 
 
-def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id) -> Outgoing:
-    """``kind`` is the message kind the engine decided ("marketing" gets unsubscribe headers)."""
+def sms_sender(channel: str = "") -> str:
+    """The SMS sender for a Saleor channel: ``SMS_SENDERS[channel]``, else ``SMS_FROM``."""
+    return (flows_setting("SMS_SENDERS") or {}).get(channel or "") or flows_setting("SMS_FROM") or ""
+
+
+def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id, channel: str = "") -> Outgoing:
+    """``kind`` is the message kind the engine decided ("marketing" gets unsubscribe headers).
+
+    ``channel`` is the Saleor channel of the trigger event: it picks the SMS sender.
+    """
     context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=send_id)
     language = contact.locale or (event_payload or {}).get("language_code") or None
     step_type = step["type"]
@@ -102,8 +112,9 @@ def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_i
         return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""), message)
     if step_type == "send_sms":
         body = render_text(_translated(step, "body", language), context, language=language)
-        sms = SmsMessage(to=contact.phone, body=body, from_=flows_setting("SMS_FROM"), send_id=str(send_id))
-        return Outgoing("sms", contact.phone, body[:255], "", sms)
+        to = to_e164(contact.phone, flows_setting("PHONE_REGION"))  # the engine checked it parses
+        sms = SmsMessage(to=to, body=body, from_=sms_sender(channel), send_id=str(send_id), kind=kind)
+        return Outgoing("sms", to, body[:255], "", segments=segments(body)[1], payload=sms)
     if step_type == "notify_staff":
         subject = render_text(step["subject"], context).strip().replace("\n", " ")
         body = render_text(step["body"], context)
@@ -126,8 +137,10 @@ class _PlainText:
     language: str = ""
 
 
-def hand_off(outgoing: Outgoing):
+def hand_off(outgoing: Outgoing) -> str:
+    """Send; returns the provider's id for the message when the backend reports one."""
     if outgoing.channel == "email":
         send_email_message(outgoing.payload)
-    else:
-        get_sms_backend().send_messages([outgoing.payload])
+        return ""
+    get_sms_backend().send_messages([outgoing.payload])
+    return outgoing.payload.provider_message_id

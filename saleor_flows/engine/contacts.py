@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..conf import flows_setting
+from ..phone import to_e164
 from ..models import ConsentChange, Contact, Event, IdleTimer, Message, TrailEntry
 from ..signals import consent_changed
 from . import suppression
@@ -93,6 +94,21 @@ def _set_if_given(contact: Contact, field: str, value, changed: list, *, overwri
             changed.append(field)
 
 
+def _phone(address: dict) -> str:
+    """The address's phone in E.164 (read with the address's country), or as given when it does not parse.
+
+    A raw number is kept so the person's data is not lost; sending to it is
+    skipped with the reason "invalid phone number".
+    """
+    country = address.get("country")
+    country = country.get("code") if isinstance(country, dict) else country
+    try:
+        return to_e164(address["phone"], country if isinstance(country, str) and country else
+                       flows_setting("PHONE_REGION"))
+    except ValueError:
+        return address["phone"].strip()[:32]
+
+
 def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=None, ip=None, user_agent="",
                 detail=None) -> list[str]:
     """Record consent for a channel ("email" or "sms") with its source and time, and log the proof.
@@ -153,8 +169,8 @@ def update_profile(contact: Contact, event: Event):
         _set_if_given(contact, "first_name", address.get("first_name"), changed, overwrite=False)
         _set_if_given(contact, "last_name", address.get("last_name"), changed, overwrite=False)
         _set_if_given(contact, "locale", payload.get("language_code"), changed, overwrite=False)
-    if isinstance(address, dict):
-        _set_if_given(contact, "phone", address.get("phone"), changed, overwrite=False)
+    if isinstance(address, dict) and isinstance(address.get("phone"), str) and address["phone"].strip():
+        _set_if_given(contact, "phone", _phone(address), changed, overwrite=False)
     _set_if_given(contact, "timezone", payload.get("timezone"), changed)
 
     if event.name == "order_created":

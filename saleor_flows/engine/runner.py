@@ -23,6 +23,7 @@ from ..channels import delivery, webhook
 from ..conf import flows_setting
 from ..db import insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
+from ..phone import to_e164
 from . import suppression, trail
 from .conditions import evaluate
 from .criteria import check_exit, journey_context
@@ -251,8 +252,14 @@ def _send_blocker(step, definition, contact) -> str:
         return "no email address"
     if channel == "sms" and not contact.phone:
         return "no phone number"
+    phone = ""
+    if channel == "sms":
+        try:  # suppressions (STOP) are kept by E.164 number, as providers report them
+            phone = to_e164(contact.phone, flows_setting("PHONE_REGION"))
+        except ValueError:
+            return "invalid phone number"
     reason = (contact.suppressed_reason or "no reason given") if contact.suppressed and channel == "email" else (
-        suppression.reason_for("sms", contact.phone) if channel == "sms" else None)
+        suppression.reason_for("sms", phone) if channel == "sms" else None)
     if suppression.blocks(channel, reason, marketing=marketing):
         return f"suppressed ({reason})"
     if marketing:
@@ -312,7 +319,8 @@ def _deliver(execution, step, *, now, contact):
         send_id = uuid.uuid4()
         try:
             outgoing = delivery.prepare(step, kind=message_kind(step, definition), flow=enrolment.flow, contact=fresh,
-                                        event_payload=enrolment.trigger_event.payload, send_id=send_id)
+                                        event_payload=enrolment.trigger_event.payload, send_id=send_id,
+                                        channel=enrolment.trigger_event.channel)
         except Exception as exc:  # a template that cannot render for this contact's data
             return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
                           next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
@@ -325,19 +333,23 @@ def _deliver(execution, step, *, now, contact):
         message.send_id, message.contact, message.flow = send_id, fresh, enrolment.flow
         message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
         message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
+        message.segments = outgoing.segments
         message.status, message.error, message.created_at = Message.Status.SENDING, "", now
         message.save()
     # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
     try:
-        delivery.hand_off(outgoing)
+        provider_message_id = delivery.hand_off(outgoing)
     except Exception as exc:
         logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
+        # A provider's definite "no" (invalid number, STOP) fails at once; anything else is retried.
+        retryable = getattr(exc, "retryable", True)
         return _retry_or_fail(execution, message.pk, now=clock.now(), error=f"{type(exc).__name__}: {exc}",
-                              max_attempts=SEND_RETRIES, backoff_seconds=SEND_BACKOFF_SECONDS,
+                              max_attempts=SEND_RETRIES if retryable else 0, backoff_seconds=SEND_BACKOFF_SECONDS,
                               contact=fresh, next_step=step["next"])
     sent_at = clock.now()
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at)
+        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at,
+                                                     provider_message_id=(provider_message_id or "")[:255])
         return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
                       next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
                       to=outgoing.to, subject=outgoing.subject, send_id=str(send_id))

@@ -39,6 +39,7 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
         values["SMTP"] = {"host": config["smtp_host"], "port": int(config.get("smtp_port") or 587),
                           "username": config.get("smtp_user") or "", "password": config.get("smtp_password") or "",
                           "use_tls": bool(config.get("smtp_use_tls", True))}
+    values.update(_sms_settings(config))
     if site_name or values["PUBLIC_URL"]:
         values["SHOP"] = {"name": site_name or "Our shop", "url": values["PUBLIC_URL"], "logo_url": "",
                           "currency": "", "address": "", "support_email": values["REPLY_TO"] or sender}
@@ -63,6 +64,33 @@ def parse_topics(value) -> list[dict]:
                 label[language.strip().lower()] = text.strip()
         topics.append({"key": parts[0], "label": label})
     return topics
+
+
+SMS_BACKENDS = {name: f"saleor_flows.channels.sms.{name}.SmsBackend"
+                for name in ("console", "locmem", "twilio", "vonage", "aws")}
+
+
+def _sms_settings(config: dict) -> dict:
+    """The SMS fields: backend choice, provider credentials, senders per channel."""
+    text = {name: str(config.get(name) or "").strip() for name in (
+        "sms_backend", "sms_account", "sms_secret", "sms_signature_secret", "sms_region", "sms_configuration_set",
+        "sms_sns_topic_arns", "sms_sender", "sms_senders", "phone_region")}
+    values = {"SMS_FROM": text["sms_sender"], "PHONE_REGION": text["phone_region"].upper()}
+    if text["sms_backend"]:
+        # A name we do not know stays a clear error at send time rather than silently printing.
+        values["SMS_BACKEND"] = SMS_BACKENDS.get(text["sms_backend"].lower(), text["sms_backend"])
+    provider = {"account": text["sms_account"], "secret": text["sms_secret"],
+                "signature_secret": text["sms_signature_secret"], "region": text["sms_region"],
+                "configuration_set": text["sms_configuration_set"],
+                "sns_topic_arns": [arn.strip() for arn in text["sms_sns_topic_arns"].split(",") if arn.strip()]}
+    provider = {key: value for key, value in provider.items() if value}
+    if provider:
+        values["SMS_PROVIDER"] = provider
+    senders = dict(pair.split("=", 1) for pair in text["sms_senders"].split(",") if "=" in pair)
+    senders = {slug.strip(): sender.strip() for slug, sender in senders.items() if slug.strip() and sender.strip()}
+    if senders:
+        values["SMS_SENDERS"] = senders
+    return values
 
 
 def stored_settings() -> dict:

@@ -63,10 +63,30 @@ FIELDS = [
     ("smtp_user", ConfigurationTypeField.STRING, "SMTP user", ""),
     ("smtp_password", ConfigurationTypeField.PASSWORD, "SMTP password", ""),
     ("smtp_use_tls", ConfigurationTypeField.BOOLEAN, "SMTP STARTTLS", ""),
+    ("sms_backend", ConfigurationTypeField.STRING, "SMS provider",
+     "console (print only), twilio, vonage or aws. See docs/sms.md for the webhook URLs to set at the provider."),
+    ("sms_account", ConfigurationTypeField.STRING, "SMS account",
+     "Twilio Account SID, Vonage API key or AWS access key ID."),
+    ("sms_secret", ConfigurationTypeField.PASSWORD, "SMS secret",
+     "Twilio Auth Token, Vonage API secret or AWS secret access key."),
+    ("sms_signature_secret", ConfigurationTypeField.PASSWORD, "SMS webhook signature secret (Vonage)",
+     "Vonage's signature secret: verifies its status and inbound webhooks."),
+    ("sms_region", ConfigurationTypeField.STRING, "AWS region (SMS)", "e.g. eu-central-1."),
+    ("sms_configuration_set", ConfigurationTypeField.STRING, "AWS configuration set (SMS)",
+     "Its event destination is the SNS topic that reports delivery."),
+    ("sms_sns_topic_arns", ConfigurationTypeField.STRING, "AWS SNS topics (SMS)",
+     "Comma-separated ARNs of the topics whose notifications are accepted (delivery events, replies)."),
+    ("sms_sender", ConfigurationTypeField.STRING, "SMS sender",
+     "Default sender: a number in E.164 (+15551234567), an alphanumeric sender ID, or a Twilio "
+     "Messaging Service SID (MG...)."),
+    ("sms_senders", ConfigurationTypeField.STRING, "SMS sender per channel",
+     "channel-slug=sender pairs, comma-separated, e.g. default-channel=+15551234567, de=MyShop."),
+    ("phone_region", ConfigurationTypeField.STRING, "Default phone region",
+     "Two-letter country code for reading national phone numbers (e.g. DE); empty: only +numbers."),
 ]
 DEFAULTS = {"abandoned_checkout_idle_minutes": "60", "quiet_hours": "21:00-08:00",
             "consent_metadata_key": "marketing_consent", "tracking": True, "smtp_use_tls": True,
-            "double_opt_in": False, "default_language": "en"}
+            "double_opt_in": False, "default_language": "en", "sms_backend": "console"}
 
 
 class FlowsPlugin(BasePlugin):

@@ -1,0 +1,79 @@
+"""SMS providers' webhooks: delivery statuses and inbound texts (STOP, START, HELP).
+
+``sms/<provider>/status/`` and ``sms/<provider>/inbound/``. The provider's
+module verifies the signature before anything is read: a bad signature is
+answered 403 and records nothing; a signed but unreadable body 400 with the
+reason. Statuses go to ``engagement.record`` and inbound texts to
+``inbound.handle``, both of which store each provider event once, so a
+provider's retry is answered 200 and counted once.
+"""
+
+import logging
+
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotAllowed, \
+    HttpResponseNotFound
+from django.utils.module_loading import import_string
+
+from ..conf import flows_setting
+from ..channels.sms import SmsError, SmsMessage, get_sms_backend
+from ..channels.sms.webhooks import MalformedWebhook, SignatureError
+from ..engine import engagement, inbound as inbound_sms
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = {name: f"saleor_flows.channels.sms.{name}" for name in ("twilio", "vonage", "aws")}
+
+
+def _provider(name: str):
+    return import_string(PROVIDERS[name]) if name in PROVIDERS else None
+
+
+def _guarded(read):
+    """Run a provider's reader; turn its refusals into the HTTP answers providers understand."""
+    try:
+        return read(), None
+    except SignatureError as exc:
+        logger.warning("saleor-flows: refused an SMS webhook: %s", exc)
+        return None, HttpResponseForbidden("Invalid signature")
+    except MalformedWebhook as exc:
+        return None, HttpResponseBadRequest(f"Malformed webhook: {exc}")
+
+
+def status(request, provider: str):
+    module = _provider(provider)
+    if module is None:
+        return HttpResponseNotFound("Unknown SMS provider")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    statuses, refusal = _guarded(lambda: module.statuses(request))
+    if refusal:
+        return refusal
+    for item in statuses:
+        engagement.record(item)
+    return HttpResponse(status=200)
+
+
+def inbound(request, provider: str):
+    module = _provider(provider)
+    if module is None:
+        return HttpResponseNotFound("Unknown SMS provider")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    message, refusal = _guarded(lambda: module.inbound(request))
+    if refusal:
+        return refusal
+    if message is None:  # a provider's housekeeping request (e.g. an SNS subscription), answered already
+        return HttpResponse(status=200)
+    text = inbound_sms.handle(message)
+    if not flows_setting("SMS_KEYWORD_REPLIES"):
+        text = ""  # the provider answers keywords itself
+    if hasattr(module, "reply"):
+        return module.reply(message, text)
+    if text:
+        # Sent from the number the person wrote to; a failure is logged, the inbound stays handled.
+        try:
+            get_sms_backend().send_messages([SmsMessage(to=message.from_number, body=text,
+                                                        from_=message.to_number, kind="transactional")])
+        except SmsError as exc:
+            logger.warning("saleor-flows: could not reply to an inbound SMS: %s", exc)
+    return HttpResponse(status=200)
