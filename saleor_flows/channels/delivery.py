@@ -24,8 +24,8 @@ class Outgoing:
     to: str
     subject: str
     message_id: str = ""
-    segments: int = 0  # SMS parts billed
     payload: object = field(default=None, repr=False)  # an EmailMessage or SmsMessage
+    segments: int = 0  # SMS parts billed
 
 
 def template_context(*, contact, flow, event_payload, send_id) -> dict:
