@@ -8,11 +8,11 @@ reason. Statuses go to ``engagement.record`` and inbound texts to
 provider's retry is answered 200 and counted once.
 """
 
+import importlib
 import logging
 
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotAllowed, \
     HttpResponseNotFound
-from django.utils.module_loading import import_string
 
 from ..conf import flows_setting
 from ..channels.sms import SmsError, SmsMessage, get_sms_backend
@@ -25,7 +25,7 @@ PROVIDERS = {name: f"saleor_flows.channels.sms.{name}" for name in ("twilio", "v
 
 
 def _provider(name: str):
-    return import_string(PROVIDERS[name]) if name in PROVIDERS else None
+    return importlib.import_module(PROVIDERS[name]) if name in PROVIDERS else None
 
 
 def _guarded(read):
