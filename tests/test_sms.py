@@ -1,13 +1,14 @@
-"""SMS: segment counting and the console and in-memory backends. No database."""
+"""SMS: segment counting, previews, E.164 numbers, the console and in-memory backends. No database."""
 
 import io
 
 import pytest
 from django.test import override_settings
 
-from saleor_flows.channels.sms import SmsMessage, get_sms_backend, segments
+from saleor_flows.channels.sms import SmsMessage, get_sms_backend, preview_sms, segments
 from saleor_flows.channels.sms import locmem
 from saleor_flows.channels.sms.base import BaseSmsBackend
+from saleor_flows.phone import to_e164
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -73,3 +74,45 @@ def test_console_backend_fail_silently():
 def test_base_backend_must_be_subclassed():
     with pytest.raises(NotImplementedError):
         BaseSmsBackend().send_messages([])
+
+
+# --- previews and numbers ---------------------------------------------------------------
+
+def test_preview_shows_encoding_parts_length_and_room_per_part():
+    assert preview_sms("Hi Jane, 20 € off") == {
+        "encoding": "GSM-7", "segments": 1, "characters": 18, "per_segment": 160, "ucs2_characters": []}
+    assert preview_sms("a" * 161)["per_segment"] == 153  # once split, each part holds less
+    long_quote = preview_sms("It’s here " + "x" * 70)
+    assert (long_quote["encoding"], long_quote["segments"], long_quote["per_segment"]) == ("UCS-2", 2, 67)
+    assert long_quote["ucs2_characters"] == ["’"]  # the curly quote doubles the cost
+
+
+@pytest.mark.parametrize("raw, region, expected", [
+    ("+49 151 12345678", None, "+4915112345678"),
+    ("0151 12345678", "DE", "+4915112345678"),
+    ("0151 12345678", "de", "+4915112345678"),
+    ("(202) 555-0143", "US", "+12025550143"),
+    ("+1 202 555 0143", "DE", "+12025550143"),  # an international number ignores the region
+])
+def test_to_e164(raw, region, expected):
+    assert to_e164(raw, region) == expected
+
+
+@pytest.mark.parametrize("raw, region", [("", None), ("call me", "DE"), ("0151 12345678", None), ("+1555", None)])
+def test_to_e164_refuses_what_is_not_a_number(raw, region):
+    with pytest.raises(ValueError):
+        to_e164(raw, region)
+
+
+def test_plugin_sms_fields_map_to_engine_settings():
+    from saleor_flows.saleor_plugin.config import as_engine_settings
+
+    values = as_engine_settings({
+        "sms_backend": "Twilio", "sms_account": "AC0123", "sms_secret": "token", "sms_sender": "+12025550143",
+        "sms_senders": "default-channel=+12025550143, shop-de = ShopDE, broken", "phone_region": "de",
+        "sms_sns_topic_arns": ""})
+    assert values["SMS_BACKEND"] == "saleor_flows.channels.sms.twilio.SmsBackend"
+    assert values["SMS_PROVIDER"] == {"account": "AC0123", "secret": "token"}
+    assert values["SMS_SENDERS"] == {"default-channel": "+12025550143", "shop-de": "ShopDE"}
+    assert (values["SMS_FROM"], values["PHONE_REGION"]) == ("+12025550143", "DE")
+    assert "SMS_BACKEND" not in as_engine_settings({})  # unset: the host's settings apply
