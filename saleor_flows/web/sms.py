@@ -28,24 +28,24 @@ def _provider(name: str):
     return importlib.import_module(PROVIDERS[name]) if name in PROVIDERS else None
 
 
-def _guarded(read):
-    """Run a provider's reader; turn its refusals into the HTTP answers providers understand."""
+def _receive(request, provider: str, reader: str):
+    """``(module, what the provider's reader returned, None)``, or an HTTP refusal as the last item."""
+    module = _provider(provider)
+    if module is None:
+        return None, None, HttpResponseNotFound("Unknown SMS provider")
+    if request.method != "POST":
+        return None, None, HttpResponseNotAllowed(["POST"])
     try:
-        return read(), None
+        return module, getattr(module, reader)(request), None
     except SignatureError as exc:
         logger.warning("saleor-flows: refused an SMS webhook: %s", exc)
-        return None, HttpResponseForbidden("Invalid signature")
+        return None, None, HttpResponseForbidden("Invalid signature")
     except MalformedWebhook as exc:
-        return None, HttpResponseBadRequest(f"Malformed webhook: {exc}")
+        return None, None, HttpResponseBadRequest(f"Malformed webhook: {exc}")
 
 
 def status(request, provider: str):
-    module = _provider(provider)
-    if module is None:
-        return HttpResponseNotFound("Unknown SMS provider")
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    statuses, refusal = _guarded(lambda: module.statuses(request))
+    _, statuses, refusal = _receive(request, provider, "statuses")
     if refusal:
         return refusal
     for item in statuses:
@@ -54,12 +54,7 @@ def status(request, provider: str):
 
 
 def inbound(request, provider: str):
-    module = _provider(provider)
-    if module is None:
-        return HttpResponseNotFound("Unknown SMS provider")
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    message, refusal = _guarded(lambda: module.inbound(request))
+    module, message, refusal = _receive(request, provider, "inbound")
     if refusal:
         return refusal
     if message is None:  # a provider's housekeeping request (e.g. an SNS subscription), answered already
