@@ -95,7 +95,7 @@ def handle(message: InboundSms) -> str:
     kind = keyword(message.body)
     with transaction.atomic():
         stored = engagement.record(engagement.DeliveryStatus(
-            provider=message.provider, type=MessageEvent.Type.INBOUND, occurred_at=message.occurred_at,
+            provider=message.provider, channel="sms", type=MessageEvent.Type.INBOUND, occurred_at=message.occurred_at,
             event_id=message.event_id, recipient=number,
             detail={"keyword": kind, "body": message.body[:320], "to": message.to_number, **message.detail}))
         if stored is None:

@@ -209,7 +209,7 @@ def statuses(request) -> list[DeliveryStatus]:
     context = event.get("context") if isinstance(event.get("context"), dict) else {}
     failed = kind not in (Type.QUEUED, Type.SENT, Type.DELIVERED)
     return [DeliveryStatus(
-        provider=PROVIDER, type=kind, occurred_at=_millis(event.get("eventTimestamp")),
+        provider=PROVIDER, channel="sms", type=kind, occurred_at=_millis(event.get("eventTimestamp")),
         event_id=envelope["MessageId"], send_id=str(context.get("send_id") or ""),
         provider_message_id=event["messageId"], recipient=str(event.get("destinationPhoneNumber") or ""),
         reason=f"AWS {event.get('messageStatus', '')}: {event.get('messageStatusDescription', '')}" if failed else "",

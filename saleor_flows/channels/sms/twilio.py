@@ -122,7 +122,7 @@ def statuses(request) -> list[DeliveryStatus]:
     elif code:
         reason = TEMPORARY.get(code, "see Twilio's error dictionary")
     return [DeliveryStatus(
-        provider=PROVIDER, type=kind, occurred_at=clock.now(), event_id=f"{sid}:{state}",
+        provider=PROVIDER, channel="sms", type=kind, occurred_at=clock.now(), event_id=f"{sid}:{state}",
         send_id=request.GET.get("send_id", ""), provider_message_id=sid, recipient=params.get("To", ""),
         reason=f"Twilio {code}: {reason}" if code else "", detail={"status": state, "error_code": code})]
 

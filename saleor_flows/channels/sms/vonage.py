@@ -111,7 +111,7 @@ def statuses(request) -> list[DeliveryStatus]:
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     reason = " ".join(str(error[key]) for key in ("title", "detail") if error.get(key))
     return [DeliveryStatus(
-        provider=PROVIDER, type=STATUS[state], occurred_at=_when(body), event_id=f"{uuid}:{state}",
+        provider=PROVIDER, channel="sms", type=STATUS[state], occurred_at=_when(body), event_id=f"{uuid}:{state}",
         send_id=str(body.get("client_ref") or ""), provider_message_id=uuid,
         recipient="+" + str(body.get("to", "")).lstrip("+") if body.get("to") else "",
         reason=f"Vonage: {reason}" if reason else "", detail={"status": state, "error": error.get("type", "")})]
