@@ -10,11 +10,14 @@ from django.http import HttpResponseNotFound
 from django.urls import Resolver404, path, resolve
 from django.views.decorators.csrf import csrf_exempt
 
+from .api.view import graphql_view
 from .web.unsubscribe import unsubscribe
 
 urlpatterns = [
     # No CSRF token can come with a mailbox provider's one-click POST: the signed token is the proof.
     path("unsubscribe/<str:token>/", csrf_exempt(unsubscribe), name="flows-unsubscribe"),
+    # A bearer token, never a cookie, authenticates API calls: nothing for CSRF to protect.
+    path("graphql/", csrf_exempt(graphql_view), name="flows-graphql"),
 ]
 
 
