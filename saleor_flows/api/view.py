@@ -94,8 +94,8 @@ def _execute(request):
     if not isinstance(variables, dict):
         return _error("Variables must be a JSON object.", "BadRequest", 400)
     try:
-        result = schema.execute(query, variables=variables, operation_name=body.get("operationName"),
-                                context=request)
+        result = schema.execute(query, variable_values=variables, operation_name=body.get("operationName"),
+                                context_value=request)
     except GraphQLSyntaxError as exc:  # pragma: no cover - graphql-core 2 reports syntax errors in the result
         return _error(str(exc), "GraphQLError", 400)
     payload = {"data": result.data}
