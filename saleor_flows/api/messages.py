@@ -123,7 +123,7 @@ class Query(graphene.ObjectType):
     messages = connection_field(MessageConnection, filter=MessageFilterInput())
     message = graphene.Field(Message, id=graphene.ID(required=True))
     message_preview = graphene.Field(
-        MessagePreviewResult, required=True, flow_id=graphene.ID(required=True), step_id=graphene.String(required=True),
+        MessagePreviewResult, flow_id=graphene.ID(required=True), step_id=graphene.String(required=True),
         version=graphene.Int(description="A published version's number; default the draft."),
         contact_id=graphene.ID(description="Render with this contact's data (needs MANAGE_USERS)."),
         sample_data=SampleDataInput(),

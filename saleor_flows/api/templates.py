@@ -68,7 +68,7 @@ def _template(summary: dict) -> FlowTemplate:
 
 
 class Query(graphene.ObjectType):
-    flow_templates = graphene.List(graphene.NonNull(FlowTemplate), required=True)
+    flow_templates = graphene.List(graphene.NonNull(FlowTemplate))
     flow_template = graphene.Field(FlowTemplate, slug=graphene.String(required=True))
 
     @staticmethod

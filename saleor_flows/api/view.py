@@ -101,5 +101,6 @@ def _execute(request):
     payload = {"data": result.data}
     if result.errors:
         payload["errors"] = [format_error(err) for err in result.errors]
-    status = 400 if result.data is None and result.errors else 200
+    # 400 for a document that does not parse or validate; resolver errors (PermissionDenied…) are 200, as in Saleor.
+    status = 400 if getattr(result, "invalid", False) else 200
     return JsonResponse(payload, status=status)
