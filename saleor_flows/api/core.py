@@ -17,13 +17,6 @@ from .auth import MANAGE_PLUGINS, MANAGE_USERS
 MAX_PAGE = 100
 
 
-class PermissionEnum(graphene.Enum):
-    """The Saleor permissions the API checks (names as in Saleor's own enum)."""
-
-    MANAGE_PLUGINS = MANAGE_PLUGINS
-    MANAGE_USERS = MANAGE_USERS
-
-
 class JSON(GenericScalar):
     """Any JSON value, given and returned as-is (flow definitions, payloads, trail details)."""
 
@@ -95,7 +88,6 @@ def node_id_field(type_name: str):
 
 
 class FlowErrorCode(graphene.Enum):
-    GRAPHQL_ERROR = "graphql_error"
     INVALID = "invalid"
     INVALID_DEFINITION = "invalid_definition"
     NOT_FOUND = "not_found"
@@ -104,7 +96,6 @@ class FlowErrorCode(graphene.Enum):
     NOT_PUBLISHED = "not_published"
     INVALID_STATUS = "invalid_status"
     INVALID_PUBLIC_KEY = "invalid_public_key"
-    NOT_ALLOWED = "not_allowed"
     RATE_LIMITED = "rate_limited"
     SEND_FAILED = "send_failed"
 

@@ -22,6 +22,10 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
         "CONSENT_METADATA_KEY": (config.get("consent_metadata_key") or "").strip(),
         "CHECKOUT_URL_TEMPLATE": (config.get("checkout_url_template") or "").strip(),
     }
+    values["PUBLIC_KEY"] = (config.get("storefront_public_key") or "").strip()
+    origins = [o.strip().rstrip("/") for o in str(config.get("api_allowed_origins") or "").split(",") if o.strip()]
+    if origins:
+        values["API_ALLOWED_ORIGINS"] = origins
     idle = str(config.get("abandoned_checkout_idle_minutes") or "").strip()
     if idle.isdigit() and int(idle) > 0:
         values["ABANDONED_CHECKOUT_IDLE_MINUTES"] = int(idle)

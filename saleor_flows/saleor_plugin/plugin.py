@@ -40,6 +40,12 @@ FIELDS = [
     ("checkout_url_template", ConfigurationTypeField.STRING, "Storefront checkout link",
      "Link back to a checkout in abandoned-checkout emails; {token} is replaced, "
      "e.g. https://shop.example.com/checkout?checkout={token}"),
+    ("storefront_public_key", ConfigurationTypeField.STRING, "Storefront public key",
+     "Storefronts send it with the trackEvent mutation of the Flows API; empty turns storefront tracking off. "
+     "It identifies the shop, it is not a secret."),
+    ("api_allowed_origins", ConfigurationTypeField.STRING, "API allowed origins",
+     "Comma-separated origins (e.g. the Flows dashboard App's) allowed to call "
+     "/plugins/global/saleor.flows/graphql/ from a browser."),
     ("smtp_host", ConfigurationTypeField.STRING, "SMTP host (optional)",
      "Send flow emails through this SMTP server instead of Saleor's email backend."),
     ("smtp_port", ConfigurationTypeField.STRING, "SMTP port", "Usually 587."),
