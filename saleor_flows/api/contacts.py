@@ -207,11 +207,12 @@ class ContactConsentUpdate(FlowsMutation):
     def perform_mutation(cls, root, info, id, input):
         pk = get_by_global_id(ContactModel, "Contact", id).pk
         principal = info.context.principal
-        detail = dict(input.get("detail") or {}) if isinstance(input.get("detail") or {}, dict) else None
-        if detail is None:
+        detail = input.get("detail") or {}
+        if not isinstance(detail, dict):
             raise MutationError(error(FlowErrorCode.INVALID, "detail is a JSON object.", "detail"))
-        detail["by"] = {"user": principal.user_id or principal.email,
-                        **({"app": principal.app_id} if principal.app_id else {})}
+        # Who changed it, as evidence next to the change.
+        detail = {**detail, "by": {"user": principal.user_id or principal.email,
+                                   **({"app": principal.app_id} if principal.app_id else {})}}
         request = info.context
         with transaction.atomic():
             contact = ContactModel.objects.select_for_update().get(pk=pk)

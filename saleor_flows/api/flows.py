@@ -264,8 +264,15 @@ class Query(graphene.ObjectType):
 # --- mutations ---------------------------------------------------------------------------
 
 
-def unique_slug(wanted: str, fallback: str) -> str:
-    base = slugify(wanted or fallback)[:90] or "flow"
+def choose_slug(wanted: str | None, name: str) -> str:
+    """The slug asked for (checked and free), or a free one made from the name."""
+    if wanted is not None and not flow_definition.SLUG_RE.match(wanted):
+        raise MutationError(error(FlowErrorCode.INVALID, "Slugs use letters, digits, '_' and '-'.", "slug"))
+    if wanted:
+        if models.Flow.objects.filter(slug=wanted).exists():
+            raise MutationError(error(FlowErrorCode.UNIQUE, f"A flow with slug {wanted!r} exists.", "slug"))
+        return wanted
+    base = slugify(name)[:90] or "flow"
     slug, n = base, 1
     while models.Flow.objects.filter(slug=slug).exists():
         n += 1
@@ -293,14 +300,10 @@ class FlowCreate(FlowsMutation):
         definition = input.get("definition") or {}
         if not isinstance(definition, dict):
             raise MutationError(error(FlowErrorCode.INVALID, "The definition is a JSON object.", "definition"))
-        slug = input.get("slug")
-        if slug is not None and not flow_definition.SLUG_RE.match(slug):
-            raise MutationError(error(FlowErrorCode.INVALID, "Slugs use letters, digits, '_' and '-'.", "slug"))
-        if slug and models.Flow.objects.filter(slug=slug).exists():
-            raise MutationError(error(FlowErrorCode.UNIQUE, f"A flow with slug {slug!r} exists.", "slug"))
+        slug = choose_slug(input.get("slug"), name)
         try:
             with transaction.atomic():
-                flow = flow_definition.create_flow(slug or unique_slug(name, "flow"), definition, name=name)
+                flow = flow_definition.create_flow(slug, definition, name=name)
         except IntegrityError as exc:
             raise MutationError(error(FlowErrorCode.UNIQUE, "A flow with this slug exists.", "slug")) from exc
         return {"flow": flow}

@@ -150,9 +150,7 @@ class Query(graphene.ObjectType):
         except PreviewError as exc:
             return MessagePreviewResult(preview=None, errors=[
                 FlowError(field=exc.field, code=FlowErrorCode.INVALID, message=m) for m in exc.errors])
-        return MessagePreviewResult(errors=[], preview=MessagePreview(
-            step_id=step_id, channel=rendered.channel, kind=rendered.kind, to=rendered.to, subject=rendered.subject,
-            html=rendered.html, text=rendered.text))
+        return MessagePreviewResult(errors=[], preview=MessagePreview.of(step_id, rendered))
 
 
 class FlowTestSendInput(graphene.InputObjectType):

@@ -3,12 +3,12 @@
 import graphene
 from django.db import transaction
 
-from ..engine.definition import SLUG_RE, DefinitionError, create_flow, publish_flow
+from ..engine.definition import DefinitionError, create_flow, publish_flow
 from ..engine.preview import preview
 from ..journeys import JOURNEYS, list_journeys, load_journey
 from ..models import Flow as FlowModel
 from .core import FLOWS, JSON, FlowErrorCode, FlowsMutation, MutationError, error, permission_required
-from .flows import Flow, FlowGraph, graph_of, split_problem, unique_slug
+from .flows import Flow, FlowGraph, choose_slug, graph_of, split_problem
 
 
 class MessagePreview(graphene.ObjectType):
@@ -22,6 +22,12 @@ class MessagePreview(graphene.ObjectType):
     html = graphene.String(required=True, description="Empty for SMS.")
     text = graphene.String(required=True)
 
+    @classmethod
+    def of(cls, step_id: str, rendered) -> "MessagePreview":
+        """From an ``engine.preview.Preview``."""
+        return cls(step_id=step_id, channel=rendered.channel, kind=rendered.kind, to=rendered.to,
+                   subject=rendered.subject, html=rendered.html, text=rendered.text)
+
 
 def _render_previews(slug: str, definition: dict) -> list:
     """Every send step of a template, rendered with sample data and an unsaved flow."""
@@ -29,9 +35,7 @@ def _render_previews(slug: str, definition: dict) -> list:
     out = []
     for step_id, step in definition["steps"].items():
         if step.get("type") in ("send_email", "send_sms"):
-            rendered = preview(flow, step_id)
-            out.append(MessagePreview(step_id=step_id, channel=rendered.channel, kind=rendered.kind, to=rendered.to,
-                                      subject=rendered.subject, html=rendered.html, text=rendered.text))
+            out.append(MessagePreview.of(step_id, preview(flow, step_id)))
     return out
 
 
@@ -104,13 +108,9 @@ class FlowCreateFromTemplate(FlowsMutation):
                                       f"use one of {', '.join(JOURNEYS)}.", "template"))
         definition = load_journey(input["template"])
         name = (input.get("name") or "").strip() or definition["name"]
-        slug = input.get("slug")
-        if slug is not None and not SLUG_RE.match(slug):
-            raise MutationError(error(FlowErrorCode.INVALID, "Slugs use letters, digits, '_' and '-'.", "slug"))
-        if slug and FlowModel.objects.filter(slug=slug).exists():
-            raise MutationError(error(FlowErrorCode.UNIQUE, f"A flow with slug {slug!r} exists.", "slug"))
+        slug = choose_slug(input.get("slug"), name)
         with transaction.atomic():  # published or not created at all
-            flow = create_flow(slug or unique_slug(name, input["template"]), definition, name=name)
+            flow = create_flow(slug, definition, name=name)
             if input.get("publish"):
                 try:
                     publish_flow(flow)
