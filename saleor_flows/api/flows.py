@@ -6,6 +6,7 @@ Everything here needs ``MANAGE_PLUGINS``. Definitions are the JSON format of
 would refuse.
 """
 
+import copy
 import re
 
 import graphene
@@ -63,9 +64,11 @@ def graph_of(definition: dict) -> FlowGraph:
     steps = definition.get("steps") if isinstance(definition, dict) else None
     if not isinstance(steps, dict):
         return FlowGraph(nodes=[], edges=[])
+    # A draft may be half-written: draw the steps that are objects, whatever else is wrong.
+    steps = {str(step_id): step for step_id, step in steps.items() if isinstance(step, dict)}
     nodes, edges = [], []
-    for step_id in graph_order(definition):
-        step = steps[step_id] if isinstance(steps[step_id], dict) else {}
+    for step_id in graph_order({**definition, "steps": steps}):
+        step = steps[step_id]
         nodes.append(FlowGraphNode(id=step_id, type=str(step.get("type", "")), is_start=step_id == definition.get("start"),
                                    step=step))
         for key in flow_definition.NEXT_KEYS.get(step.get("type"), []):
@@ -175,7 +178,7 @@ class Flow(graphene.ObjectType):
     def resolve_has_unpublished_changes(root, info):
         if root.live_version_id is None:
             return True
-        published = dict(root.live_version.definition)
+        published = copy.deepcopy(root.live_version.definition)
         for step in published.get("steps", {}).values():
             step.pop("id", None)
             step.pop("compiled", None)

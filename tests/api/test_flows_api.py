@@ -268,3 +268,17 @@ def test_unknown_and_wrong_ids_are_clear_errors(flows, api, tokens):
     assert data["flowPublish"]["errors"] == [{"field": "id", "code": "INVALID"}]
     assert api("""{ flow(id: "Rmxvdzo5OTk5") { id } }""", token=token) == {"flow": None}
 
+
+
+def test_a_half_written_draft_still_answers(flows, api, tokens):
+    token = tokens.staff("MANAGE_PLUGINS")
+    draft = {"trigger": {"event": "customer_created"}, "start": "a",
+             "steps": {"a": {"type": "wait", "next": "b"}, "b": "not a step", "c": {"type": "split", "yes": 3}}}
+    flow = create(api, token, "Half", draft)
+    data = api("""query($id: ID) { flow(id: $id) { graph { nodes { id } edges { source target } }
+                   validationErrors { path message } hasUnpublishedChanges } }""", {"id": flow["id"]}, token=token)
+    got = data["flow"]
+    assert [n["id"] for n in got["graph"]["nodes"]] == ["a", "c"]
+    paths = {e["path"] for e in got["validationErrors"]}
+    assert {"steps.a.duration", "steps.b"} <= paths
+    assert got["hasUnpublishedChanges"] is True
