@@ -92,6 +92,19 @@ DEFAULTS = {
     "TOPICS": [],
     # Language of the public pages and consent emails when the contact's own is unknown or not available.
     "DEFAULT_LANGUAGE": "en",
+    # GraphQL API (see docs/api.md). Tokens are verified against Saleor's key set:
+    # API_JWKS_URL (e.g. https://store.example.com/.well-known/jwks.json) or a
+    # JWKS dict in API_JWKS; API_TOKEN_ISSUER is the store's /graphql/ URL
+    # (derived from API_JWKS_URL when empty). Inside Saleor, Saleor's own keys are used.
+    "API_JWKS_URL": "",
+    "API_JWKS": None,
+    "API_TOKEN_ISSUER": "",
+    "API_JWKS_TIMEOUT_SECONDS": 5,
+    "API_JWKS_CACHE_SECONDS": 3600,
+    # Origins (e.g. the dashboard App's) allowed to call the API from a browser.
+    "API_ALLOWED_ORIGINS": [],
+    # trackEvent calls allowed per client IP per minute.
+    "TRACK_RATE_LIMIT_PER_MINUTE": 120,
 }
 
 # Edges may add a source that overrides settings at run time, e.g. the Saleor

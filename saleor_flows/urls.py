@@ -14,6 +14,7 @@ from .web.confirm import confirm
 from .web.preferences import preferences
 from .web.subscribe import subscribe
 from .web import sms
+from .api.view import graphql_view
 from .web.unsubscribe import unsubscribe
 
 urlpatterns = [
@@ -26,6 +27,8 @@ urlpatterns = [
     # SMS providers sign their webhooks; the signature is the proof (see web/sms.py).
     path("sms/<str:provider>/status/", csrf_exempt(sms.status), name="flows-sms-status"),
     path("sms/<str:provider>/inbound/", csrf_exempt(sms.inbound), name="flows-sms-inbound"),
+    # A bearer token, never a cookie, authenticates API calls: nothing for CSRF to protect.
+    path("graphql/", csrf_exempt(graphql_view), name="flows-graphql"),
 ]
 
 

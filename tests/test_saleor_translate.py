@@ -125,3 +125,11 @@ def test_saleor_sequence_drives_the_engine(flows):
     assert (contact.order_count, str(contact.total_spent), contact.currency) == (1, "74.90", "EUR")
     assert Event.objects.filter(name="checkout_updated").count() == 1
     assert not Event.objects.filter(status="dead").exists()
+
+
+def test_plugin_configuration_sets_the_api_public_key_and_origins():
+    values = as_engine_settings({"public_key": " pk_live_1 ",
+                                 "api_allowed_origins": "https://flows.example.com/, https://dash.example.com"})
+    assert values["PUBLIC_KEY"] == "pk_live_1"
+    assert values["API_ALLOWED_ORIGINS"] == ["https://flows.example.com", "https://dash.example.com"]
+    assert "PUBLIC_KEY" not in as_engine_settings({}) and "API_ALLOWED_ORIGINS" not in as_engine_settings({})

@@ -68,6 +68,8 @@ class DefinitionError(ValueError):
 
 def successors(step: dict) -> list:
     """Every step id (or None for "end") a step can lead to."""
+    if not isinstance(step, dict):
+        return []  # a malformed step (reported by validation) leads nowhere
     kind = step.get("type")
     targets = [step.get(key) for key in NEXT_KEYS.get(kind, [])]
     if kind == "branch":

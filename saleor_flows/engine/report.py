@@ -102,7 +102,7 @@ def flow_summary(flow: Flow) -> dict:
             _add(data["variants"], str(row["variant"]), row["n"])
 
     messages: dict = {}
-    for row in (Message.objects.filter(flow=flow).order_by()
+    for row in (Message.objects.filter(flow=flow, is_test=False).order_by()  # test sends never count
                 .values("step_id", "status").annotate(n=Count("id"))):
         _add(messages, row["status"], row["n"])
         _add(step_row(row["step_id"])["messages"], row["status"], row["n"])

@@ -32,6 +32,9 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
     })
     if config.get("double_opt_in") is not None:
         values["DOUBLE_OPT_IN"] = config["double_opt_in"] in (True, "true", "True", "1")
+    origins = [o.strip().rstrip("/") for o in str(config.get("api_allowed_origins") or "").split(",") if o.strip()]
+    if origins:
+        values["API_ALLOWED_ORIGINS"] = origins
     idle = str(config.get("abandoned_checkout_idle_minutes") or "").strip()
     if idle.isdigit() and int(idle) > 0:
         values["ABANDONED_CHECKOUT_IDLE_MINUTES"] = int(idle)

@@ -41,7 +41,8 @@ FIELDS = [
      "Link back to a checkout in abandoned-checkout emails; {token} is replaced, "
      "e.g. https://shop.example.com/checkout?checkout={token}"),
     ("public_key", ConfigurationTypeField.STRING, "Storefront public key",
-     "Storefront signup forms send this key to POST /plugins/global/saleor.flows/subscribe/. It is not a secret "
+     "Storefronts send this key with signup forms (POST /plugins/global/saleor.flows/subscribe/) and with the "
+     "API's trackEvent mutation. It is not a secret "
      "(it sits in your storefront's pages); empty turns signups off. Any hard-to-guess text, e.g. pk_live_7f3c..."),
     ("subscribe_allowed_origins", ConfigurationTypeField.STRING, "Storefront origins",
      "Origins allowed to call the subscribe endpoint from a browser, separated by spaces or commas, "
@@ -57,6 +58,9 @@ FIELDS = [
      "e.g. newsletter | Newsletter | de: Newsletter"),
     ("default_language", ConfigurationTypeField.STRING, "Default language",
      "Language of the unsubscribe and preference pages when the customer's own is not available (en, de)."),
+    ("api_allowed_origins", ConfigurationTypeField.STRING, "API allowed origins",
+     "Comma-separated origins (e.g. the Flows dashboard App's) allowed to call "
+     "/plugins/global/saleor.flows/graphql/ from a browser."),
     ("smtp_host", ConfigurationTypeField.STRING, "SMTP host (optional)",
      "Send flow emails through this SMTP server instead of Saleor's email backend."),
     ("smtp_port", ConfigurationTypeField.STRING, "SMTP port", "Usually 587."),

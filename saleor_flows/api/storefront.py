@@ -1,0 +1,164 @@
+"""Events into the engine through the API: ``eventRecord`` for servers, ``trackEvent`` for storefronts.
+
+``eventRecord`` is for a trusted caller (staff, an App's backend) and may
+record any event, with any payload and time: it needs ``MANAGE_PLUGINS``
+and ``MANAGE_USERS`` (events create and change contacts).
+
+``trackEvent`` is called by shoppers' browsers, so it trusts nothing: no
+token, the shop's public key (which identifies the shop, it is not a
+secret), a rate limit per client address, only storefront event names from
+an allow-list, the server's clock, and a payload that cannot touch the
+contact's profile or consent (keys the engine reads for that are removed).
+The storefront ``subscribe`` mutation, which does change consent, is a
+separate field with its own double opt-in.
+"""
+
+import hmac
+import json
+
+import graphene
+from django.core.cache import cache
+
+from .. import clock
+from ..conf import flows_setting
+from ..events import normalize_email, record_event
+from ..engine.processing import EMAIL_RE
+from .core import CONTACTS, JSON, FlowErrorCode, FlowsMutation, MutationError, error, to_global_id
+
+# What a storefront may report. product_viewed starts the browse-abandonment journey
+# (its payload: product_name, product_url, thumbnail, price, currency, variant_id).
+STOREFRONT_EVENTS = ("product_viewed", "category_viewed", "search_performed", "added_to_cart",
+                     "removed_from_cart", "added_to_wishlist", "page_viewed")
+# Payload keys the engine reads to change a contact's profile or consent (engine/contacts.update_profile):
+# a browser must not set someone's phone, timezone or consent by naming their email.
+PROFILE_KEYS = ("consent", "billing_address", "default_billing_address", "shipping_address", "timezone",
+                "language_code", "metadata", "attributes", "first_name", "last_name")
+MAX_PAYLOAD_BYTES = 8192
+
+StorefrontEventEnum = graphene.Enum("StorefrontEventEnum", [(name.upper(), name) for name in STOREFRONT_EVENTS])
+
+
+class RecordedEvent(graphene.ObjectType):
+    id = graphene.ID(description="Null when the event was a duplicate (same dedupe key) and was dropped.")
+    duplicate = graphene.Boolean(required=True)
+
+
+def _identity(email, user_id) -> tuple[str, str]:
+    email = normalize_email(email)
+    if email and not EMAIL_RE.match(email):
+        raise MutationError(error(FlowErrorCode.INVALID, f"{email!r} is not an email address.", "email"))
+    user_id = (user_id or "").strip()
+    if not email and not user_id:
+        raise MutationError(error(FlowErrorCode.REQUIRED, "Give the contact's email or user id.", "email"))
+    return email, user_id
+
+
+def _payload(value, field="payload") -> dict:
+    payload = value if value is not None else {}
+    if not isinstance(payload, dict):
+        raise MutationError(error(FlowErrorCode.INVALID, "The payload is a JSON object.", field))
+    if len(json.dumps(payload, default=str)) > MAX_PAYLOAD_BYTES:
+        raise MutationError(error(FlowErrorCode.INVALID, f"The payload is larger than {MAX_PAYLOAD_BYTES} bytes.",
+                                  field))
+    return payload
+
+
+def _recorded(result) -> RecordedEvent:
+    return RecordedEvent(id=to_global_id("Event", result.id) if result.id else None, duplicate=result.duplicate)
+
+
+class EventRecordInput(graphene.InputObjectType):
+    name = graphene.String(required=True, description="e.g. quiz_completed; flows can trigger on any name.")
+    email = graphene.String()
+    user_id = graphene.String(description="Saleor's user id.")
+    channel = graphene.String(description="A Saleor channel slug.")
+    payload = JSON(description="Data for conditions and templates ({{ event.* }}).")
+    occurred_at = graphene.DateTime(description="Default: now.")
+    dedupe_key = graphene.String(description="Identifies the occurrence: a second event with the same key is dropped.")
+
+
+class EventRecord(FlowsMutation):
+    """Record a custom event from a server, as the engine's own edges do (processed asynchronously)."""
+
+    permissions = CONTACTS
+
+    class Arguments:
+        input = EventRecordInput(required=True)
+
+    event = graphene.Field(RecordedEvent)
+
+    @classmethod
+    def perform_mutation(cls, root, info, input):
+        name = (input.get("name") or "").strip()
+        if not name or len(name) > 100:
+            raise MutationError(error(FlowErrorCode.INVALID, "An event name has 1 to 100 characters.", "name"))
+        email, user_id = _identity(input.get("email"), input.get("user_id"))
+        result = record_event(name, email=email, user_id=user_id or None, channel=input.get("channel") or "",
+                              payload=_payload(input.get("payload")), occurred_at=input.get("occurred_at"),
+                              dedupe_key=input.get("dedupe_key") or None)
+        return {"event": _recorded(result)}
+
+
+def client_address(request) -> str:
+    """The caller's address. Behind a proxy, hosts set REMOTE_ADDR from X-Forwarded-For themselves (as Saleor does)."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def rate_limited(request) -> bool:
+    """A fixed one-minute window per client address, counted in Django's cache (shared by all workers)."""
+    limit = int(flows_setting("TRACK_RATE_LIMIT_PER_MINUTE"))
+    window = int(clock.now().timestamp() // 60)
+    key = f"saleor-flows:track:{client_address(request)}:{window}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=120)
+        count = 1
+    return count > limit
+
+
+class TrackEventInput(graphene.InputObjectType):
+    event = StorefrontEventEnum(required=True)
+    email = graphene.String()
+    user_id = graphene.String(description="Saleor's user id of a logged-in shopper.")
+    channel = graphene.String(description="The Saleor channel slug of the storefront.")
+    payload = JSON(description="e.g. {product_name, product_url, thumbnail, price, currency, variant_id} for "
+                               "product_viewed; {query} for search_performed. Profile and consent keys are removed.")
+    event_id = graphene.String(description="The storefront's id for this occurrence, to drop retries.")
+
+
+class TrackEvent(FlowsMutation):
+    """Storefront tracking (no token): product viewed, search performed, added to wishlist…"""
+
+    permissions = ()
+
+    class Arguments:
+        public_key = graphene.String(required=True, description="The shop's public key (PUBLIC_KEY).")
+        input = TrackEventInput(required=True)
+
+    event = graphene.Field(RecordedEvent)
+
+    @classmethod
+    def perform_mutation(cls, root, info, public_key, input):
+        if rate_limited(info.context):
+            raise MutationError(error(FlowErrorCode.RATE_LIMITED, "Too many events from this address; "
+                                                                  "try again in a minute."))
+        expected = flows_setting("PUBLIC_KEY") or ""
+        if not expected or not hmac.compare_digest(str(public_key).encode(), str(expected).encode()):
+            raise MutationError(error(FlowErrorCode.INVALID_PUBLIC_KEY, "Unknown public key.", "publicKey"))
+        email, user_id = _identity(input.get("email"), input.get("user_id"))
+        payload = {key: value for key, value in _payload(input.get("payload"), "input.payload").items()
+                   if key not in PROFILE_KEYS}
+        payload["source"] = "storefront"
+        event_id = (input.get("event_id") or "").strip()
+        name = input["event"]
+        result = record_event(name, email=email, user_id=user_id or None, channel=input.get("channel") or "",
+                              payload=payload,
+                              dedupe_key=f"storefront:{name}:{email or user_id}:{event_id}" if event_id else None)
+        return {"event": _recorded(result)}
+
+
+class Mutation(graphene.ObjectType):
+    event_record = EventRecord.Field()
+    track_event = TrackEvent.Field()

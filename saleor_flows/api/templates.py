@@ -1,0 +1,126 @@
+"""Prebuilt flow templates (``saleor_flows/journeys``): browse them with previews, start a flow from one."""
+
+import graphene
+from django.db import transaction
+
+from ..engine.definition import DefinitionError, create_flow, publish_flow
+from ..engine.preview import preview
+from ..journeys import JOURNEYS, list_journeys, load_journey
+from ..models import Flow as FlowModel
+from .core import FLOWS, JSON, FlowErrorCode, FlowsMutation, MutationError, error, permission_required
+from .flows import Flow, FlowGraph, choose_slug, graph_of, split_problem
+
+
+class MessagePreview(graphene.ObjectType):
+    """One message rendered by the send pipeline (what a contact would get)."""
+
+    step_id = graphene.String(required=True)
+    channel = graphene.String(required=True)
+    kind = graphene.String(required=True)
+    to = graphene.String(required=True)
+    subject = graphene.String(required=True)
+    html = graphene.String(required=True, description="Empty for SMS.")
+    text = graphene.String(required=True)
+
+    @classmethod
+    def of(cls, step_id: str, rendered) -> "MessagePreview":
+        """From an ``engine.preview.Preview``."""
+        return cls(step_id=step_id, channel=rendered.channel, kind=rendered.kind, to=rendered.to,
+                   subject=rendered.subject, html=rendered.html, text=rendered.text)
+
+
+def _render_previews(slug: str, definition: dict) -> list:
+    """Every send step of a template, rendered with sample data and an unsaved flow."""
+    flow = FlowModel(name=definition["name"], slug=slug, definition=definition)
+    out = []
+    for step_id, step in definition["steps"].items():
+        if step.get("type") in ("send_email", "send_sms"):
+            out.append(MessagePreview.of(step_id, preview(flow, step_id)))
+    return out
+
+
+class FlowTemplate(graphene.ObjectType):
+    """A prebuilt journey to start from."""
+
+    slug = graphene.String(required=True)
+    name = graphene.String(required=True)
+    description = graphene.String(required=True)
+    trigger_event = graphene.String(required=True)
+    kind = graphene.String(required=True)
+    version = graphene.Int(required=True)
+    definition = JSON(required=True)
+    graph = graphene.Field(FlowGraph, required=True)
+    previews = graphene.List(graphene.NonNull(MessagePreview), required=True,
+                             description="Every message of the template rendered with sample data.")
+
+    @staticmethod
+    def resolve_definition(root, info):
+        return load_journey(root.slug)
+
+    @staticmethod
+    def resolve_graph(root, info):
+        return graph_of(load_journey(root.slug))
+
+    @staticmethod
+    def resolve_previews(root, info):
+        return _render_previews(root.slug, load_journey(root.slug))
+
+
+def _template(summary: dict) -> FlowTemplate:
+    return FlowTemplate(slug=summary["slug"], name=summary["name"], description=summary["description"],
+                        trigger_event=summary["trigger_event"], kind=summary["kind"], version=summary["version"])
+
+
+class Query(graphene.ObjectType):
+    flow_templates = graphene.List(graphene.NonNull(FlowTemplate))
+    flow_template = graphene.Field(FlowTemplate, slug=graphene.String(required=True))
+
+    @staticmethod
+    @permission_required(*FLOWS)
+    def resolve_flow_templates(root, info):
+        return [_template(summary) for summary in list_journeys()]
+
+    @staticmethod
+    @permission_required(*FLOWS)
+    def resolve_flow_template(root, info, slug):
+        return next((_template(s) for s in list_journeys() if s["slug"] == slug), None)
+
+
+class FlowCreateFromTemplateInput(graphene.InputObjectType):
+    template = graphene.String(required=True, description=f"One of: {', '.join(JOURNEYS)}.")
+    name = graphene.String(description="Default: the template's name.")
+    slug = graphene.String(description="Default: made from the name.")
+    publish = graphene.Boolean(default_value=False, description="Publish at once (the flow goes live).")
+
+
+class FlowCreateFromTemplate(FlowsMutation):
+    """A new flow whose draft is the template, in one call (optionally published)."""
+
+    class Arguments:
+        input = FlowCreateFromTemplateInput(required=True)
+
+    flow = graphene.Field(Flow)
+
+    @classmethod
+    def perform_mutation(cls, root, info, input):
+        if input["template"] not in JOURNEYS:
+            raise MutationError(error(FlowErrorCode.NOT_FOUND, f"No template {input['template']!r}; "
+                                      f"use one of {', '.join(JOURNEYS)}.", "template"))
+        definition = load_journey(input["template"])
+        name = (input.get("name") or "").strip() or definition["name"]
+        slug = choose_slug(input.get("slug"), name)
+        with transaction.atomic():  # published or not created at all
+            flow = create_flow(slug, definition, name=name)
+            if input.get("publish"):
+                try:
+                    publish_flow(flow)
+                except DefinitionError as exc:  # a template that does not validate is our bug; say so clearly
+                    raise MutationError(*[error(FlowErrorCode.INVALID_DEFINITION, m, p)
+                                          for p, m in map(split_problem, exc.errors)]) from exc
+                flow.refresh_from_db()
+        return {"flow": flow}
+
+
+class Mutation(graphene.ObjectType):
+    flow_create_from_template = FlowCreateFromTemplate.Field()
+

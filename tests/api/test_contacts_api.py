@@ -1,0 +1,204 @@
+"""Contacts, messages, consent, events and storefront tracking through the API, with their effects."""
+
+import pytest
+
+from saleor_flows.api.core import to_global_id
+from saleor_flows.models import ConsentChange, Contact, Enrolment, Event, Message, MessageEvent, Suppression
+from saleor_flows.engine.definition import create_flow, publish_flow
+from saleor_flows.journeys import JOURNEYS, load_journey
+from tests.api.conftest import PUBLIC_KEY
+from tests.flowkit import chain, email, nxt
+
+ADMIN = ("MANAGE_PLUGINS", "MANAGE_USERS")
+
+
+def _welcome(flows):
+    return flows.flow(chain("customer_created", ("tag", nxt({"type": "add_tag", "tag": "new"})),
+                            ("email_1", email("Welcome {{ contact.first_name }}"))), slug="welcome")
+
+
+def test_contact_with_consent_tags_journeys_and_why_trail(flows, api, tokens):
+    _welcome(flows)
+    flows.contact("ann@example.com", first_name="Ann", email_consent="subscribed", email_consent_source="checkout",
+                  lists=["vip"])
+    flows.contact("bob@example.com", first_name="Bob")
+    flows.event("customer_created", email="ann@example.com")
+    flows.event("customer_created", email="bob@example.com")
+    data = api("""query($email: String) { contact(email: $email) {
+        email firstName tags lists consent { email { status source } sms { status } }
+        journeys { flow { slug } version { number } status currentStep trail { kind stepId } }
+        trail { kind flowSlug stepId text detail } } }""", {"email": "Ann@Example.com"}, token=tokens.staff(*ADMIN))
+    ann = data["contact"]
+    assert (ann["email"], ann["firstName"], ann["tags"], ann["lists"]) == ("ann@example.com", "Ann", ["new"], ["vip"])
+    assert ann["consent"] == {"email": {"status": "SUBSCRIBED", "source": "checkout"}, "sms": {"status": "NEVER"}}
+    assert ann["journeys"][0]["flow"] == {"slug": "welcome"} and ann["journeys"][0]["status"] == "COMPLETED"
+    assert [e["kind"] for e in ann["trail"]] == ["entered", "add_tag", "sent", "completed"]
+    assert ann["trail"][2]["flowSlug"] == "welcome" and "sent" in ann["trail"][2]["text"]
+
+    # Bob never consented: the why-trail says so.
+    bob = api("""{ contact(email: "bob@example.com") { trail { kind detail } } }""", token=tokens.app(*ADMIN))
+    skipped = next(e for e in bob["contact"]["trail"] if e["kind"] == "skipped")
+    assert skipped["detail"]["reason"] == "no email marketing consent (never)"
+
+    found = api("""{ contacts(first: 10, filter: {emailConsent: SUBSCRIBED, list: "vip"}) {
+                     totalCount edges { node { email } } } }""", token=tokens.staff(*ADMIN))
+    assert found["contacts"] == {"totalCount": 1, "edges": [{"node": {"email": "ann@example.com"}}]}
+    found = api("""{ contacts(first: 10, filter: {tag: "new", search: "bo"}) { edges { node { email } } } }""",
+                token=tokens.staff(*ADMIN))
+    assert found["contacts"]["edges"] == [{"node": {"email": "bob@example.com"}}]
+
+
+def test_messages_with_delivery_and_engagement_events(flows, api, tokens):
+    flow = _welcome(flows)
+    flows.contact("ann@example.com", first_name="Ann", email_consent="subscribed")
+    flows.event("customer_created", email="ann@example.com")
+    message = Message.objects.get()
+    for kind in ("delivered", "opened"):
+        MessageEvent.objects.create(message=message, provider="sendgrid", event_id=f"ev-{kind}", type=kind,
+                                    occurred_at=flows.now, received_at=flows.now)
+    Message.objects.filter(pk=message.pk).update(delivered_at=flows.now, opened_at=flows.now)
+    data = api("""query($flow: ID) { messages(first: 10, filter: {flow: $flow, isTest: false}) { edges { node {
+                  to subject status channel kind isTest deliveredAt openedAt contact { email }
+                  events { type provider } } } } }""", {"flow": to_global_id("Flow", flow.pk)},
+               token=tokens.staff(*ADMIN))
+    (node,) = [e["node"] for e in data["messages"]["edges"]]
+    assert (node["to"], node["subject"], node["status"], node["channel"]) == (
+        "ann@example.com", "Welcome Ann", "SENT", "EMAIL")
+    assert node["deliveredAt"] and node["openedAt"] and node["contact"] == {"email": "ann@example.com"}
+    assert node["events"] == [{"type": "delivered", "provider": "sendgrid"}, {"type": "opened", "provider": "sendgrid"}]
+
+
+CONSENT = """mutation($id: ID!, $input: ContactConsentUpdateInput!) { contactConsentUpdate(id: $id, input: $input) {
+  errors { field code message } contact { consent { email { status source } } suppressed } } }"""
+
+
+def test_consent_update_keeps_proof_and_suppresses_on_unsubscribe(flows, api, tokens):
+    contact = flows.contact("ann@example.com")
+    gid = to_global_id("Contact", contact.pk)
+    data = api(CONSENT, {"id": gid, "input": {"channel": "EMAIL", "status": "SUBSCRIBED", "detail": {"form": "crm"}}},
+               token=tokens.app(*ADMIN), REMOTE_ADDR="203.0.113.9")
+    assert data["contactConsentUpdate"]["contact"]["consent"]["email"] == {"status": "SUBSCRIBED", "source": "api"}
+    change = ConsentChange.objects.get()
+    assert (change.status, change.source, change.ip) == ("subscribed", "api", "203.0.113.9")
+    assert change.detail == {"form": "crm", "by": {"user": "VXNlcjo3", "app": "QXBwOjEy"}}
+    data = api(CONSENT, {"id": gid, "input": {"channel": "EMAIL", "status": "UNSUBSCRIBED"}},
+               token=tokens.staff(*ADMIN))
+    assert data["contactConsentUpdate"]["contact"]["suppressed"] is True
+    assert Suppression.objects.filter(channel="email", reason="unsubscribed").exists()
+    # SMS consent without a phone number is refused and nothing is logged.
+    data = api(CONSENT, {"id": gid, "input": {"channel": "SMS", "status": "SUBSCRIBED"}}, token=tokens.staff(*ADMIN))
+    assert data["contactConsentUpdate"]["errors"][0]["field"] == "channel"
+    assert ConsentChange.objects.count() == 2
+
+
+def test_event_record_feeds_the_engine(flows, api, tokens):
+    flows.flow(chain("quiz_completed", ("email_1", email("Your result: {{ event.result }}"))),
+               slug="quiz", name="Quiz")
+    flows.contact("ann@example.com", email_consent="subscribed")
+    mutation = """mutation($input: EventRecordInput!) { eventRecord(input: $input) {
+                    errors { field code message } event { id duplicate } } }"""
+    variables = {"input": {"name": "quiz_completed", "email": "ann@example.com", "payload": {"result": "bold"},
+                           "dedupeKey": "quiz:42"}}
+    data = api(mutation, variables, token=tokens.staff(*ADMIN))
+    assert data["eventRecord"]["event"]["duplicate"] is False
+    assert [m.subject for m in flows.emails_to("ann@example.com")] == ["Your result: bold"]
+    assert api(mutation, variables, token=tokens.staff(*ADMIN))["eventRecord"]["event"] == {
+        "id": None, "duplicate": True}
+    assert Event.objects.filter(name="quiz_completed").count() == 1
+    data = api(mutation, {"input": {"name": "quiz_completed", "payload": {}}}, token=tokens.staff(*ADMIN))
+    assert data["eventRecord"]["errors"] == [
+        {"field": "email", "code": "REQUIRED", "message": "Give the contact's email or user id."}]
+    data = api(mutation, {"input": {"name": "x", "email": "a@example.com", "payload": [1]}},
+               token=tokens.staff(*ADMIN))
+    assert data["eventRecord"]["errors"][0]["field"] == "payload"
+    assert Event.objects.count() == 1
+
+
+TRACK = """mutation($key: String!, $input: TrackEventInput!) { trackEvent(publicKey: $key, input: $input) {
+  errors { field code message } event { id duplicate } } }"""
+
+
+def test_track_event_starts_browse_abandonment_anonymously(flows, api):
+    publish_flow(create_flow("browse", load_journey("browse_abandonment")))
+    flows.contact("ann@example.com", email_consent="subscribed")
+    product = {"product_name": "Monospace Tee", "product_url": "https://shop.example.com/p/tee",
+               "thumbnail": "https://shop.example.com/tee.png", "price": "20.00", "currency": "USD",
+               "consent": {"email": "unsubscribed"}, "billing_address": {"phone": "+15550001111"},
+               "timezone": "Pacific/Fiji"}
+    data = api(TRACK, {"key": PUBLIC_KEY, "input": {"event": "PRODUCT_VIEWED", "email": "ann@example.com",
+                                                    "payload": product, "eventId": "view-1"}})
+    assert data["trackEvent"]["errors"] == [] and data["trackEvent"]["event"]["duplicate"] is False
+    event = Event.objects.get(name="product_viewed")
+    assert "consent" not in event.payload and "billing_address" not in event.payload and "timezone" not in event.payload
+    assert event.payload["source"] == "storefront"
+    ann = Contact.objects.get(email="ann@example.com")
+    assert (ann.email_consent, ann.phone, ann.timezone) == ("subscribed", "", "")
+    assert Enrolment.objects.filter(flow__slug="browse", contact=ann).exists()
+    flows.advance(hours=2, minutes=1)
+    assert [m.subject for m in flows.emails_to("ann@example.com")] == ["Still thinking about Monospace Tee?"]
+    # A retry of the same storefront event is dropped.
+    again = api(TRACK, {"key": PUBLIC_KEY, "input": {"event": "PRODUCT_VIEWED", "email": "ann@example.com",
+                                                     "payload": product, "eventId": "view-1"}})
+    assert again["trackEvent"]["event"]["duplicate"] is True
+
+
+def test_track_event_needs_the_public_key_and_an_allowed_name(flows, api, client):
+    data = api(TRACK, {"key": "wrong", "input": {"event": "PAGE_VIEWED", "email": "ann@example.com"}})
+    assert data["trackEvent"]["errors"] == [
+        {"field": "publicKey", "code": "INVALID_PUBLIC_KEY", "message": "Unknown public key."}]
+    response = api.post(TRACK, {"key": PUBLIC_KEY, "input": {"event": "ORDER_CREATED", "email": "ann@example.com"}})
+    assert response.status_code == 400 and "ORDER_CREATED" in response.json()["errors"][0]["message"]
+    assert not Event.objects.exists()
+
+
+def test_track_event_is_rate_limited_per_address(flows, api, settings):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "TRACK_RATE_LIMIT_PER_MINUTE": 3}
+    variables = {"key": PUBLIC_KEY, "input": {"event": "SEARCH_PERFORMED", "email": "ann@example.com",
+                                              "payload": {"query": "tee"}}}
+    codes = [api(TRACK, variables, REMOTE_ADDR="198.51.100.7")["trackEvent"]["errors"] for _ in range(4)]
+    assert codes[:3] == [[], [], []] and codes[3][0]["code"] == "RATE_LIMITED"
+    assert Event.objects.filter(name="search_performed").count() == 3
+    # Another address is not affected; the next minute starts a new window.
+    assert api(TRACK, variables, REMOTE_ADDR="198.51.100.8")["trackEvent"]["errors"] == []
+    flows.advance(minutes=1)
+    assert api(TRACK, variables, REMOTE_ADDR="198.51.100.7")["trackEvent"]["errors"] == []
+
+
+def test_track_event_without_a_configured_key_is_off(flows, api, settings):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "PUBLIC_KEY": ""}
+    data = api(TRACK, {"key": "", "input": {"event": "PAGE_VIEWED", "email": "ann@example.com"}})
+    assert data["trackEvent"]["errors"][0]["code"] == "INVALID_PUBLIC_KEY"
+
+
+def test_templates_with_previews_and_create_from_template(flows, api, tokens):
+    token = tokens.staff("MANAGE_PLUGINS")
+    data = api("""{ flowTemplates { slug name triggerEvent kind graph { nodes { id } }
+                    previews { stepId channel subject html text } } }""", token=token)
+    templates = {t["slug"]: t for t in data["flowTemplates"]}
+    assert list(templates) == JOURNEYS
+    checkout = templates["abandoned_checkout"]
+    assert checkout["triggerEvent"] == "checkout_abandoned" and checkout["previews"]
+    assert all(p["subject"] and p["html"] and p["text"] for t in templates.values() for p in t["previews"])
+    assert any("Monospace Tee" in p["html"] for p in checkout["previews"])
+
+    mutation = """mutation($input: FlowCreateFromTemplateInput!) { flowCreateFromTemplate(input: $input) {
+                    errors { field code message } flow { slug name status liveVersion { number } } } }"""
+    data = api(mutation, {"input": {"template": "welcome", "publish": True}}, token=token)
+    assert data["flowCreateFromTemplate"] == {"errors": [], "flow": {
+        "slug": "welcome-series", "name": "Welcome series", "status": "LIVE", "liveVersion": {"number": 1}}}
+    flows.contact("new@example.com", email_consent="subscribed")
+    flows.event("customer_created", email="new@example.com", payload={"first_name": "Nia"})
+    assert Enrolment.objects.filter(contact__email="new@example.com").exists()
+    data = api(mutation, {"input": {"template": "nope"}}, token=token)
+    assert data["flowCreateFromTemplate"]["errors"][0]["code"] == "NOT_FOUND"
+    data = api(mutation, {"input": {"template": "welcome", "name": "Second", "slug": "second"}}, token=token)
+    assert data["flowCreateFromTemplate"]["flow"] == {"slug": "second", "name": "Second", "status": "DRAFT",
+                                                      "liveVersion": None}
+
+
+@pytest.mark.parametrize("slug", JOURNEYS)
+def test_every_template_previews_through_the_send_pipeline(db, slug):
+    from saleor_flows.api.templates import _render_previews
+
+    previews = _render_previews(slug, load_journey(slug))
+    assert previews and all("{{" not in p.html and p.subject for p in previews)
