@@ -9,8 +9,8 @@ token, the shop's public key (which identifies the shop, it is not a
 secret), a rate limit per client address, only storefront event names from
 an allow-list, the server's clock, and a payload that cannot touch the
 contact's profile or consent (keys the engine reads for that are removed).
-The storefront ``subscribe`` mutation, which does change consent, is a
-separate field with its own double opt-in.
+``subscribe`` is the storefront signup form as a mutation: it does change
+consent, so it shares everything with ``POST subscribe/`` (web/subscribe.py).
 """
 
 import hmac
@@ -23,6 +23,7 @@ from .. import clock
 from ..conf import flows_setting
 from ..events import normalize_email, record_event
 from ..engine.processing import EMAIL_RE
+from ..web.subscribe import SignupRefused, signup
 from .core import CONTACTS, JSON, FlowErrorCode, FlowsMutation, MutationError, error, to_global_id
 
 # What a storefront may report. product_viewed starts the browse-abandonment journey
@@ -159,6 +160,61 @@ class TrackEvent(FlowsMutation):
         return {"event": _recorded(result)}
 
 
+class SubscribeInput(graphene.InputObjectType):
+    email = graphene.String()
+    phone = graphene.String(description="E.164, or national with `country`.")
+    country = graphene.String(description="ISO country code to read a national phone number, e.g. DE.")
+    source = graphene.String(description="storefront_form (default) or checkout.")
+    language = graphene.String(description="e.g. de or pt-BR: the language of the confirmation and of later mail.")
+    topics = graphene.List(graphene.NonNull(graphene.String), description="Topic keys signed up for.")
+    first_name = graphene.String()
+    channel = graphene.String(description="The Saleor channel slug of the storefront.")
+
+
+class Subscribe(FlowsMutation):
+    """A storefront signup form (no token): email and/or phone with the consent's source.
+
+    The same rules as ``POST subscribe/``: the shop's public key, rate limits
+    per client and per address, proof kept (IP, user agent), double opt-in
+    when the shop turned it on, and the same answer whether or not the person
+    was known.
+    """
+
+    permissions = ()
+
+    class Arguments:
+        public_key = graphene.String(required=True, description="The shop's public key (PUBLIC_KEY).")
+        input = SubscribeInput(required=True)
+
+    confirmation_required = graphene.Boolean(description="A confirmation email was sent (double opt-in).")
+
+    @classmethod
+    def perform_mutation(cls, root, info, public_key, input):
+        data = {key: value for key, value in input.items() if value is not None}
+        try:
+            confirmation_required = signup(info.context, {**data, "public_key": public_key})
+        except SignupRefused as refused:
+            raise MutationError(*[error(_signup_code(item), item["message"], _camel(item["field"]))
+                                  for item in refused.errors])
+        return {"confirmation_required": confirmation_required}
+
+
+def _signup_code(item: dict):
+    if item["field"] == "public_key" and item["code"] != "REQUIRED":
+        return FlowErrorCode.INVALID_PUBLIC_KEY
+    return {"REQUIRED": FlowErrorCode.REQUIRED, "RATE_LIMITED": FlowErrorCode.RATE_LIMITED}.get(
+        item["code"], FlowErrorCode.INVALID)
+
+
+def _camel(field):
+    if not field:
+        return None
+    head, *rest = field.split("_")
+    name = head + "".join(part.title() for part in rest)
+    return name if name == "publicKey" else f"input.{name}"
+
+
 class Mutation(graphene.ObjectType):
     event_record = EventRecord.Field()
     track_event = TrackEvent.Field()
+    subscribe = Subscribe.Field()

@@ -143,6 +143,49 @@ def _validate(data: dict) -> tuple[dict, list[dict]]:
     return clean, errors
 
 
+class SignupRefused(Exception):
+    """A signup that cannot be taken: an HTTP status and Saleor-style errors; nothing was stored."""
+
+    def __init__(self, status: int, errors: list[dict], retry_after: int = 0):
+        super().__init__("; ".join(error["message"] for error in errors))
+        self.status, self.errors, self.retry_after = status, errors, retry_after
+
+
+def _refuse(status, field, code, message, retry_after=0):
+    raise SignupRefused(status, [{"field": field, "code": code, "message": message}], retry_after)
+
+
+def signup(request, data: dict) -> bool:
+    """Everything after transport: limits, the public key, validation, then the subscription.
+
+    Shared by this endpoint and the API's ``subscribe`` mutation. Returns
+    whether a confirmation email is required (double opt-in); raises
+    ``SignupRefused``. Whether the person was known is never revealed.
+    """
+    retry_after = _over_limit("ip", request.META.get("REMOTE_ADDR") or "", flows_setting("SUBSCRIBE_RATE_PER_IP"))
+    if retry_after:
+        _refuse(429, None, "RATE_LIMITED", "Too many requests; try again later.", retry_after)
+    expected = flows_setting("PUBLIC_KEY") or ""
+    given = data.get("public_key") or request.headers.get("X-Flows-Public-Key") or ""
+    if not expected:
+        _refuse(403, "public_key", "NOT_CONFIGURED", "Signups are not enabled for this shop (no public key is configured).")
+    if not given:
+        _refuse(400, "public_key", "REQUIRED", "The shop's public key is required.")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+        _refuse(403, "public_key", "INVALID", "This public key does not belong to this shop.")
+    clean, errors = _validate(data)
+    if errors:
+        raise SignupRefused(400, errors)
+    for address in filter(None, (clean.get("email"), clean.get("phone"))):
+        retry_after = _over_limit("address", address, flows_setting("SUBSCRIBE_RATE_PER_ADDRESS"))
+        if retry_after:
+            _refuse(429, None, "RATE_LIMITED", "Too many requests; try again later.", retry_after)
+    subscribe_contact(
+        clean.get("email"), clean.get("phone"), proof=client_proof(request, clean["source"], form="subscribe"),
+        language=clean["language"], topics=clean["topics"], first_name=clean["first_name"], channel=clean["channel"])
+    return bool(flows_setting("DOUBLE_OPT_IN")) and bool(clean.get("email"))
+
+
 def subscribe(request) -> HttpResponse:
     origin = _allowed_origin(request)
     if origin is None:
@@ -156,37 +199,15 @@ def subscribe(request) -> HttpResponse:
         return response
     if request.method != "POST":
         return _with_cors(_error(405, None, "METHOD_NOT_ALLOWED", "Use POST."), origin)
-
-    retry_after = _over_limit("ip", request.META.get("REMOTE_ADDR") or "", flows_setting("SUBSCRIBE_RATE_PER_IP"))
-    if retry_after:
-        return _with_cors(_error(429, None, "RATE_LIMITED", "Too many requests; try again later.",
-                                 Retry_After=str(retry_after)), origin)
     data = _body(request)
     if data is None:
         return _with_cors(_error(400, None, "INVALID", "Send a JSON object or a form (at most 16 KiB)."), origin)
-    expected = flows_setting("PUBLIC_KEY") or ""
-    given = data.get("public_key") or request.headers.get("X-Flows-Public-Key") or ""
-    if not expected:
-        return _with_cors(_error(403, "public_key", "NOT_CONFIGURED",
-                                 "Signups are not enabled for this shop (no public key is configured)."), origin)
-    if not given:
-        return _with_cors(_error(400, "public_key", "REQUIRED", "The shop's public key is required."), origin)
-    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
-        return _with_cors(_error(403, "public_key", "INVALID", "This public key does not belong to this shop."), origin)
-
-    clean, errors = _validate(data)
-    if errors:
-        return _with_cors(JsonResponse({"errors": errors}, status=400), origin)
-    for address in filter(None, (clean.get("email"), clean.get("phone"))):
-        retry_after = _over_limit("address", address, flows_setting("SUBSCRIBE_RATE_PER_ADDRESS"))
-        if retry_after:
-            return _with_cors(_error(429, None, "RATE_LIMITED", "Too many requests; try again later.",
-                                     Retry_After=str(retry_after)), origin)
-
-    result = subscribe_contact(
-        clean.get("email"), clean.get("phone"), proof=client_proof(request, clean["source"], form="subscribe"),
-        language=clean["language"],
-        topics=clean["topics"], first_name=clean["first_name"], channel=clean["channel"])
-    del result  # the same answer whatever happened: never reveal who is known
-    double_opt_in = bool(flows_setting("DOUBLE_OPT_IN")) and bool(clean.get("email"))
-    return _with_cors(JsonResponse({"ok": True, "confirmation_required": double_opt_in}, status=202), origin)
+    try:
+        confirmation_required = signup(request, data)
+    except SignupRefused as refused:
+        response = JsonResponse({"errors": refused.errors}, status=refused.status)
+        if refused.retry_after:
+            response["Retry-After"] = str(refused.retry_after)
+        return _with_cors(response, origin)
+    # The same answer whatever happened: never reveal who is known.
+    return _with_cors(JsonResponse({"ok": True, "confirmation_required": confirmation_required}, status=202), origin)

@@ -26,8 +26,9 @@ class BadToken(ValueError):
     """The token was altered, made for another link type, expired, or names no contact."""
 
 
-def make(kind: str, contact_id: int, **extra) -> str:
-    return signing.dumps({"c": int(contact_id), **extra}, salt=SALTS[kind], compress=True)
+def make(kind: str, contact_id: int | None, **extra) -> str:
+    """``contact_id`` None (a preview or test send for sample data) makes a valid-looking link that names no one."""
+    return signing.dumps({"c": int(contact_id or 0), **extra}, salt=SALTS[kind], compress=True)
 
 
 def read(kind: str, token: str) -> dict:

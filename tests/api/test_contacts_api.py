@@ -202,3 +202,42 @@ def test_every_template_previews_through_the_send_pipeline(db, slug):
 
     previews = _render_previews(slug, load_journey(slug))
     assert previews and all("{{" not in p.html and p.subject for p in previews)
+
+
+SUBSCRIBE = """mutation($key: String!, $input: SubscribeInput!) { subscribe(publicKey: $key, input: $input) {
+  errors { field code message } confirmationRequired } }"""
+
+
+def test_subscribe_signs_a_shopper_up_with_proof_and_the_same_answer_for_known_people(flows, api):
+    from saleor_flows.models import ConsentChange
+
+    data = api(SUBSCRIBE, {"key": PUBLIC_KEY, "input": {"email": "New@Example.com", "phone": "030 1234567",
+                                                        "country": "DE", "language": "de"}},
+               REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT="Firefox/140")
+    assert data["subscribe"] == {"errors": [], "confirmationRequired": False}
+    contact = Contact.objects.get(email="new@example.com")
+    assert (contact.email_consent, contact.sms_consent, contact.phone, contact.locale) == (
+        "subscribed", "subscribed", "+49301234567", "de")
+    proof = ConsentChange.objects.filter(contact=contact, channel="email").get()
+    assert (proof.source, proof.ip, proof.user_agent) == ("storefront_form", "203.0.113.9", "Firefox/140")
+    assert Event.objects.filter(name="subscribed", email="new@example.com").exists()
+    again = api(SUBSCRIBE, {"key": PUBLIC_KEY, "input": {"email": "new@example.com"}})
+    assert again["subscribe"] == data["subscribe"]  # never reveals that the address is known
+
+
+def test_subscribe_refuses_bad_input_and_a_wrong_key_without_storing_anything(flows, api):
+    bad = api(SUBSCRIBE, {"key": PUBLIC_KEY, "input": {"email": "not-an-address", "source": "import"}})
+    assert {(e["field"], e["code"]) for e in bad["subscribe"]["errors"]} == {
+        ("input.email", "INVALID"), ("input.source", "INVALID")}
+    wrong = api(SUBSCRIBE, {"key": "nope", "input": {"email": "ann@example.com"}})
+    assert wrong["subscribe"]["errors"][0]["code"] == "INVALID_PUBLIC_KEY"
+    assert not Contact.objects.exists() and not Event.objects.exists()
+
+
+def test_subscribe_with_double_opt_in_asks_for_confirmation_first(flows, api, settings):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "DOUBLE_OPT_IN": True}
+    data = api(SUBSCRIBE, {"key": PUBLIC_KEY, "input": {"email": "careful@example.com"}})
+    assert data["subscribe"] == {"errors": [], "confirmationRequired": True}
+    assert Contact.objects.get(email="careful@example.com").email_consent == "pending"
+    (confirmation,) = flows.emails_to("careful@example.com")
+    assert "/plugins/global/saleor.flows/confirm/" in confirmation.body

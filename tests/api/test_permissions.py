@@ -77,6 +77,9 @@ OPERATIONS = [
     ("contactConsentUpdate", "contacts", "contactConsentUpdate",
      "mutation { contactConsentUpdate(id: \"%(contact)s\", input: {channel: EMAIL, status: SUBSCRIBED}) "
      "{ errors { code } } }"),
+    ("subscribe", "public", "subscribe",
+     "mutation { subscribe(publicKey: \"%(public_key)s\", input: {email: \"new@example.com\"}) "
+     "{ errors { code } } }"),
     ("trackEvent", "public", "trackEvent",
      "mutation { trackEvent(publicKey: \"%(public_key)s\", input: {event: PAGE_VIEWED, email: \"ann@example.com\"}) "
      "{ errors { code } } }"),
