@@ -6,16 +6,26 @@ Saleor the plugin's ``webhook()`` serves the same routes through ``serve()``,
 since Saleor hands a plugin every request under its URL.
 """
 
+import importlib.util
+
 from django.http import HttpResponseNotFound
 from django.urls import Resolver404, path, resolve
 from django.views.decorators.csrf import csrf_exempt
 
+from .web.tracking import click, open_pixel
 from .web.unsubscribe import unsubscribe
 
 urlpatterns = [
     # No CSRF token can come with a mailbox provider's one-click POST: the signed token is the proof.
     path("unsubscribe/<str:token>/", csrf_exempt(unsubscribe), name="flows-unsubscribe"),
+    path("o/<str:token>.gif", open_pixel, name="flows-open"),
+    path("c/<str:token>/", click, name="flows-click"),
 ]
+if importlib.util.find_spec("anymail") is not None:
+    # ESPs' tracking webhooks through django-anymail: tracking/postmark/, tracking/sendgrid/, ...
+    from .tracking.anymail import webhook_urls
+
+    urlpatterns += webhook_urls()
 
 
 def serve(request, subpath: str):

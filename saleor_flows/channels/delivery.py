@@ -7,6 +7,7 @@ anything is committed as `sending`); ``hand_off()`` only talks to the backend.
 from dataclasses import dataclass, field
 
 from ..conf import flows_setting
+from . import links
 from .email import build_email, send_email_message
 from .sms import SmsMessage, get_sms_backend
 from ..web.unsubscribe import link as unsubscribe_link
@@ -50,6 +51,8 @@ def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_i
     step_type = step["type"]
     if step_type == "send_email":
         rendered = render_email(step["compiled"], context, language=language)
+        if links.applies(kind):
+            rendered = links.track(rendered, links=step.get("links"), context=context, send_id=send_id)
         headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"} if kind == "marketing" else None
         message = build_email(
@@ -85,8 +88,12 @@ class _PlainText:
     language: str = ""
 
 
-def hand_off(outgoing: Outgoing):
+def hand_off(outgoing: Outgoing) -> str:
+    """Send; the provider's message id when the backend reports one (django-anymail does), else ""."""
     if outgoing.channel == "email":
         send_email_message(outgoing.payload)
     else:
         get_sms_backend().send_messages([outgoing.payload])
+    status = getattr(outgoing.payload, "anymail_status", None)
+    provider_id = getattr(status, "message_id", None)
+    return provider_id if isinstance(provider_id, str) else ""

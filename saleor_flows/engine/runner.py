@@ -329,7 +329,7 @@ def _deliver(execution, step, *, now, contact):
         message.save()
     # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
     try:
-        delivery.hand_off(outgoing)
+        provider_message_id = delivery.hand_off(outgoing)
     except Exception as exc:
         logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
         return _retry_or_fail(execution, message.pk, now=clock.now(), error=f"{type(exc).__name__}: {exc}",
@@ -337,7 +337,8 @@ def _deliver(execution, step, *, now, contact):
                               contact=fresh, next_step=step["next"])
     sent_at = clock.now()
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at)
+        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at, **(
+            {"provider_message_id": provider_message_id[:255]} if provider_message_id else {}))
         return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
                       next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
                       to=outgoing.to, subject=outgoing.subject, send_id=str(send_id))

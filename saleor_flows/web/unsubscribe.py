@@ -16,6 +16,7 @@ from ..conf import flows_setting
 from ..engine import trail
 from ..engine.contacts import set_consent
 from ..models import Contact
+from . import public_url
 
 SALT = "saleor-flows.unsubscribe"
 
@@ -35,8 +36,7 @@ def make_token(contact_id: int, send_id) -> str:
 
 
 def link(contact_id: int, send_id) -> str:
-    base = (flows_setting("PUBLIC_URL") or flows_setting("SHOP").get("url") or "").rstrip("/")
-    return f"{base}/plugins/global/saleor.flows/unsubscribe/{make_token(contact_id, send_id)}/"
+    return public_url(f"unsubscribe/{make_token(contact_id, send_id)}/")
 
 
 def _masked(email: str) -> str:
