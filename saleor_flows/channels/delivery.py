@@ -96,4 +96,5 @@ def hand_off(outgoing: Outgoing) -> str:
         get_sms_backend().send_messages([outgoing.payload])
     status = getattr(outgoing.payload, "anymail_status", None)
     provider_id = getattr(status, "message_id", None)
-    return provider_id if isinstance(provider_id, str) else ""
+    # One recipient, so one id (anymail gives a set only when recipients' ids differ).
+    return "" if provider_id is None or isinstance(provider_id, (set, frozenset)) else str(provider_id)
