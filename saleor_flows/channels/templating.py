@@ -85,6 +85,7 @@ import inspect
 import math
 import re
 import time
+import types
 import zoneinfo
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -252,7 +253,26 @@ def _bounded_concat(join):
 
 
 class _GuardLoops(NodeTransformer):
-    """Every ``{% for %}`` iterates through ``_bounded_loop``, every ``~`` goes through a checked join."""
+    """Every ``{% for %}`` iterates through ``_bounded_loop``, every ``~`` goes through a checked join,
+    and a constant printed value is checked at render time like any other (Jinja would otherwise fold
+    ``{{ ''.format_map }}`` into the template's text while compiling, escaped, past ``finalize``).
+    """
+
+    def __init__(self, environment):
+        self.eval_ctx = nodes.EvalContext(environment)
+
+    def visit_Output(self, node):
+        self.generic_visit(node)
+        for index, child in enumerate(node.nodes):
+            if isinstance(child, nodes.TemplateData):
+                continue
+            try:
+                child.as_const(self.eval_ctx)
+            except Exception:  # noqa: BLE001 - not a constant: checked by finalize when rendered
+                continue
+            node.nodes[index] = nodes.Call(nodes.Name("_flows_print", "load"), [child], [], None, None,
+                                           lineno=child.lineno)
+        return node
 
     def visit_For(self, node):
         self.generic_visit(node)
@@ -321,6 +341,14 @@ def _guarded_filter(function):
     return guarded
 
 
+@pass_environment
+def _bounded_wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
+    # Python's textwrap cuts a long word one slice at a time: quadratic in the word's length.
+    if isinstance(width, int) and len(str(s)) ** 2 / max(width, 1) > 4e8:
+        raise _Runaway("wordwrap(): the text is too long to wrap at this width")
+    return FILTERS["wordwrap"](environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
 @pass_eval_context
 def _bounded_join(eval_ctx, value, d="", attribute=None):
     return FILTERS["join"](eval_ctx, _checked_join(str(d), value), d, attribute)
@@ -360,7 +388,7 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
         super().__init__(undefined=StrictUndefined, finalize=self._finalize, **kwargs)
         self.globals = {"range": _bounded_range, "dict": self.globals["dict"],
                         "cycler": self.globals["cycler"], "joiner": self.globals["joiner"],
-                        "_flows_loop": _bounded_loop,
+                        "_flows_loop": _bounded_loop, "_flows_print": self._finalize,
                         "_flows_concat": _bounded_concat(markup_join if self.autoescape else str_join)}
         for name, width_parameter in _WIDTH_PARAMETERS.items():
             self.filters[name] = _bounded_filter(name, width_parameter)
@@ -368,19 +396,25 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
         self.filters["format"] = _bounded_format
         self.filters["join"] = _bounded_join
         self.filters["sum"] = _numbers_sum
+        self.filters["wordwrap"] = _bounded_wordwrap
         self.filters["money"] = money
         self.filters["date"] = date
         self.filters = {name: _guarded_filter(function) for name, function in self.filters.items()}
 
     @staticmethod
     def _finalize(value):
+        """Every printed value: not too big, and never a method or a generator (their text is Python's)."""
         _check_weight(value)  # before Jinja turns it into text
+        if isinstance(value, types.GeneratorType):
+            raise TemplateError("a filter's result cannot be printed as it is; add '| list' or '| join(\", \")'")
+        if callable(value) and not isinstance(value, Undefined):
+            raise TemplateError("a method or function cannot be printed; call it with '()' or remove it")
         return value
 
     def _generate(self, source, name, filename, defer_init=False):
         # The one place every template passes on its way to Python code, parsed or not.
         if isinstance(source, nodes.Template):
-            source = _GuardLoops().visit(source)
+            source = _GuardLoops(self).visit(source)
         return super()._generate(source, name, filename, defer_init=defer_init)
 
     def getattr(self, obj, attribute):
