@@ -116,6 +116,11 @@ def test_tokens_that_are_not_ours_for_this_message_and_link_are_refused(flows):
                links.click_token(bob_message.send_id, jane_link.pk),  # another message
                signing.dumps([jane_message.send_id.hex, jane_link.pk]),  # no salt
                signing.dumps([jane_message.send_id.hex, jane_link.pk], salt=links.OPEN_SALT),  # the pixel's salt
+               signing.Signer(salt=links.OPEN_SALT).sign(f"{jane_message.send_id.hex}.{jane_link.pk}"),
+               signing.Signer(salt=links.CLICK_SALT, key="another-key").sign(f"{jane_message.send_id.hex}.{jane_link.pk}"),
+               signing.Signer(salt=links.CLICK_SALT).sign(f"{jane_message.send_id.hex}.{jane_link.pk}.{bob_link.pk}"),
+               signing.Signer(salt=links.CLICK_SALT).sign(f"{jane_message.send_id.hex}.-{jane_link.pk}"),
+               signing.Signer().sign(f"{jane_message.send_id.hex}.{jane_link.pk}"),
                signing.dumps([jane_message.send_id.hex, jane_link.pk], salt="saleor-flows.unsubscribe"),
                signing.dumps([jane_message.send_id.hex, jane_link.pk], salt=links.CLICK_SALT, key="another-key"),
                signing.dumps([jane_message.send_id.hex, str(jane_link.pk)], salt=links.CLICK_SALT),
