@@ -187,3 +187,19 @@ def test_the_provider_s_message_id_is_kept_for_matching_its_events(flows, settin
     message, _, _ = _send(flows)
     assert message.provider_message_id == "0"  # anymail's test backend: the outbox index
     assert flows.outbox[0].metadata["send_id"] == str(message.send_id)
+
+
+def test_the_plugin_s_tracking_switch_is_applied(flows):
+    from saleor_flows import conf
+    from saleor_flows.saleor_plugin.config import as_engine_settings
+
+    assert as_engine_settings({"tracking": False})["TRACKING"] is False
+    assert as_engine_settings({"tracking": True})["TRACKING"] is True
+    assert "TRACKING" not in as_engine_settings({})  # unset: the host's setting (default on) applies
+    source = lambda: as_engine_settings({"tracking": False})  # noqa: E731 - as the plugin's stored configuration
+    conf.add_settings_source(source)
+    try:
+        _, html, _ = _send(flows)
+    finally:
+        conf._sources.remove(source)
+    assert "/saleor.flows/o/" not in html and "/saleor.flows/c/" not in html
