@@ -13,6 +13,10 @@ class SaleorFlowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        if importlib.util.find_spec("anymail") is not None:
+            from .tracking.anymail import connect
+
+            connect()  # ESPs' delivery and engagement events, whatever the host
         if importlib.util.find_spec("saleor") is None:
             return
         # Hooks record references; Saleor's payloads are built when the worker

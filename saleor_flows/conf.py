@@ -105,6 +105,16 @@ DEFAULTS = {
     "API_ALLOWED_ORIGINS": [],
     # trackEvent calls allowed per client IP per minute.
     "TRACK_RATE_LIMIT_PER_MINUTE": 120,
+    # Our open pixel and click redirect in marketing emails (docs/tracking.md). Turn off when the
+    # ESP tracks opens and clicks itself (its events still arrive through anymail's webhooks).
+    "TRACKING": True,
+    # Transactional mail is not tracked unless this is on (privacy; deliverability).
+    "TRACKING_TRANSACTIONAL": False,
+    # An open or click this soon after sending is a machine's (privacy proxy, security scanner).
+    "TRACKING_MACHINE_SECONDS": 5,
+    # Hosts a link whose host is itself a placeholder ("{{ event.checkout_url }}") may lead to
+    # through our redirect, besides the shop's and PUBLIC_URL's. Other such links stay untracked.
+    "TRACKING_REDIRECT_HOSTS": [],
 }
 
 # Edges may add a source that overrides settings at run time, e.g. the Saleor

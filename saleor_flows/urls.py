@@ -6,6 +6,8 @@ Saleor the plugin's ``webhook()`` serves the same routes through ``serve()``,
 since Saleor hands a plugin every request under its URL.
 """
 
+import importlib.util
+
 from django.http import HttpResponseNotFound
 from django.urls import Resolver404, path, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -15,6 +17,7 @@ from .web.preferences import preferences
 from .web.subscribe import subscribe
 from .web import sms
 from .api.view import graphql_view
+from .web.tracking import click, open_pixel
 from .web.unsubscribe import unsubscribe
 
 urlpatterns = [
@@ -29,7 +32,14 @@ urlpatterns = [
     path("sms/<str:provider>/inbound/", csrf_exempt(sms.inbound), name="flows-sms-inbound"),
     # A bearer token, never a cookie, authenticates API calls: nothing for CSRF to protect.
     path("graphql/", csrf_exempt(graphql_view), name="flows-graphql"),
+    path("o/<str:token>.gif", open_pixel, name="flows-open"),
+    path("c/<str:token>/", click, name="flows-click"),
 ]
+if importlib.util.find_spec("anymail") is not None:
+    # ESPs' tracking webhooks through django-anymail: tracking/postmark/, tracking/sendgrid/, ...
+    from .tracking.anymail import webhook_urls
+
+    urlpatterns += webhook_urls()
 
 
 def serve(request, subpath: str):

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from django.utils.html import escape
 
 from ..conf import flows_setting
+from . import links
 from .email import build_email, send_email_message
 from ..phone import to_e164
 from .sms import SmsMessage, get_sms_backend, segments
@@ -103,6 +104,8 @@ def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_i
         if kind == "marketing":
             rendered = with_visible_unsubscribe(rendered, context, language)
             headers = unsubscribe_headers(context["unsubscribe_url"])
+        if links.applies(kind):
+            rendered = links.track(rendered, links=step.get("links"), context=context, send_id=send_id)
         message = build_email(
             rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"), headers=headers,
             reply_to=[flows_setting("REPLY_TO")] if flows_setting("REPLY_TO") else None,
@@ -138,9 +141,12 @@ class _PlainText:
 
 
 def hand_off(outgoing: Outgoing) -> str:
-    """Send; returns the provider's id for the message when the backend reports one."""
-    if outgoing.channel == "email":
-        send_email_message(outgoing.payload)
-        return ""
-    get_sms_backend().send_messages([outgoing.payload])
-    return outgoing.payload.provider_message_id
+    """Send; the provider's message id when the backend reports one (django-anymail, SMS providers), else ""."""
+    if outgoing.channel == "sms":
+        get_sms_backend().send_messages([outgoing.payload])
+        return outgoing.payload.provider_message_id or ""
+    send_email_message(outgoing.payload)
+    status = getattr(outgoing.payload, "anymail_status", None)
+    provider_id = getattr(status, "message_id", None)
+    # One recipient, so one id (anymail gives a set only when recipients' ids differ).
+    return "" if provider_id is None or isinstance(provider_id, (set, frozenset)) else str(provider_id)

@@ -14,6 +14,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
 from ..conf import flows_setting
 
 SEND_ID_HEADER = "X-Flows-Send-Id"
+ANYMAIL_SEND_ID_KEY = "send_id"  # in anymail's metadata, which comes back on its tracking events
 
 
 def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str] | None, send_id: str,
@@ -44,7 +45,7 @@ def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str
     if rendered.html:  # a staff notification is text only
         msg.attach_alternative(rendered.html, "text/html")
     if settings.EMAIL_BACKEND.startswith("anymail."):
-        msg.metadata = {"send_id": str(send_id), **(metadata or {})}
+        msg.metadata = {ANYMAIL_SEND_ID_KEY: str(send_id), **(metadata or {})}
         msg.tags = list(tags or [])
     return msg
 

@@ -67,7 +67,13 @@ yields at most ``MAX_RANGE_ITEMS`` numbers per render in total; ``*`` and
 ``**`` refuse results that would be huge; padding widths in format strings
 and the numeric arguments of ``center``, ``indent``, ``batch`` and ``slice``
 are bounded; ``lipsum`` and ``namespace`` (the only way to grow a value across
-loop iterations) are not available.
+loop iterations) are not available. Loops run at most ``MAX_LOOP_ITERATIONS``
+times per render in total, ``+``, ``~`` and ``join`` refuse results that would be
+huge, ``sum`` adds numbers only, and a value nested so deep or wide that it would
+print as more than ``MAX_OUTPUT_CHARS`` cannot be printed or passed to a filter or
+method (``{% set %}`` can nest a list in itself ten times over without copying
+anything: only its printing would explode). As a last resort a render stops
+after ``MAX_RENDER_SECONDS``.
 """
 
 import contextvars
@@ -78,8 +84,10 @@ import html as html_lib
 import inspect
 import math
 import re
+import time
+import types
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 import css_inline
@@ -87,9 +95,12 @@ import mrml
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes, pass_context, pass_eval_context
+from jinja2 import (StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes, pass_context, pass_environment,
+                    pass_eval_context)
 from jinja2.filters import FILTERS
+from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from ..engine.fields import CONTACT_FIELDS, FLOW_FIELDS, MESSAGE_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
 
@@ -97,6 +108,8 @@ MAX_SOURCE_CHARS = 500_000
 MAX_OUTPUT_CHARS = 2_000_000
 MAX_RANGE_ITEMS = 10_000
 MAX_FILTER_WIDTH = 1_000
+MAX_LOOP_ITERATIONS = 100_000
+MAX_RENDER_SECONDS = 10.0
 
 # Roots whose first attribute is checked at publish time. `contact.attributes.*`
 # and `event.*` are open: their keys are the merchant's and the event's own.
@@ -138,6 +151,9 @@ _FORMAT_TOO_WIDE = re.compile(r"\{[^{}]*:[^{}]*?(?:\d{4,}|\{)")
 class _RenderState:
     range_items_left: int
     language: str | None
+    loop_iterations_left: int = MAX_LOOP_ITERATIONS
+    deadline: float = math.inf
+    weights: dict = field(default_factory=dict)  # id → (container, _weight): measured once per render
 
 
 _render_state = contextvars.ContextVar("saleor_flows_render_state", default=None)
@@ -145,6 +161,127 @@ _render_state = contextvars.ContextVar("saleor_flows_render_state", default=None
 
 class _Runaway(TemplateError):
     pass
+
+
+def _check_time():
+    state = _render_state.get()
+    if state is not None and time.monotonic() > state.deadline:
+        raise _Runaway(f"rendering took longer than {MAX_RENDER_SECONDS:g} seconds")
+
+
+_CONTAINERS = (list, tuple, set, frozenset, dict, range)
+
+
+def _weight(value, limit=MAX_OUTPUT_CHARS):
+    """About how many characters ``value`` prints as (anything past ``limit`` counts as ``limit + 1``).
+
+    Shared references count every time they would print, which is the point:
+    ``[a] * 10`` nested ten times is small in memory and enormous as text. Each
+    distinct container is measured once per render (templates cannot change them).
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value)
+    if not isinstance(value, _CONTAINERS):
+        return 3
+    state = _render_state.get()
+    known = state.weights if state is not None else {}
+    stack = [(value, False)]
+    while stack:
+        item, children_known = stack.pop()
+        if id(item) in known:
+            continue
+        if isinstance(item, range):
+            known[id(item)] = (item, min(2 + 4 * len(item), limit + 1))
+            continue
+        elements = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        if not children_known:
+            stack.append((item, True))
+            stack.extend((element, False) for element in elements
+                         if isinstance(element, _CONTAINERS) and id(element) not in known)
+            continue
+        total = 2
+        for element in elements:
+            if isinstance(element, (str, bytes, bytearray)):
+                total += 4 + len(element)
+            elif isinstance(element, _CONTAINERS):
+                total += 2 + known[id(element)][1]
+            else:
+                total += 3
+            if total > limit:
+                total = limit + 1
+                break
+        known[id(item)] = (item, total)  # the item is kept so its id cannot be reused meanwhile
+    return known[id(value)][1]
+
+
+def _check_weight(*values):
+    for value in values:
+        if isinstance(value, _CONTAINERS) and _weight(value) > MAX_OUTPUT_CHARS:
+            raise _Runaway(f"a value that would print as more than {MAX_OUTPUT_CHARS} characters")
+        if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
+            raise _Runaway(f"a value longer than {MAX_OUTPUT_CHARS} characters")
+
+
+def _bounded_loop(iterable):
+    """What every ``{% for %}`` iterates (see ``_FlowsSandbox._generate``): counted against the budget."""
+    state = _render_state.get()
+    for item in iterable:
+        if state is not None:
+            state.loop_iterations_left -= 1
+            if state.loop_iterations_left < 0:
+                raise _Runaway(f"loops may run at most {MAX_LOOP_ITERATIONS} times per message in total")
+            if not state.loop_iterations_left % 1000:
+                _check_time()
+        yield item
+
+
+def _checked_join(sep, items):
+    items = list(items)
+    _check_weight(items)
+    if len(sep) * max(len(items) - 1, 0) > MAX_OUTPUT_CHARS:
+        raise _Runaway(f"join() would build a value longer than {MAX_OUTPUT_CHARS}")
+    return items
+
+
+def _bounded_concat(join):
+    def concat(*values):
+        _check_weight(*values)
+        if sum(len(value) if isinstance(value, str) else _weight(value) for value in values) > MAX_OUTPUT_CHARS:
+            raise _Runaway(f"'~' would build a value longer than {MAX_OUTPUT_CHARS}")
+        return join(values)
+    return concat
+
+
+class _GuardLoops(NodeTransformer):
+    """Every ``{% for %}`` iterates through ``_bounded_loop``, every ``~`` goes through a checked join,
+    and a constant printed value is checked at render time like any other (Jinja would otherwise fold
+    ``{{ ''.format_map }}`` into the template's text while compiling, escaped, past ``finalize``).
+    """
+
+    def __init__(self, environment):
+        self.eval_ctx = nodes.EvalContext(environment)
+
+    def visit_Output(self, node):
+        self.generic_visit(node)
+        for index, child in enumerate(node.nodes):
+            if isinstance(child, nodes.TemplateData):
+                continue
+            try:
+                child.as_const(self.eval_ctx)
+            except Exception:  # noqa: BLE001 - not a constant: checked by finalize when rendered
+                continue
+            node.nodes[index] = nodes.Call(nodes.Name("_flows_print", "load"), [child], [], None, None,
+                                           lineno=child.lineno)
+        return node
+
+    def visit_For(self, node):
+        self.generic_visit(node)
+        node.iter = nodes.Call(nodes.Name("_flows_loop", "load"), [node.iter], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Concat(self, node):
+        self.generic_visit(node)
+        return nodes.Call(nodes.Name("_flows_concat", "load"), node.nodes, [], None, None, lineno=node.lineno)
 
 
 def _check_format_string(fmt):
@@ -191,6 +328,39 @@ def _bounded_filter(name, width_parameter):
     return bounded
 
 
+def _guarded_filter(function):
+    """Any filter: its arguments must not be huge once printed, and the render must be on time."""
+    skip = 1 if getattr(function, "jinja_pass_arg", None) is not None else 0  # the context Jinja passes first
+
+    @functools.wraps(function)  # keeps Jinja's pass_context / pass_eval_context marker
+    def guarded(*args, **kwargs):
+        _check_time()
+        _check_weight(*args[skip:], *kwargs.values())
+        return function(*args, **kwargs)
+
+    return guarded
+
+
+@pass_environment
+def _bounded_wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
+    # Python's textwrap cuts a long word one slice at a time: quadratic in the word's length.
+    if isinstance(width, int) and len(str(s)) ** 2 / max(width, 1) > 4e8:
+        raise _Runaway("wordwrap(): the text is too long to wrap at this width")
+    return FILTERS["wordwrap"](environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+@pass_eval_context
+def _bounded_join(eval_ctx, value, d="", attribute=None):
+    return FILTERS["join"](eval_ctx, _checked_join(str(d), value), d, attribute)
+
+
+@pass_environment
+def _numbers_sum(environment, iterable, attribute=None, start=0):
+    if isinstance(start, bool) or not isinstance(start, (int, float, decimal.Decimal)):
+        raise _Runaway("sum() adds numbers only")
+    return FILTERS["sum"](environment, iterable, attribute, start)
+
+
 @pass_eval_context
 def _bounded_replace(eval_ctx, s, old, new, count=None):
     _check_replace(str(s), str(old), str(new), count)
@@ -203,7 +373,7 @@ def _bounded_format(value, *args, **kwargs):
 
 
 def _size(value):
-    return len(value) if isinstance(value, (str, list, tuple)) else None
+    return _weight(value) if isinstance(value, (str, list, tuple, bytes, bytearray)) else None
 
 
 # Filters and str methods whose numeric argument sets the size of what they build.
@@ -212,18 +382,40 @@ _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"}
 
 
 class _FlowsSandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, **kwargs):
-        super().__init__(undefined=StrictUndefined, **kwargs)
+        super().__init__(undefined=StrictUndefined, finalize=self._finalize, **kwargs)
         self.globals = {"range": _bounded_range, "dict": self.globals["dict"],
-                        "cycler": self.globals["cycler"], "joiner": self.globals["joiner"]}
+                        "cycler": self.globals["cycler"], "joiner": self.globals["joiner"],
+                        "_flows_loop": _bounded_loop, "_flows_print": self._finalize,
+                        "_flows_concat": _bounded_concat(markup_join if self.autoescape else str_join)}
         for name, width_parameter in _WIDTH_PARAMETERS.items():
             self.filters[name] = _bounded_filter(name, width_parameter)
         self.filters["replace"] = _bounded_replace
         self.filters["format"] = _bounded_format
+        self.filters["join"] = _bounded_join
+        self.filters["sum"] = _numbers_sum
+        self.filters["wordwrap"] = _bounded_wordwrap
         self.filters["money"] = money
         self.filters["date"] = date
+        self.filters = {name: _guarded_filter(function) for name, function in self.filters.items()}
+
+    @staticmethod
+    def _finalize(value):
+        """Every printed value: not too big, and never a method or a generator (their text is Python's)."""
+        _check_weight(value)  # before Jinja turns it into text
+        if isinstance(value, types.GeneratorType):
+            raise TemplateError("a filter's result cannot be printed as it is; add '| list' or '| join(\", \")'")
+        if callable(value) and not isinstance(value, Undefined):
+            raise TemplateError("a method or function cannot be printed; call it with '()' or remove it")
+        return value
+
+    def _generate(self, source, name, filename, defer_init=False):
+        # The one place every template passes on its way to Python code, parsed or not.
+        if isinstance(source, nodes.Template):
+            source = _GuardLoops(self).visit(source)
+        return super()._generate(source, name, filename, defer_init=defer_init)
 
     def getattr(self, obj, attribute):
         # Templates read JSON data: `event.items` is the payload's key, not dict.items.
@@ -235,7 +427,12 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
         return type(obj).__module__ in _PLAIN_MODULES and super().is_safe_attribute(obj, attr, value)
 
     def call_binop(self, context, operator, left, right):
-        if operator == "*":
+        _check_time()
+        if operator == "+":
+            if _size(left) is not None and _size(right) is not None and \
+                    _size(left) + _size(right) > MAX_OUTPUT_CHARS:
+                raise _Runaway(f"'+' would build a value longer than {MAX_OUTPUT_CHARS}")
+        elif operator == "*":
             size, times = (_size(left), right) if _size(left) is not None else (_size(right), left)
             if size is not None and isinstance(times, int) and size * times > MAX_OUTPUT_CHARS:
                 raise _Runaway(f"'*' would build a value longer than {MAX_OUTPUT_CHARS}")
@@ -245,10 +442,15 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
                 raise _Runaway("'**' would build a number too large")
         elif operator == "%" and isinstance(left, str):
             _check_format_string(left)
+            _check_weight(right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's spelling, frees `self=` for templates
+        _check_time()
+        _check_weight(*args, *kwargs.values())
         owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+        if isinstance(owner, str) and name == "join" and args:
+            args = (_checked_join(owner, args[0]), *args[1:])
         if isinstance(owner, str) and name in _PADDING_METHODS:
             for arg in (*args, *kwargs.values()):
                 _check_width(name, arg)
@@ -585,7 +787,8 @@ def _template(source, autoescape):
 
 
 def _render(source, context, *, autoescape, language, label):
-    token = _render_state.set(_RenderState(range_items_left=MAX_RANGE_ITEMS, language=language))
+    token = _render_state.set(_RenderState(range_items_left=MAX_RANGE_ITEMS, language=language,
+                                           deadline=time.monotonic() + MAX_RENDER_SECONDS))
     try:
         size, chunks = 0, []
         for chunk in _template(source, autoescape).generate(context):

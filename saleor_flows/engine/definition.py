@@ -14,6 +14,7 @@ from datetime import date
 from django.db import transaction
 
 from .. import clock
+from ..channels.links import store_links
 from ..channels.templating import TemplateError, check_text_template, compile_email
 from ..models import Flow, FlowVersion
 from .conditions import parse_duration, validate_condition
@@ -323,6 +324,7 @@ def publish_flow(flow: Flow) -> FlowVersion:
     flow = Flow.objects.select_for_update().get(pk=flow.pk)
     last = flow.versions.order_by("-number").values_list("number", flat=True).first() or 0
     version = FlowVersion.objects.create(flow=flow, number=last + 1, definition=compiled, published_at=clock.now())
+    store_links(version)  # click tracking: the redirect only ever leads to a link stored here
     flow.live_version = version
     flow.status = Flow.Status.LIVE
     flow.trigger_event = compiled["trigger"]["event"]

@@ -348,8 +348,8 @@ def _deliver(execution, step, *, now, contact):
                               contact=fresh, next_step=step["next"])
     sent_at = clock.now()
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at,
-                                                     provider_message_id=(provider_message_id or "")[:255])
+        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at, **(
+            {"provider_message_id": provider_message_id[:255]} if provider_message_id else {}))
         return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
                       next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
                       to=outgoing.to, subject=outgoing.subject, send_id=str(send_id))

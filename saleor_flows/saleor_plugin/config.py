@@ -38,6 +38,8 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
     idle = str(config.get("abandoned_checkout_idle_minutes") or "").strip()
     if idle.isdigit() and int(idle) > 0:
         values["ABANDONED_CHECKOUT_IDLE_MINUTES"] = int(idle)
+    if config.get("tracking") not in (None, ""):
+        values["TRACKING"] = str(config["tracking"]).strip().lower() not in ("false", "0", "no", "off", "")
     if config.get("smtp_host"):
         values["SMTP"] = {"host": config["smtp_host"], "port": int(config.get("smtp_port") or 587),
                           "username": config.get("smtp_user") or "", "password": config.get("smtp_password") or "",

@@ -34,7 +34,8 @@ FIELDS = [
     ("consent_metadata_key", ConfigurationTypeField.STRING, "Consent metadata key",
      "The user metadata key storefronts set to 'true'/'false' for email marketing consent."),
     ("tracking", ConfigurationTypeField.BOOLEAN, "Track opens and clicks",
-     "Adds an open pixel and click redirects to marketing emails. (Stored now; applied when tracking ships.)"),
+     "Adds an open pixel and click redirects to marketing emails. Turn off when your email provider "
+     "tracks opens and clicks itself; its events still arrive through its tracking webhook."),
     ("public_url", ConfigurationTypeField.STRING, "Public base URL",
      "The public URL of this Saleor API (for links in emails, e.g. unsubscribe)."),
     ("checkout_url_template", ConfigurationTypeField.STRING, "Storefront checkout link",

@@ -12,6 +12,7 @@ after ``OPT_IN_CONFIRM_DAYS``.
 from django.core import signing
 
 from ..conf import flows_setting
+from . import public_url
 
 SALTS = {
     "unsubscribe": "saleor-flows.unsubscribe",  # unchanged since the first release: old links keep working
@@ -19,7 +20,6 @@ SALTS = {
     "confirm": "saleor-flows.confirm",
 }
 PATHS = {"unsubscribe": "unsubscribe", "preferences": "preferences", "confirm": "confirm"}
-PLUGIN_PATH = "/plugins/global/saleor.flows/"
 
 
 class BadToken(ValueError):
@@ -45,9 +45,5 @@ def read(kind: str, token: str) -> dict:
     return data
 
 
-def base_url() -> str:
-    return (flows_setting("PUBLIC_URL") or flows_setting("SHOP").get("url") or "").rstrip("/")
-
-
 def url(kind: str, contact_id: int, **extra) -> str:
-    return f"{base_url()}{PLUGIN_PATH}{PATHS[kind]}/{make(kind, contact_id, **extra)}/"
+    return public_url(f"{PATHS[kind]}/{make(kind, contact_id, **extra)}/")

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 
 from ... import clock
 from ...conf import flows_setting
+from ...web import PLUGIN_PATH
 
-PATH = "/plugins/global/saleor.flows/sms/{provider}/{kind}/"
+PATH = PLUGIN_PATH + "sms/{provider}/{kind}/"
 
 
 class SignatureError(Exception):
