@@ -11,6 +11,17 @@ from .core import FLOWS, JSON, FlowErrorCode, FlowsMutation, MutationError, erro
 from .flows import Flow, FlowGraph, choose_slug, graph_of, split_problem
 
 
+class SmsParts(graphene.ObjectType):
+    """How an SMS body is billed: GSM-7 fits 160 characters in one part (153 per part when split), UCS-2 only 70 (67)."""
+
+    encoding = graphene.String(required=True, description="GSM-7 or UCS-2.")
+    segments = graphene.Int(required=True)
+    characters = graphene.Int(required=True, description="In the encoding's units.")
+    per_segment = graphene.Int(required=True)
+    ucs2_characters = graphene.List(graphene.NonNull(graphene.String), required=True,
+                                    description="The characters that force UCS-2 (replace them to halve the cost).")
+
+
 class MessagePreview(graphene.ObjectType):
     """One message rendered by the send pipeline (what a contact would get)."""
 
@@ -21,12 +32,14 @@ class MessagePreview(graphene.ObjectType):
     subject = graphene.String(required=True)
     html = graphene.String(required=True, description="Empty for SMS.")
     text = graphene.String(required=True)
+    sms = graphene.Field(SmsParts, description="SMS only: encoding and parts.")
 
     @classmethod
     def of(cls, step_id: str, rendered) -> "MessagePreview":
         """From an ``engine.preview.Preview``."""
         return cls(step_id=step_id, channel=rendered.channel, kind=rendered.kind, to=rendered.to,
-                   subject=rendered.subject, html=rendered.html, text=rendered.text)
+                   subject=rendered.subject, html=rendered.html, text=rendered.text,
+                   sms=SmsParts(**rendered.sms) if rendered.sms else None)
 
 
 def _render_previews(slug: str, definition: dict) -> list:

@@ -20,6 +20,8 @@ from django.db import transaction
 from .. import clock
 from ..channels import delivery
 from ..channels.templating import TemplateError, compile_email
+from ..channels.sms.segments import preview_sms
+from ..phone import to_e164
 from ..models import Contact, Event, Flow, Message
 from .definition import SEND_TYPES, message_kind, version_definition
 from .fields import CONTACT_FIELDS
@@ -44,6 +46,7 @@ class Preview:
     text: str
     kind: str
     language: str = ""
+    sms: dict | None = None  # encoding, segments, characters, per_segment, ucs2_characters (SMS only)
 
 
 def _step(flow: Flow, step_id: str, version: int | None) -> tuple[dict, dict]:
@@ -74,8 +77,8 @@ def _step(flow: Flow, step_id: str, version: int | None) -> tuple[dict, dict]:
 def sample_contact(data: dict | None) -> Contact:
     """An unsaved contact from sample data (only known profile fields are taken)."""
     now = clock.now()
-    contact = Contact(email="jane.doe@example.com", first_name="Jane", last_name="Doe", created_at=now,
-                      updated_at=now)
+    contact = Contact(email="jane.doe@example.com", phone="+12025550143", first_name="Jane", last_name="Doe",
+                      created_at=now, updated_at=now)
     for key, value in (data or {}).items():
         if key in CONTACT_FIELDS and key != "id" and hasattr(contact, key):
             setattr(contact, key, value)
@@ -107,6 +110,9 @@ def _prepare(flow, step_id, *, version, contact, sample, to=None):
             contact.phone = to
         else:
             contact.email = to
+    if step["type"] == "send_sms" and not contact.phone:
+        raise PreviewError(["this contact has no phone number; preview with sample data or give a number"],
+                           field="contactId")
     kind = message_kind(step, definition)
     try:
         outgoing = delivery.prepare(step, kind=kind, flow=flow, contact=contact, event_payload=payload,
@@ -121,10 +127,11 @@ def _prepare(flow, step_id, *, version, contact, sample, to=None):
 
 def _check_address(step_type: str, to: str):
     if step_type == "send_sms":
-        digits = to[1:]
-        if not (to.startswith("+") and digits.isdigit() and 7 <= len(digits) <= 15):
-            raise PreviewError(["an SMS goes to a phone number in international format, e.g. +4915112345678"],
-                               field="to")
+        try:
+            to_e164(to)
+        except ValueError as exc:
+            raise PreviewError([f"{exc}; an SMS goes to a phone number in international format, "
+                                "e.g. +4915112345678"], field="to") from exc
         return
     try:
         validate_email(to)
@@ -144,7 +151,7 @@ def preview(flow: Flow, step_id: str, *, version: int | None = None, contact: Co
     outgoing, kind = _prepare(flow, step_id, version=version, contact=contact, sample=sample)
     html, text = _parts(outgoing)
     return Preview(channel=outgoing.channel, to=outgoing.to, subject=outgoing.subject, html=html, text=text,
-                   kind=kind)
+                   kind=kind, sms=preview_sms(text) if outgoing.channel == "sms" else None)
 
 
 def send_test(flow: Flow, step_id: str, to: str, *, version: int | None = None, contact: Contact | None = None,

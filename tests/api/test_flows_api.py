@@ -282,3 +282,18 @@ def test_a_half_written_draft_still_answers(flows, api, tokens):
     paths = {e["path"] for e in got["validationErrors"]}
     assert {"steps.a.duration", "steps.b"} <= paths
     assert got["hasUnpublishedChanges"] is True
+
+
+def test_an_sms_preview_shows_its_encoding_and_parts(flows, api, tokens):
+    body = "Hi {{ contact.first_name }}, your cart misses you – come back today for 10 % off everything in it!"
+    flow = flows.flow(chain("go", ("text", {"type": "send_sms", "body": body, "next": None})), slug="texts")
+    query = """query($flow: ID!, $sample: SampleDataInput) { messagePreview(flowId: $flow, stepId: "text",
+      sampleData: $sample) { errors { message } preview { channel text sms { encoding segments characters
+      perSegment ucs2Characters } } } }"""
+    data = api(query, {"flow": _gid("Flow", flow.pk), "sample": {"contact": {"first_name": "Zoe"}}},
+               token=tokens.staff("MANAGE_PLUGINS"))
+    preview = data["messagePreview"]["preview"]
+    assert preview["channel"] == "sms" and preview["text"].startswith("Hi Zoe,") and len(preview["text"]) > 70
+    # The en dash is not in GSM-7: the whole text falls back to UCS-2, so 77 characters need two parts of 67.
+    assert preview["sms"] == {"encoding": "UCS-2", "segments": 2, "characters": len(preview["text"]),
+                              "perSegment": 67, "ucs2Characters": ["–"]}
