@@ -56,6 +56,7 @@ FORMATS = ("yaml", "json")
 # Reading order of a definition's top level; unknown keys follow, sorted.
 TOP_ORDER = ["name", "description", "version", "trigger", "reentry", "kind", "exit", "goal", "start", "steps"]
 TRIGGER_ORDER = ["event", "filter"]
+CONDITION_FIRST = ["history", "field", "op", "value"]
 # Filled in by the engine at publish time: never part of what a merchant edits.
 DERIVED_STEP_KEYS = {"id", "compiled"}
 # Keys of a step that lead to other steps, shown last in the order the engine knows them.
@@ -90,9 +91,13 @@ class ImportResult:
 # --- canonical form ----------------------------------------------------------------
 
 def _sorted(value):
-    """Nested dicts with sorted keys (lists keep their order: it means something)."""
+    """Nested dicts with sorted keys (lists keep their order: it means something).
+
+    A condition reads better with what it is first: ``history`` before its
+    event, ``field`` before ``op`` and ``value``.
+    """
     if isinstance(value, dict):
-        return {key: _sorted(value[key]) for key in sorted(value, key=str)}
+        return {key: _sorted(value[key]) for key in _ordered(value, CONDITION_FIRST)}
     if isinstance(value, list):
         return [_sorted(item) for item in value]
     return value

@@ -421,3 +421,26 @@ class TrailEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind} {self.step_id} {self.detail}"
+
+
+class Simulation(models.Model):
+    """A dry run of a draft over the stored events of the last ``days`` days (see ``engine/simulation.py``).
+
+    The only row a simulation writes: no enrolment, step, message or trail.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="simulations")
+    definition = models.JSONField()  # the draft as it was when the simulation was asked for
+    days = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)  # 0..1
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)

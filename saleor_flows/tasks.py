@@ -49,6 +49,15 @@ def scan_dates():
         return scan()
 
 
+@shared_task(name="saleor_flows.run_simulation", **TASK_OPTIONS)
+def run_simulation(simulation_id: int):
+    """A dry run of a draft (engine/simulation.py): reads events, writes only its Simulation row."""
+    from .engine.simulation import run_simulation as run
+
+    with allow_writer():
+        run(simulation_id)
+
+
 # Add to the host's beat schedule (Saleor: see the plugin's README section).
 BEAT_SCHEDULE = {
     "saleor-flows-sweep": {"task": "saleor_flows.sweep", "schedule": 10.0},
