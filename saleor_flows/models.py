@@ -89,6 +89,11 @@ class Contact(models.Model):
     currency = models.CharField(max_length=3, blank=True, default="")
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
+    # Predictions from order history, refitted nightly (engine/predictive.py); null before the first fit.
+    predicted_next_order_at = models.DateTimeField(null=True, blank=True)
+    churn_risk = models.FloatField(null=True, blank=True)  # P(no order in the next 90 days)
+    predicted_clv = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)  # next 365 days
+    predicted_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -96,10 +101,17 @@ class Contact(models.Model):
     def __str__(self):
         return self.email or f"user {self.user_id}"
 
+    @property
+    def historic_clv(self) -> Decimal:
+        """What the customer has spent so far: always current, so not stored twice."""
+        return self.total_spent
+
     def as_context(self) -> dict:
         """The contact as plain JSON-like data: what conditions and templates see."""
         data = {name: getattr(self, name) for name in CONTACT_FIELDS}
-        data["total_spent"] = float(self.total_spent)
+        data["total_spent"] = data["historic_clv"] = float(self.total_spent)
+        if self.predicted_clv is not None:
+            data["predicted_clv"] = float(self.predicted_clv)
         return data
 
 
