@@ -42,7 +42,7 @@ from django.db.models import Q
 
 from .. import clock
 from ..models import Contact, Enrolment, Event, Flow, Message, Simulation
-from .conditions import EvalContext, dig, evaluate
+from .conditions import EvalContext, dig, evaluate, matches_payload
 from .criteria import exit_outcome
 from .definition import DefinitionError, validate_definition
 from .history import DatabaseHistory
@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 UTC = timezone.utc
 SAMPLE_SIZE = 20
 PROGRESS_EVERY = 500
+CHUNK = 2000  # events read (and their contacts loaded) at a time
 CHANNELS = {"send_email": "email", "send_sms": "sms", "notify_staff": "staff"}
 
 
@@ -118,14 +119,25 @@ class Journey:
 
 
 class ReplayHistory(DatabaseHistory):
-    """History as it stood at the simulated moment: no event from after it, and this flow's sends simulated."""
+    """History as it stood at the simulated moment: no event from after it, and this flow's sends simulated.
 
-    def __init__(self, contact, *, flow_id, now, trigger_event_id=None, simulated_sends=()):
+    Events come from the contact's stored events, loaded once per contact
+    (``events``: (id, name, occurred_at, payload) in time order), so a
+    decision costs no query.
+    """
+
+    def __init__(self, contact, *, flow_id, now, events, trigger_event_id=None, simulated_sends=()):
         super().__init__(contact, flow_id=flow_id, now=now, trigger_event_id=trigger_event_id)
+        self.events = events
         self.simulated_sends = simulated_sends
 
     def _events(self):
         return super()._events().filter(occurred_at__lte=self.now)
+
+    def count_events(self, name, since, where):
+        return sum(1 for pk, event_name, at, payload in self.events
+                   if event_name == name and pk != self.trigger_event_id and at <= self.now
+                   and (since is None or at >= since) and matches_payload(where, payload, self.now))
 
     def count_messages(self, action, since, flow_only):
         if action != "sent":
@@ -156,7 +168,7 @@ class Replay:
         self.journeys: dict[int, Journey] = {}
         self.by_contact: dict[int, list[Journey]] = defaultdict(list)
         self.contacts: dict[int, Contact] = {}
-        self.orders: dict[int, list] = {}
+        self.events: dict[int, list] = {}  # contact id → their stored events (see ReplayHistory)
         self.changes: dict[int, dict] = {}  # contact id → in-memory tags/lists/attributes
         self.other_live = dict(Flow.objects.filter(status=Flow.Status.LIVE).exclude(pk=self.flow.pk)
                                .values_list("pk", "slug"))
@@ -177,15 +189,27 @@ class Replay:
     def run(self) -> dict:
         events = Event.objects.filter(status=Event.Status.PROCESSED, contact__isnull=False,
                                       occurred_at__gt=self.start, occurred_at__lte=self.end)
-        total = events.count()
-        for event in events.order_by("occurred_at", "id").iterator(chunk_size=2000):
+        self.total = events.count()
+        chunk = []
+        for event in events.order_by("occurred_at", "id").iterator(chunk_size=CHUNK):
+            chunk.append(event)
+            if len(chunk) == CHUNK:
+                self._replay(chunk)
+                chunk = []
+        self._replay(chunk)
+        self._run_due(until=self.end)
+        return self._result()
+
+    def _replay(self, chunk: list[Event]):
+        trigger = self.definition["trigger"]["event"]
+        self._load({event.contact_id for event in chunk if event.name == trigger} - self.contacts.keys())
+        for event in chunk:
             self._run_due(until=event.occurred_at)
             self._on_event(event)
             self.scanned += 1
             if self.scanned % PROGRESS_EVERY == 0:
-                Simulation.objects.filter(pk=self.simulation.pk).update(progress=round(0.99 * self.scanned / total, 4))
-        self._run_due(until=self.end)
-        return self._result()
+                Simulation.objects.filter(pk=self.simulation.pk).update(
+                    progress=round(0.99 * self.scanned / self.total, 4))
 
     def _run_due(self, *, until):
         while self.queue and self.queue[0][0] <= until:
@@ -242,8 +266,9 @@ class Replay:
         trigger_filter = self.definition["trigger"].get("filter")
         if trigger_filter and not evaluate(trigger_filter, EvalContext(
                 contact=self._profile(contact, at), event=event.payload, now=at,
-                history=ReplayHistory(contact, flow_id=self.flow.pk, now=at))).result:
+                history=ReplayHistory(contact, flow_id=self.flow.pk, now=at, events=self.events[contact.pk]))).result:
             self.not_entered["entry filter did not match"] += 1
+            self._forget(contact.pk)
             return
         previous = self.by_contact.get(contact.pk, [])
         blocked = reentry_reason(
@@ -252,6 +277,7 @@ class Replay:
             entered_since=lambda since: any(j.entered_at > since for j in previous))
         if blocked:
             self.not_entered[blocked] += 1
+            self._forget(contact.pk)
             return
         journey = Journey(id=event.pk, contact=contact, trigger=event, entered_at=at)
         self.journeys[journey.id] = journey
@@ -332,16 +358,36 @@ class Replay:
     def _finish(self, journey: Journey, reason: str):
         journey.active, journey.pending = False, None
         self.exits[reason] += 1
+        self._forget(journey.contact.pk)
 
     # -- the contact as it was ----------------------------------------------------------------
     def _contact(self, contact_id: int) -> Contact:
+        """The stored contact and their stored events up to the end (kept while they have a journey running)."""
         if contact_id not in self.contacts:
-            self.contacts[contact_id] = Contact.objects.get(pk=contact_id)
-            self.orders[contact_id] = sorted(
-                (occurred_at, pk, _amount(payload)) for pk, occurred_at, payload in Event.objects.filter(
-                    contact_id=contact_id, name="order_created", status=Event.Status.PROCESSED,
-                ).values_list("pk", "occurred_at", "payload"))
+            self._load({contact_id})
         return self.contacts[contact_id]
+
+    def _load(self, contact_ids: set):
+        """Contacts and their events in two queries for a chunk of events, not two per contact."""
+        if not contact_ids:
+            return
+        self.contacts.update(Contact.objects.in_bulk(contact_ids))
+        for contact_id in contact_ids:
+            self.events[contact_id] = []
+        for contact_id, *row in Event.objects.filter(contact_id__in=contact_ids, occurred_at__lte=self.end).exclude(
+                status=Event.Status.DEAD).order_by("occurred_at", "id").values_list(
+                "contact_id", "pk", "name", "occurred_at", "payload"):
+            self.events[contact_id].append(tuple(row))
+
+    def _orders_after(self, contact: Contact, at: datetime) -> list:
+        return [(when, _amount(payload)) for _, name, when, payload in self.events[contact.pk]
+                if name == "order_created" and when > at]
+
+    def _forget(self, contact_id: int):
+        """Drop a contact's cached rows once none of their journeys runs: memory follows the active journeys."""
+        if not any(j.active for j in self.by_contact.get(contact_id, ())):
+            self.contacts.pop(contact_id, None)
+            self.events.pop(contact_id, None)
 
     def _contact_now(self, contact: Contact) -> Contact:
         """The stored contact with this simulation's tag/list/field changes (a copy: nothing is saved)."""
@@ -356,12 +402,12 @@ class Replay:
     def _profile(self, contact: Contact, at: datetime) -> dict:
         """What conditions see at ``at``: today's profile with the order fields wound back to ``at``."""
         data = self._contact_now(contact).as_context()
-        later = [order for order in self.orders.get(contact.pk, ()) if order[0] > at]
+        later = self._orders_after(contact, at)
         if later:
             count = max(0, contact.order_count - len(later))
-            earlier = [order[0] for order in self.orders[contact.pk] if order[0] <= at]
+            earlier = [when for _, name, when, _ in self.events[contact.pk] if name == "order_created" and when <= at]
             data["order_count"] = count
-            data["total_spent"] = max(0.0, float(contact.total_spent - sum(amount for _, _, amount in later)))
+            data["total_spent"] = max(0.0, float(contact.total_spent - sum(amount for _, amount in later)))
             if not count:
                 data["first_order_at"] = data["last_order_at"] = None
             else:
@@ -377,6 +423,7 @@ class Replay:
             contact=self._profile(journey.contact, at), event=journey.trigger.payload, now=at,
             entered_at=journey.entered_at, triggered_at=journey.trigger.occurred_at,
             history=ReplayHistory(journey.contact, flow_id=self.flow.pk, now=at, trigger_event_id=journey.trigger.pk,
+                                  events=self.events[journey.contact.pk],
                                   simulated_sends=[t for j in self.by_contact[journey.contact.pk] for t in j.sent]),
         )
 
