@@ -2,9 +2,9 @@
 
 Simulation: 5,000 subscribed contacts and 30 days of stored, processed events
 (each contact: 1-3 abandoned checkouts, some site visits and orders; about
-25,000 events, inserted in bulk), replayed through an abandoned-checkout
-draft with a wait, a split on order_count, two emails, a wait_event and an
-SMS (``engine/simulation.py``, inline, one process). Reported: events
+25,000 events, inserted in bulk), replayed through the prebuilt abandoned-checkout
+journey as a draft (three emails over three days, exit and goal on an order
+since the checkout; ``engine/simulation.py``, inline, one process). Reported: events
 replayed per second.
 
 Predictive: 20,000 customers with order histories drawn from a BG/NBD
@@ -19,28 +19,6 @@ from decimal import Decimal
 
 from bench.common import RESULTS, CpuMeter, fmt_int, say, truncate
 
-DRAFT = {
-    "trigger": {"event": "checkout_abandoned", "filter": {"field": "event.total", "op": "gte", "value": 20}},
-    "reentry": {"mode": "once_per_period", "days": 7},
-    "goal": {"history": "event", "event": "order_created", "since": "entered"},
-    "start": "wait_1h",
-    "steps": {
-        "wait_1h": {"type": "wait", "duration": {"hours": 1}, "next": "split_vip"},
-        "split_vip": {"type": "split", "condition": {"field": "contact.order_count", "op": "gte", "value": 1},
-                      "yes": "email_vip", "no": "email_new"},
-        "email_vip": {"type": "send_email", "subject": "Welcome back", "next": "wait_visit",
-                      "mjml": "<mjml><mj-body><mj-section><mj-column><mj-text>Hi</mj-text></mj-column>"
-                              "</mj-section></mj-body></mjml>"},
-        "email_new": {"type": "send_email", "subject": "Your basket", "next": "wait_visit",
-                      "mjml": "<mjml><mj-body><mj-section><mj-column><mj-text>Hi</mj-text></mj-column>"
-                              "</mj-section></mj-body></mjml>"},
-        "wait_visit": {"type": "wait_event", "event": "site_visit", "timeout": {"days": 2},
-                       "next": None, "timeout_next": "sms_last"},
-        "sms_last": {"type": "send_sms", "body": "Last chance", "next": None},
-    },
-}
-
-
 def _stored_events(n_contacts, days, rng):
     from saleor_flows import clock
     from saleor_flows.models import Contact, Event
@@ -54,7 +32,7 @@ def _stored_events(n_contacts, days, rng):
     for pk, email in contacts:
         for _ in range(rng.randint(1, 3)):
             at = now - timedelta(seconds=rng.uniform(0, days * 86400))
-            events.append(Event(name="checkout_abandoned", payload={"lines": [], "total": rng.choice([10, 30, 80])},
+            events.append(Event(name="checkout_abandoned", payload={"lines": [{"product_name": "Tote", "quantity": 1}]},
                                 occurred_at=at, contact_id=pk, email=email))
             if rng.random() < 0.5:
                 events.append(Event(name="site_visit", payload={}, occurred_at=at + timedelta(hours=rng.uniform(0, 72)),
@@ -78,10 +56,11 @@ def bench_simulation(n_contacts=5000, days=30):
     from saleor_flows.engine import dispatch
     from saleor_flows.engine.definition import create_flow
     from saleor_flows.engine.simulation import start_simulation
+    from saleor_flows.journeys import load_journey
 
     rng = random.Random(5)
     stored = _stored_events(n_contacts, days, rng)
-    flow = create_flow("bench-sim", DRAFT)
+    flow = create_flow("bench-sim", load_journey("abandoned_checkout"))
     with dispatch.forced("inline"), CpuMeter() as meter:
         simulation = start_simulation(flow, days=days)
     result = simulation.result

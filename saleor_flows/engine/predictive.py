@@ -145,12 +145,15 @@ def _bgnbd_loglik(params, groups) -> float:
 
 
 def _gamma_gamma_loglik(params, groups) -> float:
+    """Over (n, mean, log mean, log n, weight) rows; the terms that depend on n alone are computed once per n."""
     p, q, gamma = params
     lg = math.lgamma
+    per_n = {}
     total = 0.0
-    for n, mean, weight in groups:
-        total += weight * (lg(p * n + q) - lg(p * n) - lg(q) + q * math.log(gamma) + (p * n - 1) * math.log(mean)
-                           + p * n * math.log(n) - (p * n + q) * math.log(gamma + n * mean))
+    for n, mean, log_mean, log_n, weight in groups:
+        if n not in per_n:
+            per_n[n] = lg(p * n + q) - lg(p * n) - lg(q) + q * math.log(gamma)
+        total += weight * (per_n[n] + (p * n - 1) * log_mean + p * n * log_n - (p * n + q) * math.log(gamma + n * mean))
     return total
 
 
@@ -191,7 +194,7 @@ def nelder_mead(f, start, *, step=0.5, tolerance=1e-9, max_iterations=2000):
 
 
 def _fit_log_params(loglik, groups, start) -> list[float]:
-    count = sum(group[-1] for group in groups)
+    count = sum(group[-1] for group in groups)  # the weight is every row's last item
 
     def objective(logs):
         if any(abs(v) > 30 for v in logs):
@@ -218,7 +221,8 @@ def fit_bgnbd(customers: list[Customer]) -> BGNBD:
 
 def fit_gamma_gamma(customers: list[Customer]) -> GammaGamma | None:
     """Fitted on customers with more than one order and a positive mean value; None if too few."""
-    rows = [(c.x + 1, c.mean_value, 1) for c in customers if c.x > 0 and c.mean_value > 0]
+    rows = [(c.x + 1, c.mean_value, math.log(c.mean_value), math.log(c.x + 1), 1)
+            for c in customers if c.x > 0 and c.mean_value > 0]
     if len(rows) < 10:
         return None
     mean = sum(row[1] for row in rows) / len(rows)

@@ -117,6 +117,9 @@ class Journey:
     pending: tuple | None = None  # (step_id, due, ticket) while at a wait
     sent: list = field(default_factory=list)  # times of this journey's simulated sends
 
+    def __post_init__(self):
+        self.contact_id = self.contact.pk
+
 
 class ReplayHistory(DatabaseHistory):
     """History as it stood at the simulated moment: no event from after it, and this flow's sends simulated.
@@ -165,7 +168,7 @@ class Replay:
         self.start = self.end - timedelta(days=simulation.days)
         self.queue: list = []  # (due, ticket, journey id)
         self.tickets = 0
-        self.journeys: dict[int, Journey] = {}
+        self.journeys: dict[int, Journey] = {}  # the running ones; finished ones stay only in by_contact
         self.by_contact: dict[int, list[Journey]] = defaultdict(list)
         self.contacts: dict[int, Contact] = {}
         self.events: dict[int, list] = {}  # contact id → their stored events (see ReplayHistory)
@@ -174,7 +177,7 @@ class Replay:
                                .values_list("pk", "slug"))
         # What the result reports.
         self.scanned = 0
-        self.entered: list[Journey] = []
+        self.entered, self.entered_contacts, self.sample = 0, set(), []
         self.not_entered = Counter()
         self.reached = Counter()
         self.sent = Counter()
@@ -214,8 +217,8 @@ class Replay:
     def _run_due(self, *, until):
         while self.queue and self.queue[0][0] <= until:
             due, ticket, journey_id = heapq.heappop(self.queue)
-            journey = self.journeys[journey_id]
-            if not journey.active or journey.pending is None or journey.pending[2] != ticket:
+            journey = self.journeys.get(journey_id)
+            if journey is None or journey.pending is None or journey.pending[2] != ticket:
                 continue  # resumed by an event, or the journey ended meanwhile
             step_id = journey.pending[0]
             journey.pending = None
@@ -282,7 +285,10 @@ class Replay:
         journey = Journey(id=event.pk, contact=contact, trigger=event, entered_at=at)
         self.journeys[journey.id] = journey
         self.by_contact[contact.pk].append(journey)
-        self.entered.append(journey)
+        self.entered += 1
+        self.entered_contacts.add(contact.pk)
+        if len(self.sample) < SAMPLE_SIZE:
+            self.sample.append({"contact_id": contact.pk, "email": contact.email or "", "entered_at": at.isoformat()})
         for slug in self._active_elsewhere(contact, at):
             self.collisions[slug]["active_at_entry"] += 1
         self._walk(journey, self.definition["start"], at)
@@ -358,7 +364,10 @@ class Replay:
     def _finish(self, journey: Journey, reason: str):
         journey.active, journey.pending = False, None
         self.exits[reason] += 1
-        self._forget(journey.contact.pk)
+        # What re-entry and "messages sent" still need of it is its dates: memory follows the running journeys.
+        journey.contact = journey.trigger = None
+        self.journeys.pop(journey.id, None)
+        self._forget(journey.contact_id)
 
     # -- the contact as it was ----------------------------------------------------------------
     def _contact(self, contact_id: int) -> Contact:
@@ -466,7 +475,7 @@ class Replay:
 
     # -- the report ---------------------------------------------------------------------------------
     def _result(self) -> dict:
-        waiting = Counter(j.pending[0] for j in self.journeys.values() if j.active and j.pending)
+        waiting = Counter(j.pending[0] for j in self.journeys.values() if j.pending)
         steps = {}
         for step_id, step in self.steps.items():
             row = {"type": step["type"], "reached": self.reached[step_id]}
@@ -482,10 +491,9 @@ class Replay:
             "window": {"from": self.start.isoformat(), "to": self.end.isoformat(), "days": self.simulation.days},
             "events_scanned": self.scanned,
             "entered": {
-                "count": len(self.entered),
-                "contacts": len({j.contact.pk for j in self.entered}),
-                "sample": [{"contact_id": j.contact.pk, "email": j.contact.email or "",
-                            "entered_at": j.entered_at.isoformat()} for j in self.entered[:SAMPLE_SIZE]],
+                "count": self.entered,
+                "contacts": len(self.entered_contacts),
+                "sample": self.sample,
             },
             "not_entered": dict(self.not_entered),
             "steps": steps,
@@ -494,7 +502,7 @@ class Replay:
             "messages_per_day": {day: dict(self.per_day[day]) for day in sorted(self.per_day)},
             "skips": dict(self.skips),
             "exits": dict(self.exits),
-            "active_at_end": sum(1 for j in self.journeys.values() if j.active),
+            "active_at_end": len(self.journeys),
             "collisions": {slug: dict(counts) for slug, counts in sorted(self.collisions.items())},
         }
 
