@@ -59,8 +59,6 @@ TRIGGER_ORDER = ["event", "filter"]
 CONDITION_FIRST = ["history", "field", "op", "value"]
 # Filled in by the engine at publish time: never part of what a merchant edits.
 DERIVED_STEP_KEYS = {"id", "compiled"}
-# Keys of a step that lead to other steps, shown last in the order the engine knows them.
-LEADS = {key for keys in NEXT_KEYS.values() for key in keys} | {"else", "branches", "variants"}
 
 
 class FlowsFileError(ValueError):

@@ -126,6 +126,32 @@ def test_known_answers_over_ten_days(history):
     assert Simulation.objects.count() == 1
 
 
+def test_exits_staff_notes_and_webhooks(history):
+    draft = {
+        "trigger": {"event": "checkout_abandoned"},  # no filter: Dave's small basket counts too
+        "exit": {"history": "event", "event": "order_created", "since": "entered"},
+        "start": "wait_1d",
+        "steps": {
+            "wait_1d": {"type": "wait", "duration": {"days": 1}, "next": "tell_staff"},
+            "tell_staff": {"type": "notify_staff", "to": ["team@example.com"], "subject": "Basket left",
+                           "body": "{{ contact.email }}", "next": "crm"},
+            "crm": {"type": "webhook", "url": "https://crm.invalid/hook", "next": "stop"},
+            "stop": {"type": "exit"},
+        },
+    }
+    flow = create_flow("staff", draft)
+    before = _snapshot()
+    result = start_simulation(flow, days=10).result
+    assert result["entered"]["count"] == 5
+    assert result["not_entered"] == {"already entered once (re-entry: once)": 1}
+    assert result["exits"] == {"exit_criteria": 2, "exit_step": 3}  # Bob and Carol ordered within the day
+    assert result["messages_per_day"] == {"2026-01-08": {"staff": 1}, "2026-01-12": {"staff": 1},
+                                          "2026-01-14": {"staff": 1}}
+    assert result["steps"]["crm"] == {"type": "webhook", "reached": 3}  # counted, never called
+    assert result["collisions"] == {"newsletter": {"active_at_entry": 1}}
+    assert _snapshot() == before
+
+
 def test_a_shorter_window_sees_fewer_events(history):
     sim = start_simulation(create_flow("abandon", DRAFT), days=3)  # days 7..10: only Erin's events
     assert sim.result["events_scanned"] == 2
