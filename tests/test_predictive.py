@@ -77,6 +77,15 @@ def test_expected_orders_formula_matches_direct_integration():
     assert model.expected_orders(c, t) == pytest.approx(model.p_alive(c) * integral, rel=1e-3)
 
 
+def test_a_customer_with_thousands_of_orders_gets_finite_answers():
+    model, c = BGNBD(**TRUTH), Customer(x=5000, t_x=699.9, T=700.0)  # about seven orders a day, the last just now
+    rate = (TRUTH["r"] + 5000) / (TRUTH["alpha"] + 700)  # orders a day while active (posterior mean)
+    assert 0.9 * rate * 365 < model.expected_orders(c, 365) <= rate * 365
+    assert 0 <= model.p_no_order(c, 90) < 1e-3  # (the small chance they stopped after the latest order)
+    gone = Customer(x=5000, t_x=690.0, T=700.0)  # ... or ten silent days: ~70 orders missing, gone for sure
+    assert model.p_alive(gone) < 1e-20 and model.expected_orders(gone, 365) < 1e-15
+
+
 def test_hypergeometric_series_known_values():
     assert hyp2f1(1, 1, 2, 0.5) == pytest.approx(2 * 0.6931471805599453)  # −ln(1−z)/z
     assert hyp2f1(0.5, 1, 1, 0.75) == pytest.approx(2.0)  # (1−z)^−a

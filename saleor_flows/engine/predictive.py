@@ -66,6 +66,7 @@ class BGNBD:
     b: float
 
     def p_alive(self, c: Customer) -> float:
+        """P(still active | x, t_x, T) (FHL 2005, eq. 13), in log space: x can be in the thousands."""
         if c.x == 0:
             return 1.0  # the model's known blind spot: no repeat order, no evidence of dropping out
         log_ratio = (self.r + c.x) * math.log((self.alpha + c.T) / (self.alpha + c.t_x))
@@ -79,17 +80,21 @@ class BGNBD:
         return (1.0 - alive) + alive * silent
 
     def expected_orders(self, c: Customer, days: float) -> float:
-        """E[orders in the next ``days`` | history] (FHL 2005, eq. 10)."""
+        """E[orders in the next ``days`` | history] (FHL 2005, eq. 10; its denominator is 1 / P(alive))."""
         r, alpha, a, b, x = self.r, self.alpha, self.a, self.b, c.x
+        alive = self.p_alive(c)
+        if alive == 0.0:
+            return 0.0
         if abs(a - 1.0) < 1e-6:
             a = 1.0 + 1e-6  # the formula's removable singularity
-        z = days / (alpha + c.T + days)
-        head = (a + b + x - 1) / (a - 1)
-        tail = 1.0 - ((alpha + c.T) / (alpha + c.T + days)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
-        denominator = 1.0
-        if x > 0:
-            denominator += a / (b + x - 1) * ((alpha + c.T) / (alpha + c.t_x)) ** (r + x)
-        return max(0.0, head * tail / denominator)
+        shrink = (alpha + c.T) / (alpha + c.T + days)
+        series = hyp2f1(r + x, b + x, a + b + x - 1, days / (alpha + c.T + days))
+        expected = (a + b + x - 1) / (a - 1) * (1.0 - shrink ** (r + x) * series) * alive
+        if not math.isfinite(expected):
+            # Thousands of orders overflow the series; such a customer's dropout risk over the horizon
+            # is negligible next to their rate: the Poisson expectation while active.
+            expected = alive * (r + x) / (alpha + c.T) * days
+        return max(0.0, expected)
 
     def expected_gap(self, c: Customer) -> float:
         """Days between orders while active: 1 / the posterior mean order rate over the active span."""
@@ -115,7 +120,7 @@ def hyp2f1(a: float, b: float, c: float, z: float, *, tolerance=1e-12, max_terms
     for k in range(max_terms):
         term *= (a + k) * (b + k) / ((c + k) * (k + 1)) * z
         total += term
-        if abs(term) < tolerance * abs(total):
+        if abs(term) < tolerance * abs(total) or not math.isfinite(total):
             break
     return total
 
