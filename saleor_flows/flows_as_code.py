@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from .engine.definition import (NEXT_KEYS, SLUG_RE, DefinitionError, create_flow, publish_flow, successors,
-                                update_draft, validate_definition)
+from .engine.definition import (NEXT_KEYS, SLUG_RE, DefinitionError, create_flow, publish_flow, set_status,
+                                successors, update_draft, validate_definition)
 from .models import Flow
 
 FORMAT = "saleor-flows/1"
@@ -282,7 +282,9 @@ def import_flows(text: str, *, publish: bool = False, dry_run: bool = False, sou
     A live flow's draft is updated and the result says "draft changed,
     publish to apply": what contacts receive never changes by import alone.
     With ``publish`` a flow whose draft differs from its live version is
-    published (a flow marked ``status: draft`` in the file is not).
+    published (a flow marked ``status: draft`` in the file is not), and a
+    published flow marked ``paused`` or ``archived`` in the file gets that
+    status; without ``publish`` statuses in the file are not applied.
     """
     entries = validate_flows(text, source=source)
     result = ImportResult(dry_run=dry_run)
@@ -318,6 +320,24 @@ def import_flows(text: str, *, publish: bool = False, dry_run: bool = False, sou
             elif live is not None and differs_from_live:
                 result.notes.append(f"{slug}: draft changed, publish to apply (live version {live.number} "
                                     "keeps running)")
+            _apply_status(slug, flow, entry.get("status"), publish=publish, dry_run=dry_run,
+                          published=wants_publish, result=result)
         if dry_run:
             transaction.set_rollback(True)
     return result
+
+
+def _apply_status(slug, flow, wanted, *, publish, dry_run, published, result):
+    """With --publish, a file's ``status: paused|archived|live`` is applied to a published flow."""
+    if not publish or wanted not in (Flow.Status.LIVE, Flow.Status.PAUSED, Flow.Status.ARCHIVED):
+        return
+    if dry_run:
+        current = flow.status if flow is not None else Flow.Status.DRAFT
+        has_version = published or (flow is not None and flow.live_version_id is not None)
+    else:
+        flow.refresh_from_db(fields=["status", "live_version"])
+        current, has_version = flow.status, flow.live_version_id is not None
+    if has_version and current != wanted:
+        result.notes.append(f"{slug}: status {current} -> {wanted}")
+        if not dry_run:
+            set_status(flow, wanted)

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from saleor_flows.engine.definition import create_flow, publish_flow
+from saleor_flows.engine.definition import create_flow, publish_flow, set_status
 from saleor_flows.flows_as_code import FlowsFileError, export_flows, import_flows, validate_flows
 from saleor_flows.journeys import JOURNEYS, load_journey
 from saleor_flows.models import Flow, FlowVersion
@@ -99,6 +99,18 @@ def test_journeys_round_trip_through_an_empty_database(fmt):
     for slug in JOURNEYS:
         assert Flow.objects.get(slug=slug).definition == load_journey(slug)
     assert "compiled" not in first and "<mjml" in first
+
+
+def test_statuses_round_trip_with_publish():
+    _journey_flows()
+    set_status(Flow.objects.get(slug="welcome"), Flow.Status.PAUSED)
+    first = export_flows(with_status=True)
+    assert "status: paused" in first and "status: draft" in first and "status: live" in first
+    _wipe()
+    assert import_flows(first).published == [] and export_flows(with_status=True) != first  # drafts only
+    result = import_flows(first, publish=True)
+    assert "welcome: status live -> paused" in result.notes
+    assert export_flows(with_status=True) == first
 
 
 def test_templates_are_literal_blocks_in_yaml():
