@@ -89,6 +89,11 @@ class Contact(models.Model):
     currency = models.CharField(max_length=3, blank=True, default="")
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
+    # Predictions from order history, refitted nightly (engine/predictive.py); null before the first fit.
+    predicted_next_order_at = models.DateTimeField(null=True, blank=True)
+    churn_risk = models.FloatField(null=True, blank=True)  # P(no order in the next 90 days)
+    predicted_clv = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)  # next 365 days
+    predicted_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -96,10 +101,17 @@ class Contact(models.Model):
     def __str__(self):
         return self.email or f"user {self.user_id}"
 
+    @property
+    def historic_clv(self) -> Decimal:
+        """What the customer has spent so far: always current, so not stored twice."""
+        return self.total_spent
+
     def as_context(self) -> dict:
         """The contact as plain JSON-like data: what conditions and templates see."""
         data = {name: getattr(self, name) for name in CONTACT_FIELDS}
-        data["total_spent"] = float(self.total_spent)
+        data["total_spent"] = data["historic_clv"] = float(self.total_spent)
+        if self.predicted_clv is not None:
+            data["predicted_clv"] = float(self.predicted_clv)
         return data
 
 
@@ -421,3 +433,26 @@ class TrailEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind} {self.step_id} {self.detail}"
+
+
+class Simulation(models.Model):
+    """A dry run of a draft over the stored events of the last ``days`` days (see ``engine/simulation.py``).
+
+    The only row a simulation writes: no enrolment, step, message or trail.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="simulations")
+    definition = models.JSONField()  # the draft as it was when the simulation was asked for
+    days = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)  # 0..1
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)

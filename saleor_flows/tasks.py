@@ -9,6 +9,7 @@ state change in the engine is conditional.
 import contextlib
 
 from celery import shared_task
+from celery.schedules import crontab
 
 from .engine import processing, runner, sweep as sweeping
 
@@ -56,9 +57,30 @@ def send_consent_email(kind: str, contact_id: int, detail: dict):
 
     send(kind, contact_id, **detail)
 
+
+@shared_task(name="saleor_flows.run_simulation", **TASK_OPTIONS)
+def run_simulation(simulation_id: int):
+    """A dry run of a draft (engine/simulation.py): reads events, writes only its Simulation row."""
+    from .engine.simulation import run_simulation as run
+
+    with allow_writer():
+        run(simulation_id)
+
+
+@shared_task(name="saleor_flows.refresh_predictions", **TASK_OPTIONS)
+def refresh_predictions():
+    """Refit the order-history model on the shop's customers and update their predicted fields."""
+    from .engine.predictive import refresh
+
+    with allow_writer():
+        return refresh()
+
+
 # Add to the host's beat schedule (Saleor: see the plugin's README section).
 BEAT_SCHEDULE = {
     "saleor-flows-sweep": {"task": "saleor_flows.sweep", "schedule": 10.0},
     # Hourly, so "today" arrives in every timezone; dedupe keys make it once a year.
     "saleor-flows-scan-dates": {"task": "saleor_flows.scan_dates", "schedule": 3600.0},
+    # Nightly: churn risk, next order date and CLV move slowly; the fit takes seconds.
+    "saleor-flows-predictions": {"task": "saleor_flows.refresh_predictions", "schedule": crontab(hour=3, minute=17)},
 }

@@ -22,12 +22,20 @@ def journey_context(enrolment: Enrolment, contact, now) -> EvalContext:
 
 def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
     """(status, {"reason", "facts"}) if the goal or the exit criteria hold now, else None."""
-    definition = version_definition(enrolment.version_id)
+    return exit_outcome(version_definition(enrolment.version_id),
+                        lambda: journey_context(enrolment, contact, now))
+
+
+def exit_outcome(definition: dict, make_context) -> tuple[str, dict] | None:
+    """The goal, then the exit criteria, of ``definition`` against the context ``make_context()`` builds.
+
+    (The context is built only when the flow has a goal or exit; a simulation passes its own.)
+    """
     context, decided = None, []
     for key, status in (("goal", Enrolment.Status.CONVERTED), ("exit", Enrolment.Status.EXITED)):
         condition = definition.get(key)
         if condition:
-            context = context or journey_context(enrolment, contact, now)
+            context = context or make_context()
             # "Converted when they order" and "exit when they order" are often the same question.
             decision = next((d for c, d in decided if c == condition), None)
             if decision is None:  # (a Decision is falsy when false: compare with None, not truthiness)

@@ -21,6 +21,12 @@ CONTACT_FIELDS = {
     "first_order_at": "datetime",
     "last_order_at": "datetime",
     "created_at": "datetime",
+    # Predictions from order history (engine/predictive.py, docs/predictive.md).
+    "predicted_next_order_at": "datetime",
+    "churn_risk": "number",  # 0..1: probability of no order in the next 90 days
+    "historic_clv": "number",  # spent so far
+    "predicted_clv": "number",  # expected spend in the next 365 days
+    "predicted_at": "datetime",
     "tags": "list",
     "lists": "list",
     "email_consent": "string",  # subscribed / unsubscribed / never

@@ -67,19 +67,29 @@ def shape_problem(event: Event) -> str:
     return ""
 
 
-def _reentry_blocked(flow: Flow, definition: dict, contact, now) -> str:
+def reentry_reason(definition: dict, now, *, has_entered, has_active, entered_since) -> str:
+    """Why the re-entry rule refuses a new enrolment, or "".
+
+    The three questions are callables, asked only as the rule needs them: the
+    engine answers from Enrolment rows, a simulation from its own journeys.
+    """
     rule = definition.get("reentry") or {"mode": "once"}
     mode = rule.get("mode", "once")
-    previous = Enrolment.objects.filter(flow=flow, contact=contact)
-    if mode == "once" and previous.exists():
+    if mode == "once" and has_entered():
         return "already entered once (re-entry: once)"
-    if mode == "single_active" and previous.filter(status=Enrolment.Status.ACTIVE).exists():
+    if mode == "single_active" and has_active():
         return "already in this flow (re-entry: one active enrolment)"
-    if mode == "once_per_period":
-        since = now - timedelta(days=rule["days"])
-        if previous.filter(entered_at__gt=since).exists():
-            return f"entered within the last {rule['days']} days (re-entry: once per period)"
+    if mode == "once_per_period" and entered_since(now - timedelta(days=rule["days"])):
+        return f"entered within the last {rule['days']} days (re-entry: once per period)"
     return ""
+
+
+def _reentry_blocked(flow: Flow, definition: dict, contact, now) -> str:
+    previous = Enrolment.objects.filter(flow=flow, contact=contact)
+    return reentry_reason(
+        definition, now, has_entered=previous.exists,
+        has_active=lambda: previous.filter(status=Enrolment.Status.ACTIVE).exists(),
+        entered_since=lambda since: previous.filter(entered_at__gt=since).exists())
 
 
 def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
