@@ -13,10 +13,11 @@ from pathlib import Path
 
 import graphene
 
-from . import contacts, flows, messages, storefront, templates
+from . import contacts, flows, flows_as_code, messages, simulation, storefront, templates
 
-QUERIES = [flows.Query, templates.Query, contacts.Query, messages.Query]
-MUTATIONS = [flows.Mutation, templates.Mutation, messages.Mutation, contacts.Mutation, storefront.Mutation]
+QUERIES = [flows.Query, templates.Query, contacts.Query, messages.Query, flows_as_code.Query, simulation.Query]
+MUTATIONS = [flows.Mutation, templates.Mutation, messages.Mutation, contacts.Mutation, storefront.Mutation,
+             flows_as_code.Mutation, simulation.Mutation]
 
 Query = type("Query", tuple(reversed(QUERIES)), {})
 Mutation = type("Mutation", tuple(reversed(MUTATIONS)), {})

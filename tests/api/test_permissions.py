@@ -7,7 +7,7 @@ Levels: ``public`` (storefront, no token needed), ``flows`` (MANAGE_PLUGINS),
 import pytest
 
 from saleor_flows.api.core import to_global_id
-from saleor_flows.models import Contact, Event, Flow, Message
+from saleor_flows.models import Contact, Event, Flow, Message, Simulation
 from tests.api.conftest import PUBLIC_KEY
 from tests.flowkit import chain, email, nxt
 
@@ -77,6 +77,12 @@ OPERATIONS = [
     ("contactConsentUpdate", "contacts", "contactConsentUpdate",
      "mutation { contactConsentUpdate(id: \"%(contact)s\", input: {channel: EMAIL, status: SUBSCRIBED}) "
      "{ errors { code } } }"),
+    ("flowsExport", "flows", "flowsExport", "{ flowsExport(slugs: [\"welcome\"]) }"),
+    ("flowsImport", "flows", "flowsImport",
+     "mutation { flowsImport(text: \"format: saleor-flows/1\\nflows: []\\n\", dryRun: true) { errors { code } } }"),
+    ("flowSimulate", "flows", "flowSimulate",
+     "mutation { flowSimulate(id: \"%(flow)s\", days: 7) { errors { code } } }"),
+    ("flowSimulation", "flows", "flowSimulation", "{ flowSimulation(id: \"%(simulation)s\") { status } }"),
     ("subscribe", "public", "subscribe",
      "mutation { subscribe(publicKey: \"%(public_key)s\", input: {email: \"new@example.com\"}) "
      "{ errors { code } } }"),
@@ -103,9 +109,12 @@ def world(flows):
     flows.event("customer_created", email="ann@example.com")
     flows.advance(days=1, minutes=1)
     contact, message = Contact.objects.get(email="ann@example.com"), Message.objects.get()
+    from saleor_flows.engine.simulation import start_simulation
+
+    simulation = start_simulation(flow, days=3)
     return {"flow": to_global_id("Flow", flow.pk), "other": to_global_id("Flow", other.pk),
             "contact": to_global_id("Contact", contact.pk), "message": to_global_id("Message", message.pk),
-            "public_key": PUBLIC_KEY}
+            "simulation": to_global_id("Simulation", simulation.pk), "public_key": PUBLIC_KEY}
 
 
 @pytest.mark.parametrize("name, level, root, document", OPERATIONS, ids=[op[0] for op in OPERATIONS])
@@ -136,4 +145,4 @@ def _state():
     """What a refused call must not have changed."""
     return (list(Flow.objects.order_by("pk").values_list("slug", "name", "status", "live_version_id")),
             list(Contact.objects.order_by("pk").values_list("email", "email_consent")),
-            Message.objects.count(), Event.objects.count())
+            Message.objects.count(), Event.objects.count(), Simulation.objects.count())
