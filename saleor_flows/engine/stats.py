@@ -18,7 +18,7 @@ import random
 from statistics import NormalDist
 
 Z95 = NormalDist().inv_cdf(0.975)
-MONTE_CARLO_DRAWS = 40_000
+MONTE_CARLO_DRAWS = 20_000  # standard error at most 0.0036
 SEED = 20260105
 
 
