@@ -433,14 +433,19 @@ class StatDelta(models.Model):
 
     Triggers on messages, enrolments, step executions and attributions write
     one row per change, whoever makes it (the engine, a tracking edge, an
-    import); ``analytics.fold_deltas`` moves them into ``FlowStat``. Insert-only,
-    so parallel writers never wait on each other.
+    import), with the flow, version, step and branch it counts for;
+    ``analytics.fold_deltas`` moves them into ``FlowStat``. Insert-only, so
+    parallel writers never wait on each other.
     """
 
-    source = models.CharField(max_length=1)  # m(essage), e(nrolment), x (execution), a(ttribution)
-    row_id = models.BigIntegerField()
+    flow_id = models.BigIntegerField()  # no foreign key: a delta must never block deleting a flow
+    version_number = models.PositiveIntegerField(default=0)
+    step_id = models.CharField(max_length=100, blank=True, default="")
+    branch = models.CharField(max_length=201, blank=True, default="")
     metric = models.CharField(max_length=32)
     reason = models.CharField(max_length=255, blank=True, default="")
+    currency = models.CharField(max_length=3, blank=True, default="")
+    amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
     at = models.DateTimeField()
 
 

@@ -24,9 +24,11 @@ second, so it never scans messages. Instead:
    neither hide nor double a delta). Its cost grows with days × steps ×
    metrics and with the short tail since the last fold, not with sends.
 
-Dimensions (version, the A/B branch a message was sent in) are resolved when
-a delta is folded, from the rows it points at. The branch of a message is the
-latest random split its enrolment went through before the message's step.
+Each delta carries its dimensions, looked up by the trigger once per row
+change (a few primary-key lookups inside the database): the version number
+and the branch, i.e. the latest random split its enrolment went through
+before that step ("<split>:<variant>"), or "holdout". So folding is a plain
+GROUP BY and the unfolded tail costs a report almost nothing.
 
 Statistics are in ``stats.py``; the meaning of every metric in docs/analytics.md.
 """
@@ -55,55 +57,15 @@ RATE_METRICS = {"click_rate": ("clicked", "sent"), "open_rate": ("opened", "sent
                 "conversion_rate": ("converted", "recipients")}
 
 
-def _split_of(enrolment: str, before: str | None = None) -> str:
-    """SQL: "<split step>:<variant>" of the latest random split of an enrolment (before an execution id)."""
-    bound = f" AND s.id < {before}" if before else ""
-    return (f"(SELECT s.step_id || ':' || (s.result ->> 'variant') FROM saleor_flows_stepexecution s"
-            f" WHERE s.enrolment_id = {enrolment}{bound} AND s.result ->> 'variant' IS NOT NULL"
-            f" ORDER BY s.id DESC LIMIT 1)")
-
-
-# Each delta with the flow, version, step, branch and money it counts for. ``d`` is the deltas' relation.
-RESOLVED_SQL = f"""
-SELECT m.flow_id, coalesce(v.number, 0) AS version_number, m.step_id,
-       coalesce({_split_of("x.enrolment_id", "x.id")}, '') AS branch,
-       d.at, d.metric, d.reason, '' AS currency, 0::numeric AS amount
-  FROM d JOIN saleor_flows_message m ON d.source = 'm' AND m.id = d.row_id
-  LEFT JOIN saleor_flows_stepexecution x ON x.id = m.execution_id
-  LEFT JOIN saleor_flows_enrolment en ON en.id = x.enrolment_id
-  LEFT JOIN saleor_flows_flowversion v ON v.id = en.version_id
-UNION ALL
-SELECT en.flow_id, v.number, '',
-       CASE WHEN en.holdout THEN '{HOLDOUT}' WHEN d.metric = 'entered' THEN ''
-            ELSE coalesce({_split_of("en.id")}, '') END,
-       d.at, d.metric, d.reason, '', 0
-  FROM d JOIN saleor_flows_enrolment en ON d.source = 'e' AND en.id = d.row_id
-  JOIN saleor_flows_flowversion v ON v.id = en.version_id
-UNION ALL
-SELECT en.flow_id, v.number, x.step_id, coalesce({_split_of("x.enrolment_id", "x.id")}, ''),
-       d.at, d.metric, d.reason, '', 0
-  FROM d JOIN saleor_flows_stepexecution x ON d.source = 'x' AND x.id = d.row_id
-  JOIN saleor_flows_enrolment en ON en.id = x.enrolment_id
-  JOIN saleor_flows_flowversion v ON v.id = en.version_id
-UNION ALL
-SELECT a.flow_id, coalesce(v.number, 0), a.step_id, coalesce({_split_of("x.enrolment_id", "x.id")}, ''),
-       d.at, d.metric, '', a.currency, a.amount
-  FROM d JOIN saleor_flows_attribution a ON d.source = 'a' AND a.id = d.row_id
-  LEFT JOIN saleor_flows_message m ON m.id = a.message_id
-  LEFT JOIN saleor_flows_stepexecution x ON x.id = m.execution_id
-  LEFT JOIN saleor_flows_enrolment en ON en.id = x.enrolment_id
-  LEFT JOIN saleor_flows_flowversion v ON v.id = en.version_id
-"""
-
 KEY = "version_number, step_id, branch, day, metric, reason, currency"
+DELTA_COLUMNS = "flow_id, version_number, step_id, branch, metric, reason, currency, amount, at"
 
 FOLD_SQL = f"""
-WITH d AS (DELETE FROM saleor_flows_statdelta WHERE id BETWEEN %s AND %s RETURNING source, row_id, metric, reason, at)
+WITH d AS (DELETE FROM saleor_flows_statdelta WHERE id BETWEEN %s AND %s RETURNING {DELTA_COLUMNS})
 INSERT INTO saleor_flows_flowstat (flow_id, {KEY}, count, amount)
 SELECT flow_id, version_number, step_id, branch, (at AT TIME ZONE 'UTC')::date AS day, metric, reason, currency,
        count(*), sum(amount)
-  FROM ({RESOLVED_SQL}) r
- WHERE flow_id IS NOT NULL
+  FROM d
  GROUP BY flow_id, {KEY}
 ON CONFLICT ON CONSTRAINT flows_stat_key DO UPDATE
    SET count = saleor_flows_flowstat.count + EXCLUDED.count,
@@ -115,9 +77,7 @@ SELECT {KEY}, sum(count)::bigint, sum(amount) FROM (
     SELECT {KEY}, count, amount FROM saleor_flows_flowstat WHERE flow_id = %(flow)s
     UNION ALL
     SELECT version_number, step_id, branch, (at AT TIME ZONE 'UTC')::date, metric, reason, currency, 1, amount
-      FROM (WITH d AS (SELECT source, row_id, metric, reason, at FROM saleor_flows_statdelta)
-            {RESOLVED_SQL}) tail
-     WHERE flow_id = %(flow)s
+      FROM saleor_flows_statdelta WHERE flow_id = %(flow)s
 ) t
 WHERE (%(version)s::int IS NULL OR version_number = %(version)s::int)
   AND (%(since)s::date IS NULL OR day >= %(since)s::date)
@@ -145,9 +105,9 @@ def fold_deltas(batch_size: int | None = None) -> int:
             if low is None:
                 return folded
             upper = min(high, low + batch_size - 1)
+            cursor.execute("SELECT count(*) FROM saleor_flows_statdelta WHERE id BETWEEN %s AND %s", [low, upper])
+            folded += cursor.fetchone()[0]
             cursor.execute(FOLD_SQL, [low, upper])
-            cursor.execute("SELECT count(*) FROM saleor_flows_statdelta WHERE id <= %s", [upper])
-            folded += upper - low + 1 - cursor.fetchone()[0]  # ids are not dense; count what left
         if upper >= high:
             return folded
 
@@ -177,25 +137,39 @@ def rebuild() -> int:
     return fold_deltas()
 
 
-# Rebuilding replays the triggers' logic over the existing rows (the triggers' SQL, in set form).
-_REPLAY_SQL = """
-INSERT INTO saleor_flows_statdelta (source, row_id, metric, reason, at)
-SELECT 'e', id, 'entered', '', entered_at FROM saleor_flows_enrolment
-UNION ALL SELECT 'e', id, status, CASE WHEN status = 'exited' THEN exit_reason ELSE '' END,
-                 coalesce(finished_at, now()) FROM saleor_flows_enrolment WHERE status <> 'active'
-UNION ALL SELECT 'x', id, 'reached', '', coalesce(claimed_at, finished_at, now()) FROM saleor_flows_stepexecution
-UNION ALL SELECT 'x', id, 'step_' || state,
-                 left(coalesce(CASE WHEN state = 'skipped' THEN result ->> 'reason'
-                                    ELSE coalesce(result ->> 'variant', result ->> 'branch') END, ''), 255),
-                 coalesce(finished_at, now())
-            FROM saleor_flows_stepexecution WHERE state IN ('done', 'sent', 'skipped', 'failed', 'ambiguous')
-UNION ALL SELECT 'm', m.id, t.metric, '', t.at FROM saleor_flows_message m CROSS JOIN LATERAL (VALUES
-        ('sent', CASE WHEN m.status = 'sent' THEN coalesce(m.sent_at, m.created_at) END),
-        ('delivered', m.delivered_at), ('opened', m.opened_at), ('machine_opened', m.machine_opened_at),
-        ('clicked', m.clicked_at), ('bounced', m.bounced_at), ('complained', m.complained_at),
-        ('unsubscribed', m.unsubscribed_at), ('failed', m.failed_at)) AS t(metric, at)
-          WHERE NOT m.is_test AND m.flow_id IS NOT NULL AND t.at IS NOT NULL
-UNION ALL SELECT 'a', id, 'order', '', ordered_at FROM saleor_flows_attribution
+# Rebuilding replays the triggers over the existing rows (their logic in set form, same helper functions).
+_REPLAY_SQL = f"""
+INSERT INTO saleor_flows_statdelta ({DELTA_COLUMNS})
+SELECT en.flow_id, v.number, '', CASE WHEN en.holdout THEN 'holdout' ELSE '' END, 'entered', '', '', 0, en.entered_at
+  FROM saleor_flows_enrolment en JOIN saleor_flows_flowversion v ON v.id = en.version_id
+UNION ALL
+SELECT en.flow_id, v.number, '', CASE WHEN en.holdout THEN 'holdout' ELSE saleor_flows_split_of(en.id, NULL) END,
+       en.status, CASE WHEN en.status = 'exited' THEN en.exit_reason ELSE '' END, '', 0, coalesce(en.finished_at, now())
+  FROM saleor_flows_enrolment en JOIN saleor_flows_flowversion v ON v.id = en.version_id WHERE en.status <> 'active'
+UNION ALL
+SELECT en.flow_id, v.number, x.step_id, saleor_flows_split_of(x.enrolment_id, x.id), t.metric, t.reason, '', 0, t.at
+  FROM saleor_flows_stepexecution x
+  JOIN saleor_flows_enrolment en ON en.id = x.enrolment_id JOIN saleor_flows_flowversion v ON v.id = en.version_id
+ CROSS JOIN LATERAL (VALUES
+       ('reached', '', coalesce(x.claimed_at, x.finished_at, now())),
+       ('step_' || x.state, left(coalesce(CASE WHEN x.state = 'skipped' THEN x.result ->> 'reason'
+                                  ELSE coalesce(x.result ->> 'variant', x.result ->> 'branch') END, ''), 255),
+        CASE WHEN x.state IN ('done', 'sent', 'skipped', 'failed', 'ambiguous')
+             THEN coalesce(x.finished_at, now()) END)) AS t(metric, reason, at)
+ WHERE t.at IS NOT NULL
+UNION ALL
+SELECT m.flow_id, d.version_number, m.step_id, d.branch, t.metric, '', '', 0, t.at
+  FROM saleor_flows_message m CROSS JOIN LATERAL saleor_flows_dimensions_of(m.execution_id) d
+ CROSS JOIN LATERAL (VALUES
+       ('sent', CASE WHEN m.status = 'sent' THEN coalesce(m.sent_at, m.created_at) END),
+       ('delivered', m.delivered_at), ('opened', m.opened_at), ('machine_opened', m.machine_opened_at),
+       ('clicked', m.clicked_at), ('bounced', m.bounced_at), ('complained', m.complained_at),
+       ('unsubscribed', m.unsubscribed_at), ('failed', m.failed_at)) AS t(metric, at)
+ WHERE NOT m.is_test AND m.flow_id IS NOT NULL AND t.at IS NOT NULL
+UNION ALL
+SELECT a.flow_id, d.version_number, a.step_id, d.branch, 'order', '', a.currency, a.amount, a.ordered_at
+  FROM saleor_flows_attribution a LEFT JOIN saleor_flows_message m ON m.id = a.message_id
+ CROSS JOIN LATERAL saleor_flows_dimensions_of(m.execution_id) d
 """
 
 
