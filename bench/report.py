@@ -137,6 +137,7 @@ def fill(flow, enrolments, held_out):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.rowcount
+        vacuum_analyze()  # what autovacuum does to a table that grew this much
         say(f"  filled {name}: {fmt_int(rows)} rows in {time.perf_counter() - t0:,.1f} s")
 
 

@@ -17,22 +17,30 @@ def _first(metric, column):
 
 TRIGGERS_SQL = f"""
 -- "<split step>:<variant>" of the latest random split of an enrolment before an execution id ('' if none).
+-- (An aggregate over the enrolment's few executions, not ORDER BY id DESC LIMIT 1, which the planner
+-- may answer by walking the primary key backwards through every execution of every enrolment.)
 CREATE FUNCTION saleor_flows_split_of(p_enrolment bigint, p_before bigint) RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT s.step_id || ':' || (s.result ->> 'variant') FROM saleor_flows_stepexecution s
+    SELECT coalesce((SELECT (array_agg(s.step_id || ':' || (s.result ->> 'variant') ORDER BY s.id DESC))[1]
+                       FROM saleor_flows_stepexecution s
                       WHERE s.enrolment_id = p_enrolment AND (p_before IS NULL OR s.id < p_before)
-                        AND s.result ->> 'variant' IS NOT NULL
-                      ORDER BY s.id DESC LIMIT 1), '')
+                        AND s.result ->> 'variant' IS NOT NULL), '')
 $$;
 
--- (version number, branch) of the execution a message or an attribution belongs to.
+-- (version number, branch) of the execution a message or an attribution belongs to: primary-key lookups.
 CREATE FUNCTION saleor_flows_dimensions_of(p_execution bigint, OUT version_number integer, OUT branch text)
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT v.number FROM saleor_flows_stepexecution x
-                       JOIN saleor_flows_enrolment en ON en.id = x.enrolment_id
-                       JOIN saleor_flows_flowversion v ON v.id = en.version_id WHERE x.id = p_execution), 0),
-           coalesce((SELECT saleor_flows_split_of(x.enrolment_id, x.id) FROM saleor_flows_stepexecution x
-                      WHERE x.id = p_execution), '')
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_enrolment bigint;
+    v_version bigint;
+BEGIN
+    version_number := 0;
+    branch := '';
+    SELECT x.enrolment_id INTO v_enrolment FROM saleor_flows_stepexecution x WHERE x.id = p_execution;
+    IF v_enrolment IS NULL THEN RETURN; END IF;
+    SELECT en.version_id INTO v_version FROM saleor_flows_enrolment en WHERE en.id = v_enrolment;
+    SELECT coalesce(v.number, 0) INTO version_number FROM saleor_flows_flowversion v WHERE v.id = v_version;
+    branch := saleor_flows_split_of(v_enrolment, p_execution);
+END $$;
 
 CREATE FUNCTION saleor_flows_message_delta() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
