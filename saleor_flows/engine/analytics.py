@@ -428,10 +428,10 @@ def split_winner(version_id: int, step_id: str) -> str | None:
 # --- holdout -----------------------------------------------------------------------
 
 HOLDOUT_SQL = """
-SELECT e.holdout, count(*),
-       count(*) FILTER (WHERE e.status = 'converted' OR EXISTS (
-           SELECT 1 FROM saleor_flows_conversion c WHERE c.enrolment_id = e.id))
-  FROM saleor_flows_enrolment e WHERE e.flow_id = %s AND e.version_id = ANY(%s)
+SELECT e.holdout, count(*), count(*) FILTER (WHERE e.status = 'converted' OR c.enrolment_id IS NOT NULL)
+  FROM saleor_flows_enrolment e
+  LEFT JOIN (SELECT DISTINCT enrolment_id FROM saleor_flows_conversion) c ON c.enrolment_id = e.id
+ WHERE e.flow_id = %s AND e.version_id = ANY(%s)
  GROUP BY e.holdout
 """
 
