@@ -448,6 +448,10 @@ class StatDelta(models.Model):
     amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
     at = models.DateTimeField()
 
+    class Meta:
+        # A report reads one flow's unfolded deltas through this, never the table's (dead) pages.
+        indexes = [models.Index(fields=["flow_id", "id"], name="flows_statdelta_flow")]
+
 
 class FlowStat(models.Model):
     """Daily counts per flow, version, step and branch: the rollup the flow report reads."""

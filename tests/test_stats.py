@@ -94,3 +94,21 @@ def test_welch_mean_difference_on_a_constructed_dataset():
     assert result["difference"] == pytest.approx(8)
     assert result["low"] == pytest.approx(8 - half) and result["high"] == pytest.approx(8 + half)
     assert round(half, 3) == 9.602  # 1.96 * sqrt(2000/90 + 160/90)
+
+
+@pytest.mark.parametrize("a1, b1, a2, b2", [(31, 5, 21, 3), (900, 8100, 1000, 8000), (4000, 1200, 3950, 1250)])
+def test_every_form_of_the_sum_gives_the_same_answer(a1, b1, a2, b2):
+    """The four sums (over a1, a2, b1 or b2 terms) are the same probability."""
+    by_a1 = stats._miller(a1, b1, a2, b2)
+    assert 1 - stats._miller(a2, b2, a1, b1) == pytest.approx(by_a1, abs=1e-9)
+    assert stats._miller(b2, a2, b1, a1) == pytest.approx(by_a1, abs=1e-9)
+    assert stats.prob_greater(a1, b1, a2, b2) == pytest.approx(by_a1, abs=1e-9)
+
+
+def test_the_normal_form_for_large_counts_agrees_with_the_exact_sum_to_three_decimals():
+    for a1, b1, a2, b2 in [(5001, 95001, 5101, 94901), (20001, 80001, 20151, 79851), (15001, 15001, 15001, 15001)]:
+        exact = stats._miller(min(a1, a2), *((b1, a2, b2) if a1 <= a2 else (b2, a1, b1)))
+        exact = exact if a1 <= a2 else 1 - exact
+        assert round(stats._normal_prob_greater(a1, b1, a2, b2), 3) == round(exact, 3)
+    # Large on every side: the normal form is used, and fast.
+    assert stats.prob_greater(300_001, 700_001, 150_001, 350_001) == pytest.approx(0.5, abs=0.01)

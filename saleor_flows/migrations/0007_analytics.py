@@ -163,6 +163,9 @@ class Migration(migrations.Migration):
                 ('amount', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=14)),
                 ('at', models.DateTimeField()),
             ],
+            options={
+                'indexes': [models.Index(fields=['flow_id', 'id'], name='flows_statdelta_flow')],
+            },
         ),
         migrations.AddField(
             model_name='enrolment',
