@@ -37,7 +37,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import NotSupportedError, connection, transaction
 
 from .. import clock
 from ..conf import flows_setting
@@ -123,6 +123,8 @@ def end_expired_holdouts(now=None) -> int:
 def rollup() -> dict:
     """The periodic task: fold deltas, end held-out enrolments, let experiments pick winners."""
     ended = end_expired_holdouts()
+    if connection.vendor != "postgresql":  # no triggers, no rollup (the SQLite demo)
+        return {"folded": 0, "holdouts_ended": ended, "winners": []}
     folded = fold_deltas()
     return {"folded": folded, "holdouts_ended": ended, "winners": decide_winners()}
 
@@ -197,6 +199,8 @@ SELECT a.flow_id, coalesce(x.version_number, 0), a.step_id, coalesce(x.branch, '
 # --- reading ---------------------------------------------------------------------
 
 def _rows(flow: Flow, version=None, since=None, until=None) -> list[tuple]:
+    if connection.vendor != "postgresql":
+        raise NotSupportedError("flow reports are counted by PostgreSQL triggers: they need PostgreSQL")
     with connection.cursor() as cursor:
         cursor.execute(REPORT_SQL, {"flow": flow.pk, "version": version, "since": since, "until": until})
         return cursor.fetchall()

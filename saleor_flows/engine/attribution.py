@@ -16,24 +16,12 @@ import hashlib
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import connection
+from django.db.models import Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Greatest
 
 from ..conf import flows_setting
 from ..db import insert_on_conflict
-from ..models import Attribution, Conversion, Enrolment
-
-# The last human touch per message: the later of the first-touch timestamp on
-# the message and the newest non-machine event of that type.
-_LAST_TOUCH_SQL = """
-SELECT m.id, m.flow_id, m.step_id, %(touch)s AS touch,
-       greatest(m.{column}, (SELECT max(e.occurred_at) FROM saleor_flows_messageevent e
-                             WHERE e.message_id = m.id AND e.type = %(event_type)s AND NOT e.machine
-                               AND e.occurred_at <= %(ordered_at)s)) AS touched_at
-FROM saleor_flows_message m
-WHERE m.contact_id = %(contact_id)s AND m.flow_id IS NOT NULL AND NOT m.is_test
-  AND m.{column} IS NOT NULL AND m.{column} <= %(ordered_at)s
-"""
-
+from ..models import Attribution, Conversion, Enrolment, Message, MessageEvent
 
 def order_key(event) -> str:
     """The order's own id when the payload has one, else the event's dedupe key."""
@@ -43,22 +31,27 @@ def order_key(event) -> str:
 
 def last_touch(contact_id: int, ordered_at) -> tuple | None:
     """(message id, flow id, step id, "click"|"open", touched_at) of the touch that earns the order, or None."""
-    touches = [("click", "clicked_at", "clicked", timedelta(days=flows_setting("ATTRIBUTION_WINDOW_DAYS")))]
+    touches = [("click", "clicked_at", MessageEvent.Type.CLICKED,
+                timedelta(days=flows_setting("ATTRIBUTION_WINDOW_DAYS")))]
     open_hours = flows_setting("ATTRIBUTION_OPEN_WINDOW_HOURS")
     if open_hours:
-        touches.append(("open", "opened_at", "opened", timedelta(hours=open_hours)))
+        touches.append(("open", "opened_at", MessageEvent.Type.OPENED, timedelta(hours=open_hours)))
     best = None
-    with connection.cursor() as cursor:
-        for touch, column, event_type, window in touches:
-            cursor.execute(
-                f"SELECT * FROM ({_LAST_TOUCH_SQL.format(column=column)}) t WHERE touched_at >= %(since)s "
-                "ORDER BY touched_at DESC, id DESC LIMIT 1",
-                {"touch": touch, "event_type": event_type, "ordered_at": ordered_at,
-                 "contact_id": contact_id, "since": ordered_at - window})
-            row = cursor.fetchone()
-            # The most recent touch wins; on a tie a click beats an open (clicks come first).
-            if row and (best is None or row[4] > best[4]):
-                best = row
+    for touch, column, event_type, window in touches:
+        # The last human touch of a message: the later of its first-touch timestamp and its newest
+        # non-machine event of that kind (a message clicked again later moves ahead).
+        newest_event = (MessageEvent.objects.filter(message=OuterRef("pk"), type=event_type, machine=False,
+                                                    occurred_at__lte=ordered_at)
+                        .order_by().values("message").annotate(at=Max("occurred_at")).values("at"))
+        row = (Message.objects.filter(contact_id=contact_id, flow__isnull=False, is_test=False,
+                                      **{f"{column}__isnull": False, f"{column}__lte": ordered_at})
+               .annotate(touched_at=Greatest(column, Coalesce(Subquery(newest_event), column)))
+               .filter(touched_at__gte=ordered_at - window)
+               .order_by("-touched_at", "-id")
+               .values_list("id", "flow_id", "step_id", "touched_at").first())
+        # The most recent touch wins; on a tie a click beats an open (clicks come first).
+        if row and (best is None or row[3] > best[4]):
+            best = (row[0], row[1], row[2], touch, row[3])
     return best
 
 

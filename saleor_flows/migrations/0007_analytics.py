@@ -142,6 +142,17 @@ DROP FUNCTION IF EXISTS saleor_flows_split_of(bigint, bigint);
 """
 
 
+def create_triggers(apps, schema_editor):
+    # PostgreSQL only: on SQLite (the demo) flows run, but reports need PostgreSQL.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(TRIGGERS_SQL)
+
+
+def drop_triggers(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP_TRIGGERS_SQL)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -237,5 +248,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('version', 'step_id'), name='flows_split_winner_once')],
             },
         ),
-        migrations.RunSQL(TRIGGERS_SQL, DROP_TRIGGERS_SQL),
+        migrations.RunPython(create_triggers, drop_triggers),
     ]
