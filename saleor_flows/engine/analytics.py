@@ -130,8 +130,15 @@ def rollup() -> dict:
 
 
 def rebuild() -> int:
-    """Recount everything from the tables (after restoring a backup, or for data from before 0007)."""
+    """Recount everything from the tables (after restoring a backup, or for data from before 0007).
+
+    One snapshot for the deletion and the replay: changes committed meanwhile
+    keep their deltas and are not in the replay, so nothing counts twice.
+    """
+    own_transaction = not connection.in_atomic_block  # (inside a caller's transaction, its snapshot rules)
     with transaction.atomic(), connection.cursor() as cursor:
+        if own_transaction:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
         cursor.execute("DELETE FROM saleor_flows_flowstat")
         cursor.execute("DELETE FROM saleor_flows_statdelta")
