@@ -1,4 +1,4 @@
-"""``python -m bench [ingest|claim|render|latency|storage …]``: run benchmarks (all by default), then a summary."""
+"""``python -m bench [ingest|claim|render|latency|storage|report …]``: run benchmarks (all by default), then a summary."""
 
 import argparse
 import importlib
@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 
-BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline"]
+BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline", "report"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
 FULL = {

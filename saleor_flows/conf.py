@@ -61,6 +61,15 @@ DEFAULTS = {
     "BIRTHDAY_ATTRIBUTE": "birthday",
     # Contacts' timezone when their profile has none.
     "DEFAULT_TIMEZONE": "UTC",
+    # Attribution: an order is credited to the flow message last clicked within this many days
+    # before it; opens count too within this many hours (0: opens never earn credit).
+    "ATTRIBUTION_WINDOW_DAYS": 5,
+    "ATTRIBUTION_OPEN_WINDOW_HOURS": 0,
+    # Orders within this many days of entering a flow are its conversions (both for treated
+    # and held-out contacts); held-out enrolments end after it.
+    "CONVERSION_WINDOW_DAYS": 30,
+    # Counting changes folded into the report's rollup per statement.
+    "ROLLUP_BATCH_SIZE": 200000,
 
 
     # An SMTP server for our mail instead of the host's EMAIL_BACKEND:

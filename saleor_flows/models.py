@@ -170,6 +170,9 @@ class Enrolment(models.Model):
     trigger_event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="enrolments")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     exit_reason = models.CharField(max_length=64, blank=True, default="")
+    # Held out of the flow (its holdout group): no steps run, but goals, exits
+    # and orders are tracked so the report can compare (engine/analytics.py).
+    holdout = models.BooleanField(default=False)
     entered_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -456,3 +459,94 @@ class Simulation(models.Model):
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+
+
+# --- analytics (engine/analytics.py explains the design) ------------------------------
+
+class StatDelta(models.Model):
+    """Something countable happened (a send, a click, an exit...): appended by database triggers.
+
+    Triggers on messages, enrolments, step executions and attributions write
+    one row per change, whoever makes it (the engine, a tracking edge, an
+    import), with the flow, version, step and branch it counts for;
+    ``analytics.fold_deltas`` moves them into ``FlowStat``. Insert-only, so
+    parallel writers never wait on each other.
+    """
+
+    flow_id = models.BigIntegerField()  # no foreign key: a delta must never block deleting a flow
+    version_number = models.PositiveIntegerField(default=0)
+    step_id = models.CharField(max_length=100, blank=True, default="")
+    branch = models.CharField(max_length=201, blank=True, default="")
+    metric = models.CharField(max_length=32)
+    reason = models.CharField(max_length=255, blank=True, default="")
+    currency = models.CharField(max_length=3, blank=True, default="")
+    amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    at = models.DateTimeField()
+
+    class Meta:
+        # A report reads one flow's unfolded deltas through this, never the table's (dead) pages.
+        indexes = [models.Index(fields=["flow_id", "id"], name="flows_statdelta_flow")]
+
+
+class FlowStat(models.Model):
+    """Daily counts per flow, version, step and branch: the rollup the flow report reads."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="stats", db_index=False)
+    version_number = models.PositiveIntegerField(default=0)
+    step_id = models.CharField(max_length=100, blank=True, default="")
+    # "<split step>:<variant>" for what happened after a random split, "holdout" for held-out enrolments.
+    branch = models.CharField(max_length=201, blank=True, default="")
+    day = models.DateField()
+    metric = models.CharField(max_length=32)
+    reason = models.CharField(max_length=255, blank=True, default="")  # exit/skip reason, split branch
+    currency = models.CharField(max_length=3, blank=True, default="")  # revenue only
+    count = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["flow", "version_number", "step_id", "branch", "day", "metric", "reason", "currency"],
+            name="flows_stat_key")]
+
+
+class Attribution(models.Model):
+    """An order credited to the flow message the contact last clicked (or opened) before ordering. Once per order."""
+
+    order_key = models.CharField(max_length=255, unique=True)
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="attributions")
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    step_id = models.CharField(max_length=100, blank=True, default="")
+    touch = models.CharField(max_length=8)  # "click" or "open"
+    touched_at = models.DateTimeField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    ordered_at = models.DateTimeField()
+
+
+class Conversion(models.Model):
+    """An order placed within the conversion window after a contact entered a flow (held out or not)."""
+
+    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="conversions", db_index=False)
+    order_key = models.CharField(max_length=255)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    ordered_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["enrolment", "order_key"], name="flows_conversion_once")]
+
+
+class SplitWinner(models.Model):
+    """The variant a random split sends every new contact to, once the experiment has decided."""
+
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="+", db_index=False)
+    step_id = models.CharField(max_length=100)
+    variant = models.CharField(max_length=100)
+    metric = models.CharField(max_length=32)
+    probability = models.FloatField()
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "step_id"], name="flows_split_winner_once")]

@@ -194,6 +194,7 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
                     errors.append(f"{where}.variants[{i}].weight: a positive number")
                 if isinstance(variant, dict) and "next" not in variant:
                     errors.append(f"{where}.variants[{i}].next: missing (use null to end the journey here)")
+        _check_auto_winner(step.get("auto_winner"), f"{where}.auto_winner", errors)
     elif kind in ("add_tag", "remove_tag"):
         _require(step, ["tag"], where, errors)
     elif kind in ("add_to_list", "remove_from_list"):
@@ -219,6 +220,26 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         for key in ("subject", "body"):
             if isinstance(step.get(key), str):
                 errors.extend(f"{where}.{e}" for e in check_text_template(step[key], key))
+
+
+AUTO_WINNER_METRICS = {"click_rate", "open_rate", "conversion_rate"}
+
+
+def _check_auto_winner(rule, where, errors):
+    """``true`` (the defaults) or {metric, min_per_variant, probability}, each optional."""
+    if rule is None or isinstance(rule, bool):
+        return
+    if not isinstance(rule, dict) or set(rule) - {"metric", "min_per_variant", "probability"}:
+        errors.append(f"{where}: true, or an object with metric, min_per_variant and probability")
+        return
+    if "metric" in rule and rule["metric"] not in AUTO_WINNER_METRICS:
+        errors.append(f"{where}.metric: one of {', '.join(sorted(AUTO_WINNER_METRICS))}")
+    minimum = rule.get("min_per_variant", 1)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        errors.append(f"{where}.min_per_variant: a whole number of at least 1")
+    probability = rule.get("probability", 0.9)
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0.5 < probability < 1:
+        errors.append(f"{where}.probability: a number between 0.5 and 1 (exclusive)")
 
 
 def _graph_errors(start, steps: dict) -> list[str]:
@@ -262,6 +283,9 @@ def validate_definition(definition) -> list[str]:
         days = reentry.get("days")
         if isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0:
             errors.append("reentry.days: a positive number of days")
+    holdout = definition.get("holdout_percent", 0)
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout <= 50:
+        errors.append("holdout_percent: a number from 0 to 50 (the share of entrants kept out for comparison)")
     if definition.get("kind", "marketing") not in KINDS:
         errors.append(f"kind: one of {', '.join(sorted(KINDS))}")
     for key in ("exit", "goal"):

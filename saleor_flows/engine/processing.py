@@ -15,7 +15,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from .. import clock
 from ..models import Enrolment, Event, Flow, StepExecution
-from . import resolvers, trail
+from . import attribution, resolvers, trail
 from .conditions import EvalContext, dig, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
 from .criteria import check_exit
@@ -108,11 +108,18 @@ def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
     if blocked:
         trail.record(contact.pk, "not_entered", flow=flow.slug, event=event.name, reason=blocked)
         return None
+    # Held out (the flow's holdout group): enrolled and tracked for goals and orders, never sent anything.
+    held_out = attribution.in_holdout(flow.pk, contact.pk, event.pk, definition.get("holdout_percent"))
     enrolment, created = Enrolment.objects.get_or_create(
         flow=flow, contact=contact, trigger_event=event,
-        defaults={"version_id": version_id, "entered_at": now},
+        defaults={"version_id": version_id, "entered_at": now, "holdout": held_out},
     )
     if not created:
+        return None
+    if enrolment.holdout:
+        trail.record(contact.pk, "held_out", enrolment_id=enrolment.pk, flow=flow.slug,
+                     version=version_number(version_id), event=event.name, event_id=event.pk,
+                     percent=definition["holdout_percent"])
         return None
     trail.record(contact.pk, "entered", enrolment_id=enrolment.pk, flow=flow.slug,
                  version=version_number(version_id), event=event.name, event_id=event.pk)
@@ -171,6 +178,8 @@ def process_event(event_id: int) -> list[int]:
         event.contact = contact
         update_profile(contact, event)
         derive(event, contact)
+        if event.name == "order_created":
+            attribution.record_order(event, contact)
 
         for enrolment in Enrolment.objects.select_related("trigger_event").filter(
                 contact=contact, status=Enrolment.Status.ACTIVE):

@@ -196,6 +196,14 @@ def pick_variant(enrolment_id: int, step_id: str, variants: list[dict]) -> dict:
 
 
 def _run_random_split(execution, step, *, now, contact):
+    from .analytics import split_winner
+
+    winner = split_winner(execution.enrolment.version_id, execution.step_id) if step.get("auto_winner") else None
+    variant = next((v for v in step["variants"] if v["name"] == winner), None)
+    if variant is not None:  # the experiment has decided: everyone new takes the winner
+        return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"variant": variant["name"]},
+                      next_step=variant["next"], contact=contact, trail_kind="branch", variant=variant["name"],
+                      reason="winner chosen")
     variant = pick_variant(execution.enrolment_id, execution.step_id, step["variants"])
     return _close(execution, [State.CLAIMED], State.DONE, now=now, result={"variant": variant["name"]},
                   next_step=variant["next"], contact=contact, trail_kind="branch", variant=variant["name"])
