@@ -13,9 +13,10 @@ from pathlib import Path
 
 import graphene
 
-from . import contacts, flows, flows_as_code, messages, simulation, storefront, templates
+from . import contacts, flows, flows_as_code, messages, reports, simulation, storefront, templates
 
-QUERIES = [flows.Query, templates.Query, contacts.Query, messages.Query, flows_as_code.Query, simulation.Query]
+QUERIES = [flows.Query, templates.Query, contacts.Query, messages.Query, flows_as_code.Query, simulation.Query,
+           reports.Query]
 MUTATIONS = [flows.Mutation, templates.Mutation, messages.Mutation, contacts.Mutation, storefront.Mutation,
              flows_as_code.Mutation, simulation.Mutation]
 

@@ -77,6 +77,9 @@ OPERATIONS = [
     ("contactConsentUpdate", "contacts", "contactConsentUpdate",
      "mutation { contactConsentUpdate(id: \"%(contact)s\", input: {channel: EMAIL, status: SUBSCRIBED}) "
      "{ errors { code } } }"),
+    ("flowReport", "flows", "flowReport", "{ flowReport(id: \"%(flow)s\") }"),
+    ("flowSplitReport", "flows", "flowSplitReport", "{ flowSplitReport(id: \"%(ab)s\", stepId: \"ab\") }"),
+    ("flowHoldoutReport", "flows", "flowHoldoutReport", "{ flowHoldoutReport(id: \"%(flow)s\") }"),
     ("flowsExport", "flows", "flowsExport", "{ flowsExport(slugs: [\"welcome\"]) }"),
     ("flowsImport", "flows", "flowsImport",
      "mutation { flowsImport(text: \"format: saleor-flows/1\\nflows: []\\n\", dryRun: true) { errors { code } } }"),
@@ -112,9 +115,12 @@ def world(flows):
     from saleor_flows.engine.simulation import start_simulation
 
     simulation = start_simulation(flow, days=3)
+    ab = flows.flow(chain("order_created", ("ab", {"type": "random_split", "variants": [
+        {"name": "a", "weight": 1, "next": "mail_a"}, {"name": "b", "weight": 1, "next": "mail_b"}]}),
+        ("mail_a", email("A")), ("mail_b", email("B"))), slug="ab")
     return {"flow": to_global_id("Flow", flow.pk), "other": to_global_id("Flow", other.pk),
             "contact": to_global_id("Contact", contact.pk), "message": to_global_id("Message", message.pk),
-            "simulation": to_global_id("Simulation", simulation.pk), "public_key": PUBLIC_KEY}
+            "simulation": to_global_id("Simulation", simulation.pk), "ab": to_global_id("Flow", ab.pk), "public_key": PUBLIC_KEY}
 
 
 @pytest.mark.parametrize("name, level, root, document", OPERATIONS, ids=[op[0] for op in OPERATIONS])
