@@ -20,6 +20,7 @@ class Outgoing:
     subject: str
     message_id: str = ""
     payload: object = field(default=None, repr=False)  # an EmailMessage or SmsMessage
+    kind: str = "marketing"  # the stream it goes out on: "marketing", "transactional" or "staff"
 
 
 def template_context(*, contact, flow, event_payload, send_id) -> dict:
@@ -43,8 +44,43 @@ def _translated(step: dict, key: str, language: str | None) -> str:
     return step[key]
 
 
-def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id) -> Outgoing:
-    """``kind`` is the message kind the engine decided ("marketing" gets unsubscribe headers)."""
+STREAM_HEADER = "X-Flows-Stream"
+
+
+def stream_settings(kind: str) -> dict:
+    """The MESSAGE_STREAMS entry of a message kind ("marketing", "transactional", "staff"), or {}."""
+    return (flows_setting("MESSAGE_STREAMS") or {}).get(kind) or {}
+
+
+def sender_for(kind: str, saleor_channel: str) -> dict:
+    """``from_email``, ``reply_to`` and ``sms_from`` for a message.
+
+    The Saleor channel's own sender (SENDERS) wins: it is the brand the
+    customer bought from. Then the stream's (e.g. a separate marketing
+    domain), then the shop-wide FROM_EMAIL / REPLY_TO / SMS_FROM.
+    """
+    own = (flows_setting("SENDERS") or {}).get(saleor_channel) or {} if saleor_channel else {}
+    stream = stream_settings(kind)
+    return {key: own.get(key) or stream.get(key) or flows_setting(fallback)
+            for key, fallback in (("from_email", "FROM_EMAIL"), ("reply_to", "REPLY_TO"), ("sms_from", "SMS_FROM"))}
+
+
+def _email(rendered, *, to: str, kind: str, saleor_channel: str, flow, step: dict, send_id, headers=None):
+    """A message on its kind's stream: its sender, stream header, tags, anymail metadata and esp_extra."""
+    stream, sender = stream_settings(kind), sender_for(kind, saleor_channel)
+    return build_email(
+        rendered, to=to, from_email=sender["from_email"], reply_to=sender["reply_to"] or [],
+        headers={**(headers or {}), STREAM_HEADER: kind, **(stream.get("headers") or {})}, send_id=str(send_id),
+        metadata={"flow": flow.slug, "step": step.get("id", ""), "stream": kind},
+        tags=[f"flow:{flow.slug}", kind, *(stream.get("tags") or [])], esp_extra=stream.get("esp_extra"),
+    )
+
+
+def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id, saleor_channel: str = "") -> Outgoing:
+    """``kind`` is the message kind the engine decided ("marketing" gets unsubscribe headers).
+
+    ``saleor_channel`` is the trigger event's channel: it picks the sender (SENDERS).
+    """
     context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=send_id)
     language = contact.locale or (event_payload or {}).get("language_code") or None
     step_type = step["type"]
@@ -52,26 +88,23 @@ def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_i
         rendered = render_email(step["compiled"], context, language=language)
         headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>",
                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"} if kind == "marketing" else None
-        message = build_email(
-            rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"), headers=headers,
-            reply_to=[flows_setting("REPLY_TO")] if flows_setting("REPLY_TO") else None,
-            send_id=str(send_id), metadata={"flow": flow.slug, "step": step.get("id", "")},
-            tags=[f"flow:{flow.slug}", kind],
-        )
-        return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""), message)
+        message = _email(rendered, to=contact.email, kind=kind, saleor_channel=saleor_channel, flow=flow, step=step,
+                         send_id=send_id, headers=headers)
+        return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""),
+                        message, kind)
     if step_type == "send_sms":
         body = render_text(_translated(step, "body", language), context, language=language)
-        sms = SmsMessage(to=contact.phone, body=body, from_=flows_setting("SMS_FROM"), send_id=str(send_id))
-        return Outgoing("sms", contact.phone, body[:255], "", sms)
+        sms = SmsMessage(to=contact.phone, body=body, from_=sender_for(kind, saleor_channel)["sms_from"] or "",
+                         send_id=str(send_id))
+        return Outgoing("sms", contact.phone, body[:255], "", sms, kind)
     if step_type == "notify_staff":
         subject = render_text(step["subject"], context).strip().replace("\n", " ")
         body = render_text(step["body"], context)
-        message = build_email(
-            _PlainText(subject, body), to=", ".join(step["to"]), from_email=flows_setting("FROM_EMAIL"),
-            reply_to=None, send_id=str(send_id), tags=[f"flow:{flow.slug}", "staff"],
-        )
+        message = _email(_PlainText(subject, body), to=", ".join(step["to"]), kind="staff",
+                         saleor_channel=saleor_channel, flow=flow, step=step, send_id=send_id)
         message.to = list(step["to"])
-        return Outgoing("email", ", ".join(step["to"]), subject, message.extra_headers.get("Message-ID", ""), message)
+        return Outgoing("email", ", ".join(step["to"]), subject, message.extra_headers.get("Message-ID", ""),
+                        message, "staff")
     raise ValueError(f"not a send step: {step_type}")
 
 
@@ -87,6 +120,6 @@ class _PlainText:
 
 def hand_off(outgoing: Outgoing):
     if outgoing.channel == "email":
-        send_email_message(outgoing.payload)
+        send_email_message(outgoing.payload, smtp=stream_settings(outgoing.kind).get("smtp"))
     else:
         get_sms_backend().send_messages([outgoing.payload])
