@@ -87,3 +87,31 @@ def test_staff_notifications_are_their_own_stream(flows, shop):
     (staff,) = [m for m in mail.outbox if m.to == ["ops@example.com"]]
     assert staff.extra_headers["X-Flows-Stream"] == "staff"
     assert Message.objects.get(step_id="tell").kind == "staff"
+
+
+def test_plugin_configuration_maps_quiet_hours_caps_and_channel_senders():
+    from saleor_flows.saleor_plugin.config import as_engine_settings, configuration_errors
+
+    config = {"quiet_hours": "21:00-08:00", "email_quiet_hours": "", "email_cap_hours": "12", "sms_cap_hours": "0",
+              "channel_senders": '{"casa-pt": {"from_email": "Casa Ana <ola@casa-ana.pt>", "sms_from": "CasaAna"}}'}
+    values = as_engine_settings(config)
+    assert values["QUIET_HOURS"] == {"sms": "21:00-08:00", "email": None}
+    assert values["FREQUENCY_CAP_HOURS"] == {"email": 12, "sms": None}
+    assert values["SENDERS"] == {"casa-pt": {"from_email": "Casa Ana <ola@casa-ana.pt>", "sms_from": "CasaAna"}}
+    assert configuration_errors(config) == {}
+    assert "QUIET_HOURS" not in as_engine_settings({})  # unset: the host's settings apply
+
+
+def test_bad_plugin_values_are_named_when_saved_and_never_break_sending(caplog):
+    from saleor_flows.saleor_plugin.config import as_engine_settings, configuration_errors
+
+    config = {"quiet_hours": "9pm-8am", "email_cap_hours": "sixteen", "sms_cap_hours": "24",
+              "channel_senders": '{"casa-pt": {"from": "x@example.com"}}'}
+    errors = configuration_errors(config)
+    assert errors["quiet_hours"] == "quiet hours '9pm-8am': expected 'HH:MM-HH:MM'"
+    assert errors["email_cap_hours"] == "a whole number of hours (0 for no limit), got 'sixteen'"
+    assert errors["channel_senders"].startswith('expected {"channel-slug"')
+    assert "not valid JSON" in configuration_errors({"channel_senders": "{casa-pt"})["channel_senders"]
+    values = as_engine_settings(config)  # stored anyway (e.g. by a migration): the rest still applies
+    assert values["FREQUENCY_CAP_HOURS"] == {"email": None, "sms": 24} and "SENDERS" not in values
+    assert "quiet_hours ignored" in caplog.text
