@@ -361,7 +361,9 @@ def _deliver(execution, step, *, now, contact):
         message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
         message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
         message.kind = kind
-        message.status, message.error, message.created_at = Message.Status.SENDING, "", now
+        # Taken under the contact's lock: the moment the decision to send was made
+        # (what the frequency cap counts from, and what an unsubscribe is compared with).
+        message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
         message.save()
     # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
     try:
