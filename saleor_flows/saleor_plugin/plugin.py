@@ -79,11 +79,13 @@ class FlowsPlugin(BasePlugin):
     def validate_plugin_configuration(cls, plugin_configuration, **kwargs):
         """Quiet hours, caps and channel senders are checked when saved, not found broken at send time."""
         from django.core.exceptions import ValidationError
+        from saleor.plugins.error_codes import PluginErrorCode
 
         config = {item["name"]: item.get("value") for item in plugin_configuration.configuration or []}
         errors = configuration_errors(config)
         if errors:
-            raise ValidationError(errors)
+            raise ValidationError({name: ValidationError(message, code=PluginErrorCode.INVALID.value)
+                                   for name, message in errors.items()})
 
     def _record(self, hook: str, instance):
         """One INSERT of a reference event; Saleor's payload is built later, in the worker."""
