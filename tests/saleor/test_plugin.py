@@ -175,8 +175,8 @@ def test_bad_quiet_hours_and_channel_senders_are_refused_when_saved(staff_api_cl
             {"name": "quiet_hours", "value": "9pm-8am"}, {"name": "channel_senders", "value": "{oops"}]}},
         permissions=[permission_manage_plugins], check_no_permissions=False))
     errors = {error["field"]: error for error in content["data"]["pluginUpdate"]["errors"]}
-    assert set(errors) == {"quiet_hours", "channel_senders"}
-    assert "HH:MM-HH:MM" in errors["quiet_hours"]["message"] and errors["quiet_hours"]["code"] == "INVALID"
+    assert set(errors) == {"quietHours", "channelSenders"}  # Saleor camel-cases field names
+    assert "HH:MM-HH:MM" in errors["quietHours"]["message"] and errors["quietHours"]["code"] == "INVALID"
     flows_plugin.refresh_from_db()
     stored = {item["name"]: item["value"] for item in flows_plugin.configuration}
     assert stored["quiet_hours"] == "21:00-08:00"  # nothing saved
