@@ -70,6 +70,21 @@ DEFAULTS = {
     "CONVERSION_WINDOW_DAYS": 30,
     # Counting changes folded into the report's rollup per statement.
     "ROLLUP_BATCH_SIZE": 200000,
+    # Marketing only (transactional and staff messages bypass these; see engine/gate.py):
+    # at most one marketing message per channel per this many hours (0/None: no cap),
+    "FREQUENCY_CAP_HOURS": {"email": 16, "sms": 24},
+    # no marketing message inside these local hours of the contact ("HH:MM-HH:MM", None: none),
+    "QUIET_HOURS": {"sms": "21:00-08:00", "email": None},
+    # and a message held back longer than this past its due time is dropped as stale
+    # (a flow or send step may set its own "stale_after").
+    "STALE_AFTER_HOURS": 72,
+    # Sender per Saleor channel (the trigger event's channel):
+    # {"<channel-slug>": {"from_email", "reply_to", "sms_from"}}; missing keys fall back
+    # to SMS_SENDERS (SMS only) and FROM_EMAIL / REPLY_TO / SMS_FROM.
+    "SENDERS": {},
+    # Marketing and transactional mail kept apart: per kind ("marketing", "transactional",
+    # "staff") an optional {"from_email", "reply_to", "headers", "tags", "esp_extra", "smtp"}.
+    "MESSAGE_STREAMS": {},
 
 
     # An SMTP server for our mail instead of the host's EMAIL_BACKEND:

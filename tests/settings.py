@@ -30,6 +30,9 @@ CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 SALEOR_FLOWS = {
     "TASK_MODE": "inline",
     "SMS_BACKEND": "saleor_flows.channels.sms.locmem.SmsBackend",
+    # Off for tests about other things; tests/test_gate.py turns them on (the shipped defaults).
+    "FREQUENCY_CAP_HOURS": {},
+    "QUIET_HOURS": {},
     "SHOP": {"name": "Test Shop", "url": "https://shop.example.com", "logo_url": "", "currency": "USD",
              "address": "1 Test Street", "support_email": "help@example.com"},
 }

@@ -26,6 +26,7 @@ class Outgoing:
     subject: str
     message_id: str = ""
     payload: object = field(default=None, repr=False)  # an EmailMessage or SmsMessage
+    kind: str = "marketing"  # the stream it goes out on: "marketing", "transactional" or "staff"
     segments: int = 0  # SMS parts billed
 
 
@@ -85,15 +86,45 @@ def _translated(step: dict, key: str, language: str | None) -> str:
     return step[key]
 
 
-def sms_sender(channel: str = "") -> str:
-    """The SMS sender for a Saleor channel: ``SMS_SENDERS[channel]``, else ``SMS_FROM``."""
-    return (flows_setting("SMS_SENDERS") or {}).get(channel or "") or flows_setting("SMS_FROM") or ""
+STREAM_HEADER = "X-Flows-Stream"
 
 
-def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id, channel: str = "") -> Outgoing:
+def stream_settings(kind: str) -> dict:
+    """The MESSAGE_STREAMS entry of a message kind ("marketing", "transactional", "staff"), or {}."""
+    return (flows_setting("MESSAGE_STREAMS") or {}).get(kind) or {}
+
+
+def sender_for(kind: str, saleor_channel: str) -> dict:
+    """``from_email``, ``reply_to`` and ``sms_from`` for a message.
+
+    The Saleor channel's own sender (SENDERS) wins: it is the brand the
+    customer bought from. Then the stream's (e.g. a separate marketing
+    domain), then the shop-wide FROM_EMAIL / REPLY_TO / SMS_FROM.
+    """
+    own = (flows_setting("SENDERS") or {}).get(saleor_channel) or {} if saleor_channel else {}
+    if not own.get("sms_from"):
+        # SMS_SENDERS (channel → number) is the short form the plugin's SMS settings fill.
+        own = {**own, "sms_from": (flows_setting("SMS_SENDERS") or {}).get(saleor_channel or "")}
+    stream = stream_settings(kind)
+    return {key: own.get(key) or stream.get(key) or flows_setting(fallback)
+            for key, fallback in (("from_email", "FROM_EMAIL"), ("reply_to", "REPLY_TO"), ("sms_from", "SMS_FROM"))}
+
+
+def _email(rendered, *, to: str, kind: str, saleor_channel: str, flow, step: dict, send_id, headers=None):
+    """A message on its kind's stream: its sender, stream header, tags, anymail metadata and esp_extra."""
+    stream, sender = stream_settings(kind), sender_for(kind, saleor_channel)
+    return build_email(
+        rendered, to=to, from_email=sender["from_email"], reply_to=sender["reply_to"] or [],
+        headers={**(headers or {}), STREAM_HEADER: kind, **(stream.get("headers") or {})}, send_id=str(send_id),
+        metadata={"flow": flow.slug, "step": step.get("id", ""), "stream": kind},
+        tags=[f"flow:{flow.slug}", kind, *(stream.get("tags") or [])], esp_extra=stream.get("esp_extra"),
+    )
+
+
+def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id, saleor_channel: str = "") -> Outgoing:
     """``kind`` is the message kind the engine decided ("marketing" gets unsubscribe headers).
 
-    ``channel`` is the Saleor channel of the trigger event: it picks the SMS sender.
+    ``saleor_channel`` is the trigger event's channel: it picks the sender (SENDERS).
     """
     context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=send_id)
     language = contact.locale or (event_payload or {}).get("language_code") or None
@@ -106,27 +137,24 @@ def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_i
             headers = unsubscribe_headers(context["unsubscribe_url"])
         if links.applies(kind):
             rendered = links.track(rendered, links=step.get("links"), context=context, send_id=send_id)
-        message = build_email(
-            rendered, to=contact.email, from_email=flows_setting("FROM_EMAIL"), headers=headers,
-            reply_to=[flows_setting("REPLY_TO")] if flows_setting("REPLY_TO") else None,
-            send_id=str(send_id), metadata={"flow": flow.slug, "step": step.get("id", "")},
-            tags=[f"flow:{flow.slug}", kind],
-        )
-        return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""), message)
+        message = _email(rendered, to=contact.email, kind=kind, saleor_channel=saleor_channel, flow=flow, step=step,
+                         send_id=send_id, headers=headers)
+        return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""),
+                        message, kind)
     if step_type == "send_sms":
         body = render_text(_translated(step, "body", language), context, language=language)
         to = to_e164(contact.phone, flows_setting("PHONE_REGION"))  # the engine checked it parses
-        sms = SmsMessage(to=to, body=body, from_=sms_sender(channel), send_id=str(send_id), kind=kind)
-        return Outgoing("sms", to, body[:255], "", segments=segments(body)[1], payload=sms)
+        sms = SmsMessage(to=to, body=body, from_=sender_for(kind, saleor_channel)["sms_from"] or "",
+                         send_id=str(send_id), kind=kind)
+        return Outgoing("sms", to, body[:255], "", sms, kind, segments=segments(body)[1])
     if step_type == "notify_staff":
         subject = render_text(step["subject"], context).strip().replace("\n", " ")
         body = render_text(step["body"], context)
-        message = build_email(
-            _PlainText(subject, body), to=", ".join(step["to"]), from_email=flows_setting("FROM_EMAIL"),
-            reply_to=None, send_id=str(send_id), tags=[f"flow:{flow.slug}", "staff"],
-        )
+        message = _email(_PlainText(subject, body), to=", ".join(step["to"]), kind="staff",
+                         saleor_channel=saleor_channel, flow=flow, step=step, send_id=send_id)
         message.to = list(step["to"])
-        return Outgoing("email", ", ".join(step["to"]), subject, message.extra_headers.get("Message-ID", ""), message)
+        return Outgoing("email", ", ".join(step["to"]), subject, message.extra_headers.get("Message-ID", ""),
+                        message, "staff")
     raise ValueError(f"not a send step: {step_type}")
 
 
@@ -145,7 +173,7 @@ def hand_off(outgoing: Outgoing) -> str:
     if outgoing.channel == "sms":
         get_sms_backend().send_messages([outgoing.payload])
         return outgoing.payload.provider_message_id or ""
-    send_email_message(outgoing.payload)
+    send_email_message(outgoing.payload, smtp=stream_settings(outgoing.kind).get("smtp"))
     status = getattr(outgoing.payload, "anymail_status", None)
     provider_id = getattr(status, "message_id", None)
     # One recipient, so one id (anymail gives a set only when recipients' ids differ).

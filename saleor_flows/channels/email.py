@@ -19,7 +19,7 @@ ANYMAIL_SEND_ID_KEY = "send_id"  # in anymail's metadata, which comes back on it
 
 def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str] | None, send_id: str,
                 headers: dict | None = None, metadata: dict | None = None,
-                tags: list[str] | None = None) -> EmailMultiAlternatives:
+                tags: list[str] | None = None, esp_extra: dict | None = None) -> EmailMultiAlternatives:
     """An ``EmailMultiAlternatives`` (text body, HTML alternative if any) ready for ``send_email_message``.
 
     Its ``Message-ID`` is in ``msg.extra_headers["Message-ID"]`` for the caller to store.
@@ -47,12 +47,17 @@ def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str
     if settings.EMAIL_BACKEND.startswith("anymail."):
         msg.metadata = {ANYMAIL_SEND_ID_KEY: str(send_id), **(metadata or {})}
         msg.tags = list(tags or [])
+        if esp_extra:  # e.g. Postmark's {"MessageStream": "broadcast"}, SendGrid's {"ip_pool_name": …}
+            msg.esp_extra = dict(esp_extra)
     return msg
 
 
-def send_email_message(msg: EmailMultiAlternatives) -> None:
-    """Send through the host's configured backend; errors propagate, the engine decides the state."""
-    smtp = flows_setting("SMTP")
+def send_email_message(msg: EmailMultiAlternatives, *, smtp: dict | None = None) -> None:
+    """Send through the host's configured backend; errors propagate, the engine decides the state.
+
+    ``smtp`` (a stream's own server, see MESSAGE_STREAMS) wins over the SMTP setting.
+    """
+    smtp = smtp or flows_setting("SMTP")
     if smtp:
         # An SMTP server set in the plugin configuration wins over the host's backend.
         connection = get_connection("django.core.mail.backends.smtp.EmailBackend", **{

@@ -18,6 +18,7 @@ from ..channels.links import store_links
 from ..channels.templating import TemplateError, check_text_template, compile_email
 from ..models import Flow, FlowVersion
 from .conditions import parse_duration, validate_condition
+from .gate import ON_BLOCKED
 from .waits import WEEKDAYS
 
 MAX_STEPS = 500
@@ -99,6 +100,19 @@ def _require(step, keys, where, errors, kind=str):
             errors.append(f"{where}.{key}: required")
 
 
+def _check_holding(where_set: dict, where: str, errors: list):
+    """``topic``, ``on_blocked`` and ``stale_after``: for the flow, or a send step overriding it (engine/gate.py)."""
+    prefix = f"{where}." if where else ""
+    topic = where_set.get("topic")
+    if topic is not None and not (isinstance(topic, str) and SLUG_RE.match(topic)):
+        errors.append(f"{prefix}topic: a topic name (letters, digits, '_' and '-'), e.g. \"newsletter\"")
+    if where_set.get("on_blocked") is not None and where_set["on_blocked"] not in ON_BLOCKED:
+        errors.append(f"{prefix}on_blocked: one of {', '.join(sorted(ON_BLOCKED))} (what a frequency cap or quiet "
+                      "hours do to a marketing message: wait for the next allowed moment, or drop it)")
+    if where_set.get("stale_after") is not None:
+        _check_duration(where_set["stale_after"], f"{prefix}stale_after", errors)
+
+
 def _check_step(step_id: str, step, steps: dict, errors: list):
     where = f"steps.{step_id}"
     if not SLUG_RE.match(step_id):
@@ -122,6 +136,8 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         errors.append(f"{where}.time: expected 'HH:MM' (24-hour), got {step['time']!r}")
     if kind in SEND_TYPES and step.get("kind") is not None and step["kind"] not in KINDS:
         errors.append(f"{where}.kind: one of {', '.join(sorted(KINDS))} (overrides the flow's kind)")
+    if kind in SEND_TYPES:
+        _check_holding(step, where, errors)
     if kind == "send_email":
         try:
             compile_email(step)
@@ -288,6 +304,7 @@ def validate_definition(definition) -> list[str]:
         errors.append("holdout_percent: a number from 0 to 50 (the share of entrants kept out for comparison)")
     if definition.get("kind", "marketing") not in KINDS:
         errors.append(f"kind: one of {', '.join(sorted(KINDS))}")
+    _check_holding(definition, "", errors)
     for key in ("exit", "goal"):
         if definition.get(key) is not None:
             _check_condition(definition[key], key, errors)

@@ -17,6 +17,7 @@ import uuid
 from datetime import timedelta
 
 from django.db import transaction
+from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..channels import delivery, webhook
@@ -24,7 +25,7 @@ from ..conf import flows_setting
 from ..db import insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
-from . import suppression, trail
+from . import gate, suppression, trail
 from .conditions import evaluate
 from .criteria import check_exit, journey_context
 from .definition import message_kind, version_definition
@@ -294,6 +295,34 @@ def _retry_or_fail(execution, message_id, *, now, error, max_attempts, backoff_s
                   next_step=next_step, contact=contact, trail_kind="failed", error=error[:200], attempts=attempts)
 
 
+_GO = object()
+
+
+def _hold(execution, step, definition, contact, *, now):
+    """Frequency cap, quiet hours, the contact's preferences (engine/gate.py): go, defer or drop.
+
+    A deferral puts the execution back to pending with a new due time (the
+    database is the clock) without counting an attempt; ``held_since``
+    remembers when it was first due, so staleness is measured from there.
+    """
+    result = execution.result or {}
+    held_since = parse_datetime(result["held_since"]) if result.get("held_since") else execution.due_at
+    channel = "email" if step["type"] == "send_email" else "sms"
+    decision = gate.check(step, definition, contact, channel=channel, now=now, execution_id=execution.pk,
+                          held_since=held_since)
+    if decision.action == "go":
+        return _GO
+    if decision.action == "drop":
+        return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": decision.reason},
+                      next_step=step["next"], contact=contact, trail_kind="skipped", reason=decision.reason)
+    if StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+            state=State.PENDING, due_at=decision.until, claimed_at=None,
+            result={**result, "held_since": held_since.isoformat(), "deferred": decision.reason}):
+        trail.record(contact.pk, "deferred", enrolment_id=execution.enrolment_id, step_id=execution.step_id,
+                     reason=decision.reason, until=decision.until)
+    return None
+
+
 def _deliver(execution, step, *, now, contact):
     """send_email, send_sms, notify_staff: check, render, commit `sending`, hand off, commit `sent`."""
     enrolment = execution.enrolment
@@ -324,11 +353,16 @@ def _deliver(execution, step, *, now, contact):
         if blocker:
             return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
                           next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
+        kind = "staff" if step["type"] == "notify_staff" else message_kind(step, definition)
+        if kind == "marketing":
+            held = _hold(execution, step, definition, fresh, now=now)
+            if held is not _GO:
+                return held
         send_id = uuid.uuid4()
         try:
-            outgoing = delivery.prepare(step, kind=message_kind(step, definition), flow=enrolment.flow, contact=fresh,
+            outgoing = delivery.prepare(step, kind=kind, flow=enrolment.flow, contact=fresh,
                                         event_payload=enrolment.trigger_event.payload, send_id=send_id,
-                                        channel=enrolment.trigger_event.channel)
+                                        saleor_channel=enrolment.trigger_event.channel)
         except Exception as exc:  # a template that cannot render for this contact's data
             return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
                           next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
@@ -341,8 +375,10 @@ def _deliver(execution, step, *, now, contact):
         message.send_id, message.contact, message.flow = send_id, fresh, enrolment.flow
         message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
         message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
-        message.segments = outgoing.segments
-        message.status, message.error, message.created_at = Message.Status.SENDING, "", now
+        message.kind, message.segments = kind, outgoing.segments
+        # Taken under the contact's lock: the moment the decision to send was made
+        # (what the frequency cap counts from, and what an unsubscribe is compared with).
+        message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
         message.save()
     # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
     try:

@@ -4,7 +4,11 @@ Workers have no plugin instance at hand, so the engine asks this source,
 which reads the stored configuration (cached briefly) from Saleor's database.
 """
 
+import json
+import logging
 import time
+
+logger = logging.getLogger(__name__)
 
 PLUGIN_ID = "saleor.flows"
 _cache: dict = {"at": 0.0, "value": {}}
@@ -45,6 +49,10 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
                           "username": config.get("smtp_user") or "", "password": config.get("smtp_password") or "",
                           "use_tls": bool(config.get("smtp_use_tls", True))}
     values.update(_sms_settings(config))
+    values.update(_holding_settings(config))
+    senders, _ = _senders(config.get("channel_senders"))
+    if senders:
+        values["SENDERS"] = senders
     if site_name or values["PUBLIC_URL"]:
         values["SHOP"] = {"name": site_name or "Our shop", "url": values["PUBLIC_URL"], "logo_url": "",
                           "currency": "", "address": "", "support_email": values["REPLY_TO"] or sender}
@@ -115,3 +123,76 @@ def stored_settings() -> dict:
         value = {}
     _cache.update(at=time.monotonic(), value=value)
     return value
+
+
+OFF = {"", "off", "none", "0"}
+SENDER_KEYS = {"from_email", "reply_to", "sms_from"}
+
+
+def _window(value) -> tuple[str | None, str]:
+    """A quiet-hours field → (window or None for none, error)."""
+    from ..engine.gate import parse_window
+
+    text = str(value or "").strip()
+    if text.lower() in OFF:
+        return None, ""
+    try:
+        parse_window(text)
+    except Exception as exc:
+        return None, str(exc).removeprefix("saleor-flows: ")
+    return text, ""
+
+
+def _cap(value) -> tuple[int | None, str]:
+    text = str(value or "").strip()
+    if text.lower() in OFF:
+        return None, ""
+    if not text.isdigit():
+        return None, f"a whole number of hours (0 for no limit), got {text!r}"
+    return int(text), ""
+
+
+def _senders(value) -> tuple[dict, str]:
+    """The channel → sender JSON field → (SENDERS, error)."""
+    text = str(value or "").strip()
+    if not text:
+        return {}, ""
+    try:
+        senders = json.loads(text)
+    except ValueError as exc:
+        return {}, f"not valid JSON: {exc}"
+    if not isinstance(senders, dict) or not all(
+            isinstance(entry, dict) and set(entry) <= SENDER_KEYS and all(isinstance(v, str) for v in entry.values())
+            for entry in senders.values()):
+        return {}, ('expected {"channel-slug": {"from_email": …, "reply_to": …, "sms_from": …}} '
+                    f"(keys: {', '.join(sorted(SENDER_KEYS))})")
+    return senders, ""
+
+
+def _holding_settings(config: dict) -> dict:
+    """Quiet hours and frequency caps, when the configuration has them (invalid values are logged and left out)."""
+    values = {}
+    fields = {"QUIET_HOURS": (_window, {"sms": "quiet_hours", "email": "email_quiet_hours"}),
+              "FREQUENCY_CAP_HOURS": (_cap, {"email": "email_cap_hours", "sms": "sms_cap_hours"})}
+    for setting, (parse, by_channel) in fields.items():
+        if not any(name in config for name in by_channel.values()):
+            continue
+        parsed = {}
+        for channel, name in by_channel.items():
+            value, error = parse(config.get(name))
+            if error:
+                logger.error("saleor-flows: plugin setting %s ignored: %s", name, error)
+            parsed[channel] = value
+        values[setting] = parsed
+    return values
+
+
+def configuration_errors(config: dict) -> dict:
+    """Field name → what is wrong with it, for the plugin's settings form."""
+    errors = {}
+    for name in ("quiet_hours", "email_quiet_hours"):
+        errors[name] = _window(config.get(name))[1]
+    for name in ("email_cap_hours", "sms_cap_hours"):
+        errors[name] = _cap(config.get(name))[1]
+    errors["channel_senders"] = _senders(config.get("channel_senders"))[1]
+    return {name: error for name, error in errors.items() if error}

@@ -17,7 +17,7 @@ from saleor.plugins.base_plugin import BasePlugin, ConfigurationTypeField
 from ..events import record_event
 from .. import urls
 from . import payloads
-from .config import PLUGIN_ID
+from .config import PLUGIN_ID, configuration_errors
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,18 @@ FIELDS = [
     ("abandoned_checkout_idle_minutes", ConfigurationTypeField.STRING, "Abandoned checkout after (minutes)",
      "A checkout with an email and lines that sees no change for this long counts as abandoned."),
     ("quiet_hours", ConfigurationTypeField.STRING, "Quiet hours (SMS)",
-     "e.g. 21:00-08:00 in the customer's timezone: SMS inside it wait until it ends. "
-     "(Stored now; enforced when quiet hours ship.)"),
+     "HH:MM-HH:MM in the customer's timezone, e.g. 21:00-08:00: marketing SMS due inside it wait until it "
+     "ends. Empty or 'off' for none. Order and account messages are never held."),
+    ("email_quiet_hours", ConfigurationTypeField.STRING, "Quiet hours (email)",
+     "As for SMS, for marketing emails; empty for none."),
+    ("email_cap_hours", ConfigurationTypeField.STRING, "Marketing emails: at most one per (hours)",
+     "Across all flows, per customer; a later one waits. 0 for no limit."),
+    ("sms_cap_hours", ConfigurationTypeField.STRING, "Marketing SMS: at most one per (hours)",
+     "Across all flows, per customer; a later one waits. 0 for no limit."),
+    ("channel_senders", ConfigurationTypeField.MULTILINE, "Sender per channel (JSON)",
+     'Optional, for channels that send as another brand: {"channel-slug": {"from_email": '
+     '"Brand <hello@brand.example>", "reply_to": "help@brand.example", "sms_from": "Brand"}}. '
+     "Channels not listed use the sender above."),
     ("consent_metadata_key", ConfigurationTypeField.STRING, "Consent metadata key",
      "The user metadata key storefronts set to 'true'/'false' for email marketing consent."),
     ("tracking", ConfigurationTypeField.BOOLEAN, "Track opens and clicks",
@@ -90,6 +100,7 @@ FIELDS = [
      "Two-letter country code for reading national phone numbers (e.g. DE); empty: only +numbers."),
 ]
 DEFAULTS = {"abandoned_checkout_idle_minutes": "60", "quiet_hours": "21:00-08:00",
+            "email_cap_hours": "16", "sms_cap_hours": "24",
             "consent_metadata_key": "marketing_consent", "tracking": True, "smtp_use_tls": True,
             "double_opt_in": False, "default_language": "en", "sms_backend": "console"}
 
@@ -106,6 +117,18 @@ class FlowsPlugin(BasePlugin):
     DEFAULT_CONFIGURATION = [{"name": name, "value": DEFAULTS.get(name, "")} for name, *_ in FIELDS]
     CONFIG_STRUCTURE = {name: {"type": kind, "label": label, "help_text": help_text}
                         for name, kind, label, help_text in FIELDS}
+
+    @classmethod
+    def validate_plugin_configuration(cls, plugin_configuration, **kwargs):
+        """Quiet hours, caps and channel senders are checked when saved, not found broken at send time."""
+        from django.core.exceptions import ValidationError
+        from saleor.plugins.error_codes import PluginErrorCode
+
+        config = {item["name"]: item.get("value") for item in plugin_configuration.configuration or []}
+        errors = configuration_errors(config)
+        if errors:
+            raise ValidationError({name: ValidationError(message, code=PluginErrorCode.INVALID.value)
+                                   for name, message in errors.items()})
 
     def _record(self, hook: str, instance):
         """One INSERT of a reference event; Saleor's payload is built later, in the worker."""

@@ -164,3 +164,37 @@ def test_unsubscribe_link_in_a_sent_email_works_in_saleor(api_client, channel_US
 
     assert User.objects.get(email="leaving@example.com").metadata["marketing_consent"] == "false"
     assert client.get(urlsplit(link).path).status_code == 200  # GET only shows the page
+
+
+def test_bad_quiet_hours_and_channel_senders_are_refused_when_saved(staff_api_client, permission_manage_plugins,
+                                                                    flows_plugin):
+    from saleor.graphql.tests.utils import get_graphql_content
+
+    content = get_graphql_content(staff_api_client.post_graphql(PLUGIN_UPDATE, {
+        "id": "saleor.flows", "input": {"configuration": [
+            {"name": "quiet_hours", "value": "9pm-8am"}, {"name": "channel_senders", "value": "{oops"}]}},
+        permissions=[permission_manage_plugins], check_no_permissions=False))
+    errors = {error["field"]: error for error in content["data"]["pluginUpdate"]["errors"]}
+    assert set(errors) == {"quietHours", "channelSenders"}  # Saleor camel-cases field names
+    assert "HH:MM-HH:MM" in errors["quietHours"]["message"] and errors["quietHours"]["code"] == "INVALID"
+    flows_plugin.refresh_from_db()
+    stored = {item["name"]: item["value"] for item in flows_plugin.configuration}
+    assert stored["quiet_hours"] == "21:00-08:00"  # nothing saved
+
+
+def test_each_channel_sends_as_its_configured_sender(user_api_client, customer_user, app_api_client,
+                                                     permission_manage_payments, staff_api_client,
+                                                     permission_manage_plugins, channel_USD, shop_variant, flows,
+                                                     journey):
+    mutate(staff_api_client, "pluginUpdate", PLUGIN_UPDATE, {"id": "saleor.flows", "input": {"configuration": [
+        {"name": "channel_senders",
+         "value": f'{{"{channel_USD.slug}": {{"from_email": "US Shop <us@shop.example.com>"}}}}'}]}},
+        permissions=[permission_manage_plugins])
+    journey("post_purchase")
+    checkout = create_checkout(user_api_client, channel=channel_USD.slug, variant=shop_variant,
+                               email=customer_user.email)
+    prepare_for_payment(user_api_client, checkout["id"])
+    pay(app_api_client, checkout["id"], permission_manage_payments)
+    complete(user_api_client, checkout["id"])
+    (thanks,) = flows.emails_to(customer_user.email)
+    assert thanks.from_email == "US Shop <us@shop.example.com>"

@@ -1,0 +1,157 @@
+"""The send gate: whether a marketing message may go out now, later, or not at all.
+
+Checked by the runner under the contact's lock, after consent and
+suppression, so two sends to one person are decided one after the other and
+the second sees the first's ``Message`` row. Transactional and staff
+messages never pass through here: an order confirmation at 23:00 is
+expected, a promotion is not.
+
+What holds a marketing message back, in order:
+
+1. Topics the contact opted out of in the preference centre: a matter of
+   consent, so the message is dropped (never sent later).
+2. A pause (``Contact.paused_until``): the message waits until the pause
+   ends. Waiting rather than dropping keeps a one-day "not now" from
+   costing a journey; staleness (below) keeps a month-long pause from
+   ending in a flood of old promotions.
+3. The frequency cap: at most one marketing message per channel within
+   ``FREQUENCY_CAP_HOURS[channel]`` hours, or the contact's own, stricter
+   choice (``frequency``: daily/weekly/monthly, counted across channels:
+   "one a week" means one a week, not one email and one SMS).
+4. Quiet hours per channel in the contact's timezone (``QUIET_HOURS``).
+
+A held message is deferred to the first moment all of them allow, unless
+the flow says ``on_blocked: "drop"`` or that moment is more than
+``stale_after`` past the moment the message was first due: then it is
+dropped, with the reason, and the journey goes on.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Max, Q
+
+from ..conf import flows_setting
+from ..models import Message
+from .conditions import parse_duration
+from .waits import contact_zone, next_matching_moment, parse_time_of_day
+
+PERSONAL_FREQUENCY = {"daily": timedelta(days=1), "weekly": timedelta(days=7), "monthly": timedelta(days=30)}
+ON_BLOCKED = {"defer", "drop"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``go``, ``defer`` (with ``until``) or ``drop``; ``reason`` says why, for the trail."""
+
+    action: str
+    reason: str = ""
+    until: datetime | None = None
+
+
+GO = Decision("go")
+
+
+def step_option(step: dict, definition: dict, key: str, default=None):
+    """A send step's own value for ``key``, else its flow's (like ``kind``)."""
+    return step.get(key, definition.get(key, default))
+
+
+def stale_after(step: dict, definition: dict) -> timedelta:
+    value = step_option(step, definition, "stale_after")
+    return parse_duration(value) if value is not None else timedelta(hours=flows_setting("STALE_AFTER_HOURS"))
+
+
+def parse_window(value: str) -> tuple:
+    """``"21:00-08:00"`` → (start, end) times; the window may wrap past midnight."""
+    try:
+        start, end = (parse_time_of_day(part.strip()) for part in value.split("-"))
+    except (ValueError, AttributeError) as exc:
+        raise ImproperlyConfigured(f"saleor-flows: quiet hours {value!r}: expected 'HH:MM-HH:MM'") from exc
+    if start == end:
+        raise ImproperlyConfigured(f"saleor-flows: quiet hours {value!r} start and end at the same time")
+    return start, end
+
+
+def quiet_until(moment: datetime, channel: str, contact: dict) -> tuple[datetime, str] | None:
+    """The end of the quiet hours ``moment`` falls in (for this contact), with the reason; None if it is not quiet.
+
+    The window is wall-clock time in the contact's zone, so 21:00-08:00 stays
+    21:00-08:00 across DST; its end is the next local ``end`` time, found by
+    the same code as ``wait_until`` (a wall time that does not exist that day
+    resolves to the next real instant; one that happens twice, to the first).
+    """
+    window = (flows_setting("QUIET_HOURS") or {}).get(channel)
+    if not window:
+        return None
+    start, end = parse_window(window)
+    zone = contact_zone(contact)
+    wall = moment.astimezone(zone).time()
+    inside = (start <= wall < end) if start < end else (wall >= start or wall < end)
+    if not inside:
+        return None
+    return next_matching_moment(moment, zone, end, None), f"quiet hours {window} ({zone.key})"
+
+
+def _cap_windows(channel: str, contact) -> tuple[timedelta | None, timedelta | None]:
+    hours = (flows_setting("FREQUENCY_CAP_HOURS") or {}).get(channel)
+    shop = timedelta(hours=hours) if hours else None
+    return shop, PERSONAL_FREQUENCY.get(contact.frequency)
+
+
+def _last_marketing(contact, channel: str, *, since: datetime, exclude_execution) -> tuple:
+    """(last on this channel, last on any channel) since ``since``: one range scan of the (contact, created_at) index.
+
+    A failed hand-off never reached anyone and does not count; a test send
+    is not marketing; the message of the execution being decided (a retry)
+    is not "the previous one".
+    """
+    rows = (Message.objects.filter(contact=contact, created_at__gte=since, kind=Message.Kind.MARKETING, is_test=False)
+            .exclude(status=Message.Status.FAILED))
+    if exclude_execution is not None:
+        rows = rows.exclude(execution_id=exclude_execution)
+    found = rows.aggregate(channel=Max("created_at", filter=Q(channel=channel)), any=Max("created_at"))
+    return found["channel"], found["any"]
+
+
+def check(step: dict, definition: dict, contact, *, channel: str, now: datetime, execution_id=None,
+          held_since: datetime | None = None) -> Decision:
+    """Decide a marketing send on ``channel`` (the runner skips this for other kinds)."""
+    topic = step_option(step, definition, "topic")
+    if topic and topic in (contact.unsubscribed_topics or []):
+        return Decision("drop", f"opted out of topic {topic}")
+
+    until, reasons = now, []
+    if contact.paused_until and contact.paused_until > now:
+        until = contact.paused_until
+        reasons.append(f"paused until {contact.paused_until.isoformat()}")
+    shop, personal = _cap_windows(channel, contact)
+    if shop or personal:
+        longest = max(window for window in (shop, personal) if window)
+        last_here, last_any = _last_marketing(contact, channel, since=now - longest, exclude_execution=execution_id)
+        if shop and last_here and last_here + shop > until:
+            until = last_here + shop
+            reasons.append(f"frequency cap: one marketing {channel} per {_hours(shop)} (last at {last_here.isoformat()})")
+        if personal and last_any and last_any + personal > until:
+            until = last_any + personal
+            reasons.append(f"contact's choice: {contact.frequency} (last marketing message at {last_any.isoformat()})")
+    quiet = quiet_until(until, channel, contact.as_context())
+    if quiet:
+        until = quiet[0]
+        reasons.append(quiet[1])
+    if not reasons:
+        return GO
+    reason = "; ".join(reasons)
+    if step_option(step, definition, "on_blocked", "defer") == "drop":
+        return Decision("drop", f"{reason} (the flow drops blocked messages)")
+    limit = stale_after(step, definition)
+    if until - (held_since or now) > limit:
+        return Decision("drop", f"stale: {reason}; would go out at {until.isoformat()}, more than {_hours(limit)} "
+                                "after it was due")
+    return Decision("defer", reason, until)
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g}h"
