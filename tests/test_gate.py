@@ -79,7 +79,7 @@ def test_cap_defers_a_second_marketing_email_to_exactly_16h_after_the_first_and_
 
 
 def test_the_cap_is_per_channel_and_configurable(flows, gated, settings):
-    flows.contact(JANE, email_consent="subscribed", sms_consent="subscribed", phone="+15550100")
+    flows.contact(JANE, email_consent="subscribed", sms_consent="subscribed", phone="+12025550143")
     flows.flow(chain("promo1", ("mail", email("Promo 1"))), slug="mail-promo")
     flows.flow(chain("promo2", ("text", sms())), slug="sms-promo")
     flows.event("promo1", email=JANE)
@@ -92,7 +92,7 @@ def test_the_cap_is_per_channel_and_configurable(flows, gated, settings):
 
 
 def _sms_contact(flows, zone):
-    return flows.contact(JANE, sms_consent="subscribed", phone="+15550100", timezone=zone)
+    return flows.contact(JANE, sms_consent="subscribed", phone="+12025550143", timezone=zone)
 
 
 @pytest.mark.parametrize("zone, local_evening, expected_utc", [
@@ -212,7 +212,7 @@ def test_a_short_pause_defers_to_its_end_and_a_long_one_drops_instead_of_floodin
 
 @pytest.mark.parametrize("choice, gap", [("daily", timedelta(days=1)), ("weekly", timedelta(days=7))])
 def test_the_contacts_own_frequency_is_stricter_than_the_shop_cap_and_spans_channels(flows, gated, choice, gap):
-    flows.contact(JANE, email_consent="subscribed", sms_consent="subscribed", phone="+15550100", frequency=choice)
+    flows.contact(JANE, email_consent="subscribed", sms_consent="subscribed", phone="+12025550143", frequency=choice)
     flows.flow(chain("promo1", ("mail1", email("Promo 1"))), slug="promo1")
     flows.flow(chain("promo2", ("text", sms()), stale_after={"days": 8}), slug="promo2")
     start = flows.now

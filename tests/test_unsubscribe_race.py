@@ -18,7 +18,7 @@ from django.test import Client
 from saleor_flows import clock
 from saleor_flows.engine.sweep import sweep
 from saleor_flows.models import ConsentChange, Contact, Enrolment, Event, Message, StepExecution
-from saleor_flows.web.unsubscribe import make_token
+from saleor_flows.web import tokens
 
 from .flowkit import chain, email
 
@@ -72,7 +72,7 @@ def test_no_marketing_email_leaves_after_the_unsubscribe_committed(flows):
             while Message.objects.count() < CONTACTS and time.monotonic() < deadline:
                 time.sleep(0.02)  # start once the first round is out
             for contact in leaving:
-                token = make_token(contact.pk, uuid.uuid4())
+                token = tokens.make("unsubscribe", contact.pk, s=str(uuid.uuid4()))
                 response = client.post(f"/plugins/global/saleor.flows/unsubscribe/{token}/",
                                        data={"List-Unsubscribe": "One-Click"})
                 assert response.status_code == 200

@@ -108,7 +108,8 @@ def _sms_settings(config: dict) -> dict:
 
 def stored_settings() -> dict:
     """Read from Saleor's PluginConfiguration and Site (cached for CACHE_SECONDS)."""
-    if time.monotonic() - _cache["at"] < CACHE_SECONDS:
+    # A clock that went backwards (a test freezing time, say) never makes a stale copy fresh.
+    if 0 <= time.monotonic() - _cache["at"] < CACHE_SECONDS:
         return _cache["value"]
     value = {}
     try:
