@@ -43,11 +43,17 @@ ON_BLOCKED = {"defer", "drop"}
 
 @dataclass(frozen=True)
 class Decision:
-    """``go``, ``defer`` (with ``until``) or ``drop``; ``reason`` says why, for the trail."""
+    """``go``, ``defer`` (with ``until``) or ``drop``.
+
+    ``reason`` is a stable category ("frequency cap (email)", "stale: quiet
+    hours", ...): reports count skips by it, so it never holds a time.
+    ``detail`` says exactly why, for the trail.
+    """
 
     action: str
     reason: str = ""
     until: datetime | None = None
+    detail: str = ""
 
 
 GO = Decision("go")
@@ -122,34 +128,38 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
     if topic and topic in (contact.unsubscribed_topics or []):
         return Decision("drop", f"opted out of topic {topic}")
 
-    until, reasons = now, []
+    until, reasons, details = now, [], []
     if contact.paused_until and contact.paused_until > now:
         until = contact.paused_until
-        reasons.append(f"paused until {contact.paused_until.isoformat()}")
+        reasons.append("paused")
+        details.append(f"paused until {contact.paused_until.isoformat()}")
     shop, personal = _cap_windows(channel, contact)
     if shop or personal:
         longest = max(window for window in (shop, personal) if window)
         last_here, last_any = _last_marketing(contact, channel, since=now - longest, exclude_execution=execution_id)
         if shop and last_here and last_here + shop > until:
             until = last_here + shop
-            reasons.append(f"frequency cap: one marketing {channel} per {_hours(shop)} (last at {last_here.isoformat()})")
+            reasons.append(f"frequency cap ({channel})")
+            details.append(f"frequency cap: one marketing {channel} per {_hours(shop)} (last at {last_here.isoformat()})")
         if personal and last_any and last_any + personal > until:
             until = last_any + personal
-            reasons.append(f"contact's choice: {contact.frequency} (last marketing message at {last_any.isoformat()})")
+            reasons.append(f"contact's choice: {contact.frequency}")
+            details.append(f"contact's choice: {contact.frequency} (last marketing message at {last_any.isoformat()})")
     quiet = quiet_until(until, channel, contact.as_context())
     if quiet:
         until = quiet[0]
-        reasons.append(quiet[1])
+        reasons.append("quiet hours")
+        details.append(quiet[1])
     if not reasons:
         return GO
-    reason = "; ".join(reasons)
+    reason, detail = "; ".join(reasons), "; ".join(details)
     if step_option(step, definition, "on_blocked", "defer") == "drop":
-        return Decision("drop", f"{reason} (the flow drops blocked messages)")
+        return Decision("drop", f"{reason} (the flow drops blocked messages)", detail=detail)
     limit = stale_after(step, definition)
     if until - (held_since or now) > limit:
-        return Decision("drop", f"stale: {reason}; would go out at {until.isoformat()}, more than {_hours(limit)} "
-                                "after it was due")
-    return Decision("defer", reason, until)
+        return Decision("drop", f"stale: {reason}", detail=f"{detail}; would go out at {until.isoformat()}, "
+                                                           f"more than {_hours(limit)} after it was due")
+    return Decision("defer", reason, until, detail=detail)
 
 
 def _hours(delta: timedelta) -> str:

@@ -314,12 +314,13 @@ def _hold(execution, step, definition, contact, *, now):
         return _GO
     if decision.action == "drop":
         return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": decision.reason},
-                      next_step=step["next"], contact=contact, trail_kind="skipped", reason=decision.reason)
+                      next_step=step["next"], contact=contact, trail_kind="skipped", reason=decision.reason,
+                      detail=decision.detail)
     if StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
             state=State.PENDING, due_at=decision.until, claimed_at=None,
             result={**result, "held_since": held_since.isoformat(), "deferred": decision.reason}):
         trail.record(contact.pk, "deferred", enrolment_id=execution.enrolment_id, step_id=execution.step_id,
-                     reason=decision.reason, until=decision.until)
+                     reason=decision.reason, detail=decision.detail, until=decision.until)
     return None
 
 
