@@ -90,6 +90,24 @@ def test_a_busy_provider_is_retried_later_and_a_definite_no_fails_at_once(flows,
     message = Message.objects.get()
     assert execution.state == "failed" and len(api.requests) == 2  # no third attempt
     assert message.status == "failed" and "code 21211" in message.error and "not a valid phone" in message.error
+    # That answer proves the number does not work: it is suppressed for every later SMS, in any flow.
+    from saleor_flows.engine.suppression import reason_for
+
+    assert reason_for("sms", "+4915112345678") == "hard_bounce"
+
+
+def test_a_number_opted_out_at_the_provider_is_suppressed_at_once(flows, settings, api):
+    from saleor_flows.engine.suppression import reason_for
+
+    twilio(settings, api)
+    api.answer(400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400})
+    flows.contact(JANE, phone="+4915112345678", sms_consent="subscribed")
+    texting_flow(flows, reentry={"mode": "always"})
+    flows.event("go", email=JANE)
+    assert StepExecution.objects.get().state == "failed" and len(api.requests) == 1
+    assert reason_for("sms", "+4915112345678") == "sms_stop"
+    flows.event("go", email=JANE, dedupe_key="again")  # the next SMS is not even tried
+    assert len(api.requests) == 1 and "suppressed (sms_stop)" in flows.why(JANE)
 
 
 def test_no_answer_at_all_is_a_retryable_error(settings, db):

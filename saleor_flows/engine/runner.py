@@ -388,6 +388,8 @@ def _deliver(execution, step, *, now, contact):
         logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
         # A provider's definite "no" (invalid number, STOP) fails at once; anything else is retried.
         retryable = getattr(exc, "retryable", True)
+        if getattr(exc, "suppress", ""):  # e.g. the number opted out at the provider: never again, in any flow
+            suppression.suppress(outgoing.channel, outgoing.to, exc.suppress, source="provider_answer")
         return _retry_or_fail(execution, message.pk, now=clock.now(), error=f"{type(exc).__name__}: {exc}",
                               max_attempts=SEND_RETRIES if retryable else 0, backoff_seconds=SEND_BACKOFF_SECONDS,
                               contact=fresh, next_step=step["next"])

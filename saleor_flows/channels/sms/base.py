@@ -10,12 +10,16 @@ class SmsError(Exception):
     timeout, a 5xx, throttling) or not (an invalid number, bad credentials,
     a recipient who texted STOP): the runner retries the first kind with
     backoff and fails the step at once on the second. ``code`` is the
-    provider's own error code, kept for the trail.
+    provider's own error code, kept for the trail. ``suppress`` is a
+    suppression reason when the answer proves the number must not be texted
+    again ("sms_stop": the person opted out at the provider; "hard_bounce": the
+    number does not exist); the engine suppresses it at once, across flows.
     """
 
-    def __init__(self, message: str, *, retryable: bool, code: str = "", status: int | None = None):
+    def __init__(self, message: str, *, retryable: bool, code: str = "", status: int | None = None,
+                 suppress: str = ""):
         super().__init__(message)
-        self.retryable, self.code, self.status = retryable, str(code or ""), status
+        self.retryable, self.code, self.status, self.suppress = retryable, str(code or ""), status, suppress
 
 
 class BaseSmsBackend:

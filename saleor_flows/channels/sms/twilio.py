@@ -81,7 +81,8 @@ class SmsBackend(ProviderBackend):
         raise SmsError(f"Twilio refused the message (HTTP {status}, code {code or '-'}): "
                        f"{answer.get('message') or answer.get('raw') or 'no details'}",
                        retryable=status in http.RETRYABLE_STATUS or code in ("20429", "20500", "20503"),
-                       code=code, status=status)
+                       code=code, status=status,
+                       suppress="sms_stop" if code in OPTED_OUT else "hard_bounce" if code in NUMBER_DOES_NOT_WORK else "")
 
 
 def signature(url: str, params: dict, token: str) -> str:
