@@ -250,8 +250,8 @@ def _run_exit(execution, step, *, now, contact):
 
 # --- steps that talk to the outside world ------------------------------------------
 
-def _send_blocker(step, definition, contact) -> str:
-    """Why this contact must not get this message now, or ""."""
+def send_blocker(step, definition, contact) -> str:
+    """Why this contact must not get this message now, or "" (no side effects: the simulation asks it too)."""
     kind = step["type"]
     marketing = message_kind(step, definition) == "marketing"
     if kind == "notify_staff":
@@ -350,7 +350,7 @@ def _deliver(execution, step, *, now, contact):
                 finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
                                  facts=decision.facts, before=execution.step_id)
                 return None
-        blocker = _send_blocker(step, definition, fresh)
+        blocker = send_blocker(step, definition, fresh)
         if blocker:
             return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
                           next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)

@@ -47,7 +47,7 @@ from .criteria import exit_outcome
 from .definition import DefinitionError, validate_definition
 from .history import DatabaseHistory
 from .processing import reentry_reason
-from .runner import WAIT_TYPES, _send_blocker, pick_variant
+from .runner import WAIT_TYPES, send_blocker, pick_variant
 from .waits import due_at_for
 
 logger = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ class Replay:
                 trigger_filter, self._context(journey, at)).result:
             self._finish(journey, "filter_no_longer_matches")
             return False
-        blocker = _send_blocker(step, self.definition, self._contact_now(journey.contact))
+        blocker = send_blocker(step, self.definition, self._contact_now(journey.contact))
         if blocker:
             self.skips[blocker] += 1
             self.skipped[step_id] += 1
