@@ -92,6 +92,29 @@ def test_the_cap_is_per_channel_and_configurable(flows, gated, settings):
     assert _subjects(flows) == ["Promo 1", "Promo 3"]
 
 
+def test_a_message_exempted_from_the_shop_cap_goes_out_but_the_contacts_own_choice_still_holds(flows, gated):
+    flows.contact(JANE, email_consent="subscribed")
+    flows.contact("weekly@example.com", email_consent="subscribed", frequency="weekly")
+    _promos(flows, count=1)
+    flows.flow(chain("cart", ("reminder", email("Your cart is waiting", frequency_cap=False))), slug="cart")
+    for address in (JANE, "weekly@example.com"):
+        flows.event("promo1", email=address)
+        flows.event("cart", email=address)
+    # The shop's 16h cap would have held the reminder; the merchant exempted it.
+    assert _subjects(flows) == ["Promo 1", "Your cart is waiting"]
+    # Someone who asked for at most one email a week is never overruled by a merchant's exemption.
+    assert _subjects(flows, "weekly@example.com") == ["Promo 1"]
+    # (held a week, past the default 72h staleness: dropped, not saved up)
+    assert _skips(flows, "weekly@example.com") == ["stale: contact's choice: weekly"]
+
+
+def test_frequency_cap_must_be_true_or_false(flows):
+    from saleor_flows.engine.definition import validate_definition
+
+    errors = validate_definition(chain("cart", ("reminder", email("Hi", frequency_cap="no"))))
+    assert any(error.startswith("steps.reminder.frequency_cap: true or false") for error in errors), errors
+
+
 def _sms_contact(flows, zone):
     return flows.contact(JANE, sms_consent="subscribed", phone="+12025550143", timezone=zone)
 

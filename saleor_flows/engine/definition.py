@@ -101,7 +101,8 @@ def _require(step, keys, where, errors, kind=str):
 
 
 def _check_holding(where_set: dict, where: str, errors: list):
-    """``topic``, ``on_blocked`` and ``stale_after``: for the flow, or a send step overriding it (engine/gate.py)."""
+    """``topic``, ``on_blocked``, ``stale_after`` and ``frequency_cap``: for the flow, or a send step overriding it
+    (engine/gate.py)."""
     prefix = f"{where}." if where else ""
     topic = where_set.get("topic")
     if topic is not None and not (isinstance(topic, str) and SLUG_RE.match(topic)):
@@ -111,6 +112,9 @@ def _check_holding(where_set: dict, where: str, errors: list):
                       "hours do to a marketing message: wait for the next allowed moment, or drop it)")
     if where_set.get("stale_after") is not None:
         _check_duration(where_set["stale_after"], f"{prefix}stale_after", errors)
+    if where_set.get("frequency_cap") is not None and not isinstance(where_set["frequency_cap"], bool):
+        errors.append(f"{prefix}frequency_cap: true or false (false: the shop's frequency cap does not hold this "
+                      "message back; the contact's own choice and quiet hours still do)")
 
 
 def _check_step(step_id: str, step, steps: dict, errors: list):

@@ -134,6 +134,8 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
         reasons.append("paused")
         details.append(f"paused until {contact.paused_until.isoformat()}")
     shop, personal = _cap_windows(channel, contact)
+    if step_option(step, definition, "frequency_cap", True) is False:
+        shop = None  # a high-intent message the merchant exempted (e.g. a cart reminder); the contact's choice still holds
     if shop or personal:
         longest = max(window for window in (shop, personal) if window)
         last_here, last_any = _last_marketing(contact, channel, since=now - longest, exclude_execution=execution_id)
