@@ -13,16 +13,14 @@ contact's profile or consent (keys the engine reads for that are removed).
 consent, so it shares everything with ``POST subscribe/`` (web/subscribe.py).
 """
 
-import hmac
 import json
 
 import graphene
-from django.core.cache import cache
 
-from .. import clock
 from ..conf import flows_setting
 from ..events import normalize_email, record_event
 from ..engine.processing import EMAIL_RE
+from ..web.limits import client_address, over_limit, public_key_matches
 from ..web.subscribe import SignupRefused, signup
 from .core import CONTACTS, JSON, FlowErrorCode, FlowsMutation, MutationError, error, to_global_id
 
@@ -100,23 +98,10 @@ class EventRecord(FlowsMutation):
         return {"event": _recorded(result)}
 
 
-def client_address(request) -> str:
-    """The caller's address. Behind a proxy, hosts set REMOTE_ADDR from X-Forwarded-For themselves (as Saleor does)."""
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
 def rate_limited(request) -> bool:
-    """A fixed one-minute window per client address, counted in Django's cache (shared by all workers)."""
-    limit = int(flows_setting("TRACK_RATE_LIMIT_PER_MINUTE"))
-    window = int(clock.now().timestamp() // 60)
-    key = f"saleor-flows:track:{client_address(request)}:{window}"
-    cache.add(key, 0, timeout=120)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=120)
-        count = 1
-    return count > limit
+    """A fixed one-minute window per client address."""
+    return bool(over_limit("track", client_address(request), int(flows_setting("TRACK_RATE_LIMIT_PER_MINUTE")),
+                           window_seconds=60))
 
 
 class TrackEventInput(graphene.InputObjectType):
@@ -145,8 +130,7 @@ class TrackEvent(FlowsMutation):
         if rate_limited(info.context):
             raise MutationError(error(FlowErrorCode.RATE_LIMITED, "Too many events from this address; "
                                                                   "try again in a minute."))
-        expected = flows_setting("PUBLIC_KEY") or ""
-        if not expected or not hmac.compare_digest(str(public_key).encode(), str(expected).encode()):
+        if not public_key_matches(str(public_key)):
             raise MutationError(error(FlowErrorCode.INVALID_PUBLIC_KEY, "Unknown public key.", "publicKey"))
         email, user_id = _identity(input.get("email"), input.get("user_id"))
         payload = {key: value for key, value in _payload(input.get("payload"), "input.payload").items()

@@ -22,12 +22,8 @@ Guarding an endpoint anyone can call:
 - with DOUBLE_OPT_IN a signup counts only once the address confirmed it.
 """
 
-import hashlib
-import hmac
 import json
-import time
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import HttpResponse, JsonResponse
@@ -37,6 +33,7 @@ from ..conf import flows_setting
 from ..engine.consent import PUBLIC_SOURCES, subscribe as subscribe_contact, topic_keys
 from ..events import normalize_email
 from ..phone import to_e164
+from .limits import client_address, over_limit, public_key_matches
 from .pages import client_proof
 
 WINDOW_SECONDS = 3600
@@ -64,20 +61,6 @@ def _with_cors(response: HttpResponse, origin: str) -> HttpResponse:
         response["Access-Control-Allow-Origin"] = origin
         response["Vary"] = "Origin"
     return response
-
-
-def _over_limit(kind: str, value: str, limit: int) -> int:
-    """Count one request for ``value``; seconds until its window ends if it is over ``limit``, else 0."""
-    now = int(time.time())
-    window = now // WINDOW_SECONDS
-    key = "saleor-flows:subscribe:{}:{}:{}".format(kind, hashlib.sha256(value.encode()).hexdigest()[:32], window)
-    cache.add(key, 0, timeout=WINDOW_SECONDS + 60)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=WINDOW_SECONDS + 60)
-        count = 1
-    return (window + 1) * WINDOW_SECONDS - now if count > limit else 0
 
 
 def _body(request) -> dict | None:
@@ -162,22 +145,23 @@ def signup(request, data: dict) -> bool:
     whether a confirmation email is required (double opt-in); raises
     ``SignupRefused``. Whether the person was known is never revealed.
     """
-    retry_after = _over_limit("ip", request.META.get("REMOTE_ADDR") or "", flows_setting("SUBSCRIBE_RATE_PER_IP"))
+    retry_after = over_limit("subscribe:ip", client_address(request), flows_setting("SUBSCRIBE_RATE_PER_IP"),
+                             window_seconds=WINDOW_SECONDS)
     if retry_after:
         _refuse(429, None, "RATE_LIMITED", "Too many requests; try again later.", retry_after)
-    expected = flows_setting("PUBLIC_KEY") or ""
     given = data.get("public_key") or request.headers.get("X-Flows-Public-Key") or ""
-    if not expected:
+    if not flows_setting("PUBLIC_KEY"):
         _refuse(403, "public_key", "NOT_CONFIGURED", "Signups are not enabled for this shop (no public key is configured).")
     if not given:
         _refuse(400, "public_key", "REQUIRED", "The shop's public key is required.")
-    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not public_key_matches(given):
         _refuse(403, "public_key", "INVALID", "This public key does not belong to this shop.")
     clean, errors = _validate(data)
     if errors:
         raise SignupRefused(400, errors)
     for address in filter(None, (clean.get("email"), clean.get("phone"))):
-        retry_after = _over_limit("address", address, flows_setting("SUBSCRIBE_RATE_PER_ADDRESS"))
+        retry_after = over_limit("subscribe:address", address, flows_setting("SUBSCRIBE_RATE_PER_ADDRESS"),
+                                 window_seconds=WINDOW_SECONDS)
         if retry_after:
             _refuse(429, None, "RATE_LIMITED", "Too many requests; try again later.", retry_after)
     subscribe_contact(
