@@ -350,7 +350,7 @@ class ConsentChange(models.Model):
     channel = models.CharField(max_length=8)  # "email" or "sms"
     status = models.CharField(max_length=16, choices=Contact.Consent.choices)
     # checkout, storefront_form, import, api, preference_centre, unsubscribe_link,
-    # list_unsubscribe, provider_stop, double_opt_in, host, ...
+    # list_unsubscribe, provider_stop, provider_start, double_opt_in, complaint, host, ...
     source = models.CharField(max_length=64)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=400, blank=True, default="")

@@ -50,7 +50,6 @@ ROLLUP_LOCK = 0x5F10_0A11  # pg advisory lock id for folds
 MESSAGE_METRICS = ["sent", "delivered", "opened", "machine_opened", "clicked", "bounced", "complained",
                    "unsubscribed", "failed"]
 ENROLMENT_METRICS = ["entered", "completed", "exited", "converted"]
-STEP_STATES = ["done", "sent", "skipped", "failed", "ambiguous"]
 HOLDOUT = "holdout"
 AUTO_WINNER_DEFAULTS = {"metric": "click_rate", "min_per_variant": 500, "probability": 0.9}
 RATE_METRICS = {"click_rate": ("clicked", "sent"), "open_rate": ("opened", "sent"),

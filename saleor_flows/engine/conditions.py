@@ -476,6 +476,15 @@ def dig(value, path: str, missing=None):
     return value
 
 
+def correlated(paths, payload, trigger_payload) -> bool:
+    """A ``wait_event``'s ``correlate``: the event names the same order/checkout (non-null, equal) at every path."""
+    for path in paths or []:
+        value = dig(payload, path)
+        if value is None or value != dig(trigger_payload, path):
+            return False
+    return True
+
+
 def _lookup(ctx, path, facts):
     """Follow ``contact.…`` / ``event.…`` (list indexes allowed); record what was seen."""
     if not isinstance(path, str):

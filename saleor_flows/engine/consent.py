@@ -29,10 +29,8 @@ from .contacts import set_consent
 
 SUBSCRIBED, PENDING, UNSUBSCRIBED = Contact.Consent.SUBSCRIBED, Contact.Consent.PENDING, Contact.Consent.UNSUBSCRIBED
 
-# Where consent came from. Storefront-facing endpoints accept only PUBLIC_SOURCES:
-# an anonymous request cannot claim to be an import or an API call.
-SOURCES = ("checkout", "storefront_form", "import", "api", "preference_centre", "provider_stop", "double_opt_in",
-           "unsubscribe_link", "list_unsubscribe", "host")
+# Where consent came from (the full list is on ConsentChange.source). Storefront-facing
+# endpoints accept only PUBLIC_SOURCES: an anonymous request cannot claim to be an import or an API call.
 PUBLIC_SOURCES = ("storefront_form", "checkout")
 FREQUENCIES = ("", "daily", "weekly", "monthly")
 

@@ -63,7 +63,6 @@ def erase_contact(contact: Contact, *, reason: str = "erased"):
     Only a hash of the address stays, as a suppression entry, so that an old
     import or a stale event can never quietly start mailing them again.
     """
-    now = clock.now()
     if contact.email:
         suppression.suppress("email", contact.email, reason, source="erasure")
         IdleTimer.objects.filter(email=contact.email).delete()
@@ -138,8 +137,7 @@ def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=
             contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, suppression.UNSUBSCRIBED, clock.now()
             changed += ["suppressed", "suppressed_reason", "suppressed_at"]
     elif status == Contact.Consent.SUBSCRIBED and channel == "sms" and address:
-        if suppression.reason_for("sms", address) in (suppression.UNSUBSCRIBED, suppression.SMS_STOP):
-            suppression.unsuppress("sms", address)
+        suppression.lift_opt_out("sms", address)
     if (status == Contact.Consent.SUBSCRIBED and channel == "email" and contact.suppressed
             and contact.suppressed_reason in (suppression.ERASED, suppression.UNSUBSCRIBED)):
         # Someone who was erased or unsubscribed and opts in again is a consenting person again.

@@ -16,6 +16,7 @@ any other event; a privacy proxy's prefetch must not count as "opened".
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from django.db import transaction
 
 from .. import clock
 from ..db import insert_on_conflict
+from ..events import record_event
 from ..models import Contact, Message, MessageEvent
 from . import suppression, trail
 from .contacts import set_consent
@@ -80,8 +82,6 @@ def find_message(status: DeliveryStatus) -> Message | None:
 
 
 def _uuid_like(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(str(value))
         return True
@@ -155,8 +155,6 @@ def _act(message: Message, status: DeliveryStatus):
         trail.record(contact.pk, f"message_{status.type}", step_id=message.step_id, send_id=str(message.send_id),
                      provider=status.provider, reason=status.reason[:200])
     if contact is not None and status.type in AS_EVENT and not status.machine:
-        from ..events import record_event
-
         record_event(AS_EVENT[status.type], email=contact.email or "", user_id=contact.user_id or "",
                      occurred_at=status.occurred_at,
                      payload={"send_id": str(message.send_id), "flow": message.flow.slug if message.flow else "",

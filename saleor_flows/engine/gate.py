@@ -147,7 +147,7 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
             until = last_any + personal
             reasons.append(f"contact's choice: {contact.frequency}")
             details.append(f"contact's choice: {contact.frequency} (last marketing message at {last_any.isoformat()})")
-    quiet = quiet_until(until, channel, contact.as_context())
+    quiet = quiet_until(until, channel, {"timezone": contact.timezone})  # all it reads
     if quiet:
         until = quiet[0]
         reasons.append("quiet hours")

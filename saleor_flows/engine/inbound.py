@@ -103,9 +103,8 @@ def handle(message: InboundSms) -> str:
         contacts = list(Contact.objects.select_for_update().filter(phone=number).order_by("pk"))
         if kind == "stop":
             suppression.suppress("sms", number, suppression.SMS_STOP, source=message.provider)
-        elif kind == "start" and suppression.reason_for("sms", number) in (suppression.SMS_STOP,
-                                                                           suppression.UNSUBSCRIBED):
-            suppression.unsuppress("sms", number)
+        elif kind == "start":
+            suppression.lift_opt_out("sms", number)
         for contact in contacts:
             if kind == "stop" and contact.sms_consent != Contact.Consent.UNSUBSCRIBED:
                 _consent(contact, Contact.Consent.UNSUBSCRIBED, "provider_stop", message)

@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from .. import clock
 from ..models import Enrolment, Event, Flow, StepExecution
 from . import attribution, resolvers, trail
-from .conditions import EvalContext, dig, evaluate
+from .conditions import EvalContext, correlated, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
 from .criteria import check_exit
 from .definition import version_definition, version_number
@@ -138,9 +138,7 @@ def _resume_waiting(contact, event: Event, now) -> list[int]:
         if step.get("filter") and not evaluate(step["filter"], EvalContext(
                 contact=contact.as_context(), event=event.payload, now=now)).result:
             continue
-        trigger_payload = execution.enrolment.trigger_event.payload
-        if not all(dig(event.payload, path) is not None and dig(event.payload, path) == dig(trigger_payload, path)
-                   for path in step.get("correlate") or []):
+        if not correlated(step.get("correlate"), event.payload, execution.enrolment.trigger_event.payload):
             continue  # about another order/checkout than the one this journey is for
         claimed = StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
             state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.pk},

@@ -42,7 +42,7 @@ from django.db.models import Q
 
 from .. import clock
 from ..models import Contact, Enrolment, Event, Flow, Message, Simulation
-from .conditions import EvalContext, dig, evaluate, matches_payload
+from .conditions import EvalContext, correlated, evaluate, matches_payload
 from .criteria import exit_outcome
 from .definition import DefinitionError, validate_definition
 from .history import DatabaseHistory
@@ -256,8 +256,7 @@ class Replay:
                 contact=self._profile(journey.contact, event.occurred_at), event=event.payload,
                 now=event.occurred_at)).result:
             return
-        if not all(dig(event.payload, path) is not None and dig(event.payload, path) == dig(journey.trigger.payload, path)
-                   for path in step.get("correlate") or []):
+        if not correlated(step.get("correlate"), event.payload, journey.trigger.payload):
             return
         journey.pending = None
         self.branches[step_id]["event"] += 1

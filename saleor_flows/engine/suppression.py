@@ -25,7 +25,6 @@ COMPLAINT = "complaint"
 UNSUBSCRIBED = "unsubscribed"
 SMS_STOP = "sms_stop"
 ERASED = "erased"
-MANUAL = "manual"
 
 # Email reasons that also block transactional messages.
 ADDRESS_DOES_NOT_WORK = {HARD_BOUNCE, REJECTED}
@@ -75,6 +74,13 @@ def reason_for(channel: str, address: str) -> str | None:
         return None
     return Suppression.objects.filter(channel=channel, address_hash=address_hash(address)).values_list(
         "reason", flat=True).first()
+
+
+def lift_opt_out(channel: str, address: str) -> bool:
+    """The person asked again (texted START, re-subscribed): lift their own opt-out, never a bounce or an erasure."""
+    if reason_for(channel, address) in (UNSUBSCRIBED, SMS_STOP):
+        return unsuppress(channel, address)
+    return False
 
 
 def blocks(channel: str, reason: str | None, *, marketing: bool) -> bool:
