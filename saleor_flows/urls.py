@@ -45,7 +45,7 @@ if importlib.util.find_spec("anymail") is not None:
 def serve(request, subpath: str):
     """Answer a request for ``subpath`` (relative to the plugin's URL) from ``urlpatterns``."""
     route = "/" + subpath.lstrip("/")
-    for candidate in (route, route if route.endswith("/") else route + "/"):
+    for candidate in (route,) if route.endswith("/") else (route, route + "/"):
         try:
             match = resolve(candidate, urlconf=__name__)
         except Resolver404:

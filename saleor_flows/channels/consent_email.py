@@ -6,7 +6,6 @@ flow emails (``email.build_email`` / ``send_email_message``), so the host's
 backend, SMTP settings, Message-ID and send id header apply to them too.
 """
 
-import logging
 import uuid
 
 from django.utils.html import escape
@@ -17,8 +16,6 @@ from ..models import Contact
 from ..web import texts, tokens
 from .email import build_email, send_email_message
 from .templating import RenderedEmail
-
-logger = logging.getLogger(__name__)
 
 
 def confirmation(contact: Contact) -> RenderedEmail:

@@ -60,15 +60,17 @@ def with_visible_unsubscribe(rendered, context: dict, language: str | None):
     a way out; templates that place ``{{ unsubscribe_url }}`` themselves are left alone.
     """
     url = context["unsubscribe_url"]
-    if url in rendered.text and escape(url) in rendered.html:
+    escaped_url = escape(url)
+    in_html = escaped_url in rendered.html
+    if in_html and url in rendered.text:
         return rendered
     language = texts.language_for(given=language)
     unsubscribe, manage = texts.say(language, "footer.unsubscribe"), texts.say(language, "footer.preferences")
     footer = (f'<p style="font-size:12px;color:#6b7280;text-align:center;font-family:sans-serif">'
-              f'<a href="{escape(url)}" style="color:#6b7280">{escape(unsubscribe)}</a> · '
+              f'<a href="{escaped_url}" style="color:#6b7280">{escape(unsubscribe)}</a> · '
               f'<a href="{escape(context["preferences_url"])}" style="color:#6b7280">{escape(manage)}</a></p>')
     html = rendered.html
-    if html and escape(url) not in html:
+    if html and not in_html:
         closing = html.lower().rfind("</body>")
         html = html[:closing] + footer + html[closing:] if closing >= 0 else html + footer
     text = rendered.text
@@ -94,7 +96,7 @@ def stream_settings(kind: str) -> dict:
     return (flows_setting("MESSAGE_STREAMS") or {}).get(kind) or {}
 
 
-def sender_for(kind: str, saleor_channel: str) -> dict:
+def sender_for(kind: str, saleor_channel: str, stream: dict | None = None) -> dict:
     """``from_email``, ``reply_to`` and ``sms_from`` for a message.
 
     The Saleor channel's own sender (SENDERS) wins: it is the brand the
@@ -105,14 +107,15 @@ def sender_for(kind: str, saleor_channel: str) -> dict:
     if not own.get("sms_from"):
         # SMS_SENDERS (channel → number) is the short form the plugin's SMS settings fill.
         own = {**own, "sms_from": (flows_setting("SMS_SENDERS") or {}).get(saleor_channel or "")}
-    stream = stream_settings(kind)
+    stream = stream_settings(kind) if stream is None else stream
     return {key: own.get(key) or stream.get(key) or flows_setting(fallback)
             for key, fallback in (("from_email", "FROM_EMAIL"), ("reply_to", "REPLY_TO"), ("sms_from", "SMS_FROM"))}
 
 
 def _email(rendered, *, to: str, kind: str, saleor_channel: str, flow, step: dict, send_id, headers=None):
     """A message on its kind's stream: its sender, stream header, tags, anymail metadata and esp_extra."""
-    stream, sender = stream_settings(kind), sender_for(kind, saleor_channel)
+    stream = stream_settings(kind)
+    sender = sender_for(kind, saleor_channel, stream)
     return build_email(
         rendered, to=to, from_email=sender["from_email"], reply_to=sender["reply_to"] or [],
         headers={**(headers or {}), STREAM_HEADER: kind, **(stream.get("headers") or {})}, send_id=str(send_id),

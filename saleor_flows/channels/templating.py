@@ -624,16 +624,16 @@ def compile_email(step: dict) -> dict:
 def _compile_variant(variant, prefix, errors):
     subject, mjml, preheader = variant.get("subject"), variant.get("mjml"), variant.get("preheader")
     problems = {}
-    for field, value in (("subject", subject), ("mjml", mjml), ("preheader", preheader)):
-        if field == "preheader" and value is None:
+    for name, value in (("subject", subject), ("mjml", mjml), ("preheader", preheader)):  # `field` is dataclasses'
+        if name == "preheader" and value is None:
             continue
         if not isinstance(value, str):
-            problems[field] = [f"{prefix}{field}: must be text"]
-        elif field != "preheader" and not value.strip():
-            problems[field] = [f"{prefix}{field}: required"]
+            problems[name] = [f"{prefix}{name}: must be text"]
+        elif name != "preheader" and not value.strip():
+            problems[name] = [f"{prefix}{name}: required"]
         else:
-            problems[field] = check_text_template(value, prefix + field)
-        errors.extend(problems[field])
+            problems[name] = check_text_template(value, prefix + name)
+        errors.extend(problems[name])
     html = None
     if isinstance(mjml, str) and mjml.strip() and len(mjml) <= MAX_SOURCE_CHARS:
         html = _mjml_to_html(mjml, preheader or None, prefix, errors,

@@ -19,7 +19,6 @@ SALTS = {
     "preferences": "saleor-flows.preferences",
     "confirm": "saleor-flows.confirm",
 }
-PATHS = {"unsubscribe": "unsubscribe", "preferences": "preferences", "confirm": "confirm"}
 
 
 class BadToken(ValueError):
@@ -46,4 +45,4 @@ def read(kind: str, token: str) -> dict:
 
 
 def url(kind: str, contact_id: int, **extra) -> str:
-    return public_url(f"{PATHS[kind]}/{make(kind, contact_id, **extra)}/")
+    return public_url(f"{kind}/{make(kind, contact_id, **extra)}/")  # each kind is served at its own name

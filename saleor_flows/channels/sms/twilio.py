@@ -25,7 +25,7 @@ from ...engine.inbound import InboundSms
 from ...models import MessageEvent
 from . import http
 from .base import ProviderBackend, SmsError
-from .webhooks import MalformedWebhook, SignatureError, config, public_base, require, webhook_url
+from .webhooks import SignatureError, config, public_base, require, webhook_url
 
 PROVIDER = "twilio"
 Type = MessageEvent.Type

@@ -11,9 +11,7 @@ from datetime import datetime, timedelta
 
 from ... import clock
 from ...conf import flows_setting
-from ...web import PLUGIN_PATH
-
-PATH = PLUGIN_PATH + "sms/{provider}/{kind}/"
+from ...web import public_url
 
 
 class SignatureError(Exception):
@@ -29,9 +27,9 @@ def public_base() -> str:
 
 
 def webhook_url(provider: str, kind: str) -> str:
-    """Our public URL for ``kind`` ("status" or "inbound") webhooks, or "" without PUBLIC_URL."""
-    base = public_base()
-    return f"{base}{PATH.format(provider=provider, kind=kind)}" if base else ""
+    """Our public URL for ``kind`` ("status" or "inbound") webhooks, or "" without PUBLIC_URL (providers must reach
+    the API itself, not the shop's site, so the shop URL is no fallback here)."""
+    return public_url(f"sms/{provider}/{kind}/") if public_base() else ""
 
 
 def json_body(request) -> dict:
