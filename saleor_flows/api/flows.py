@@ -254,7 +254,8 @@ class Query(graphene.ObjectType):
     @staticmethod
     @permission_required(*FLOWS)
     def resolve_flows(root, info, first=None, after=None, filter=None):
-        return paginate(filter_flows(models.Flow.objects.all(), filter), FlowConnection, first=first, after=after)
+        return paginate(filter_flows(models.Flow.objects.select_related("live_version"), filter), FlowConnection,
+                        first=first, after=after)
 
     @staticmethod
     @permission_required(*FLOWS)

@@ -132,7 +132,7 @@ class Query(graphene.ObjectType):
     @staticmethod
     @permission_required(*CONTACTS)
     def resolve_messages(root, info, first=None, after=None, filter=None):
-        return paginate(filter_messages(MessageModel.objects.all(), filter), MessageConnection,
+        return paginate(filter_messages(MessageModel.objects.select_related("flow", "contact"), filter), MessageConnection,
                         first=first, after=after)
 
     @staticmethod
