@@ -132,8 +132,8 @@ class Query(graphene.ObjectType):
     @staticmethod
     @permission_required(*CONTACTS)
     def resolve_messages(root, info, first=None, after=None, filter=None):
-        return paginate(filter_messages(MessageModel.objects.select_related("flow", "contact"), filter), MessageConnection,
-                        first=first, after=after)
+        rows = MessageModel.objects.select_related("flow", "contact")
+        return paginate(filter_messages(rows, filter), MessageConnection, first=first, after=after)
 
     @staticmethod
     @permission_required(*CONTACTS)
