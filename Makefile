@@ -22,7 +22,7 @@ test: $(STAMP)
 	scripts/ensure-services
 	$(PY) -m pytest
 
-## Benchmarks for the DESIGN.md targets; results go in docs/performance.md.
+## Benchmarks for the docs/design.md targets; results go in docs/performance.md.
 bench: $(STAMP)
 	scripts/ensure-services
 	$(PY) -m bench

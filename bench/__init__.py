@@ -1,4 +1,4 @@
-"""Benchmarks for the DESIGN.md performance targets: ``make bench`` or ``python -m bench [name …]``.
+"""Benchmarks for the docs/design.md performance targets: ``make bench`` or ``python -m bench [name …]``.
 
 One module per benchmark (ingest, claim, render, latency, storage), each with a
 ``run()`` that prints its figures. They run against a dedicated PostgreSQL

@@ -146,7 +146,7 @@ class Stopwatch:
 
 @dataclass
 class Figure:
-    """One measured figure against its DESIGN.md target (``met`` None: no target, reported for context)."""
+    """One measured figure against its docs/design.md target (``met`` None: no target, reported for context)."""
 
     name: str
     value: str

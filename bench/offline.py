@@ -1,4 +1,4 @@
-"""Work that runs off the request path: a dry-run simulation and the nightly predictive refit (no DESIGN.md target).
+"""Work that runs off the request path: a dry-run simulation and the nightly predictive refit (no docs/design.md target).
 
 Simulation: 5,000 subscribed contacts and 30 days of stored, processed events
 (each contact: 1-3 abandoned checkouts, some site visits and orders; about

@@ -1,6 +1,6 @@
 """Moving running journeys from an older version of a flow to its live version, when the merchant asks.
 
-Versions are pinned (DESIGN.md, principle 4): publishing never moves anyone.
+Versions are pinned (docs/design.md, principle 4): publishing never moves anyone.
 A merchant who fixed a live flow can choose, for the contacts still running
 on older versions:
 
