@@ -28,4 +28,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) demo-outbox *.egg-info
+	rm -rf $(VENV) demo-outbox *.egg-info .hypothesis .pytest_cache "$${TMPDIR:-/tmp}/saleor-flows-demo.sqlite3"*

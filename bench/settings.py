@@ -61,14 +61,7 @@ LOGGING = {
 
 
 def ensure_database():
-    """Create the benchmark database if it does not exist (connects to the ``postgres`` database)."""
-    import psycopg
-    from psycopg import sql
+    """Create the benchmark database if it does not exist."""
+    from saleor_flows.db import create_database_if_missing
 
-    db = DATABASES["default"]
-    conninfo = dict(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
-                    dbname="postgres", autocommit=True)
-    with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
+    create_database_if_missing(DATABASES["default"])

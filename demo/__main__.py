@@ -3,7 +3,7 @@
     python -m demo [--customers 300] [--days 30] [--seed 7] [--outbox demo-outbox]
 
 Without configuration it needs nothing but this package: a fresh SQLite file
-(``demo/demo.sqlite3``) and the engine running inline in this process. With
+(``saleor-flows-demo.sqlite3`` in the temporary folder, ``DEMO_SQLITE`` to move it) and the engine running inline in this process. With
 ``DATABASE_URL=postgres://…`` it uses PostgreSQL; with
 ``CELERY_BROKER_URL=redis://…`` the work goes through Redis to a real Celery
 worker, started here in a thread so it shares the simulated clock.
@@ -28,17 +28,27 @@ def parse_args(argv):
 
 
 class ProgressBar:
-    """``[#####-----] day 12/44  emails 123``, redrawn in place on stderr."""
+    """``[#####-----] day 12/44  emails 123``, redrawn in place on a terminal.
 
-    def __init__(self, days: int, width: int = 30):
+    When stderr is not a terminal (CI logs, a pipe) it prints a plain line
+    every few days instead of carriage returns and escape codes.
+    """
+
+    def __init__(self, days: int, width: int = 30, interactive: bool | None = None):
         self.days, self.width = days, width
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
 
     def __call__(self, day: int, total_days: int):
         from saleor_flows.models import Message
 
-        filled = round(self.width * day / total_days)
+        if not self.interactive and day % 7 and day != total_days:
+            return
         emails = Message.objects.filter(status=Message.Status.SENT).count()
         note = "" if day <= self.days else "  (month over: no new shoppers, journeys finishing)"
+        if not self.interactive:
+            sys.stderr.write(f"day {day}/{total_days}  emails {emails}{note}\n")
+            return
+        filled = round(self.width * day / total_days)
         sys.stderr.write(f"\r[{'#' * filled}{'-' * (self.width - filled)}] day {day}/{total_days}"
                          f"  emails {emails}{note}\033[K")
         if day == total_days:
@@ -65,6 +75,10 @@ def prepare_database(reset: bool):
         for suffix in ("", "-wal", "-shm"):
             Path(database["NAME"] + suffix).unlink(missing_ok=True)
     else:
+        from saleor_flows.db import create_database_if_missing
+
+        if create_database_if_missing(database):
+            print(f"created the database {database['NAME']!r}", file=sys.stderr)
         ours = {model._meta.db_table for model in apps.get_models(include_auto_created=True)} | {"django_migrations"}
         foreign = sorted(set(connection.introspection.table_names()) - ours)
         if foreign and not reset:

@@ -9,11 +9,13 @@ simulated clock).
 """
 
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 DEMO_DIR = Path(__file__).resolve().parent
-SQLITE_PATH = DEMO_DIR / "demo.sqlite3"
+# Recreated on every run, so it lives outside the source tree (DEMO_SQLITE moves it).
+SQLITE_PATH = Path(os.environ.get("DEMO_SQLITE") or Path(tempfile.gettempdir()) / "saleor-flows-demo.sqlite3")
 
 SECRET_KEY = "demo-only-not-secret"
 DEBUG = False

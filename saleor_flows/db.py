@@ -30,3 +30,23 @@ def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str 
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def create_database_if_missing(database: dict) -> bool:
+    """Create a PostgreSQL database named in Django's ``DATABASES`` entry if it does not exist yet.
+
+    For development commands (the demo, the benchmarks) that are pointed at a
+    fresh server with ``DATABASE_URL``: they should start, not fail with
+    "database … does not exist". Connects to the server's ``postgres``
+    database; returns True when it created the database.
+    """
+    import psycopg
+    from psycopg import sql
+
+    conninfo = {"host": database.get("HOST"), "port": database.get("PORT"), "user": database.get("USER"),
+                "password": database.get("PASSWORD") or None, "dbname": "postgres", "autocommit": True}
+    with psycopg.connect(**{key: value for key, value in conninfo.items() if value}) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]).fetchone():
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database["NAME"])))
+        return True

@@ -52,3 +52,36 @@ def test_demo_month(flows, settings, tmp_path):
         assert parsed["To"] == message.to and parsed["Subject"] == message.subject
         html = path.with_suffix(".html").read_text(encoding="utf-8")
         assert html.lstrip().lower().startswith(("<!doctype", "<html")) and "Test Shop" in html
+
+
+def test_a_fresh_database_url_is_created_not_a_traceback(settings):
+    """The README's PostgreSQL demo command works on a server where the database does not exist yet."""
+    import psycopg
+
+    from saleor_flows.db import create_database_if_missing
+
+    database = dict(settings.DATABASES["default"], NAME="saleor_flows_demo_fresh_probe")
+    conninfo = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"],
+                "dbname": "postgres", "autocommit": True}
+    with psycopg.connect(**conninfo) as conn:
+        conn.execute("DROP DATABASE IF EXISTS saleor_flows_demo_fresh_probe")
+    try:
+        assert create_database_if_missing(database) is True
+        assert create_database_if_missing(database) is False  # a second run reuses it
+        with psycopg.connect(**dict(conninfo, dbname="saleor_flows_demo_fresh_probe")) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("saleor_flows_demo_fresh_probe",)
+    finally:
+        with psycopg.connect(**conninfo) as conn:
+            conn.execute("DROP DATABASE IF EXISTS saleor_flows_demo_fresh_probe")
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal(capsys, db):
+    from demo.__main__ import ProgressBar
+
+    progress = ProgressBar(days=14, interactive=False)
+    for day in range(1, 19):
+        progress(day, 18)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["day 7/18  emails 0", "day 14/18  emails 0",
+                     "day 18/18  emails 0  (month over: no new shoppers, journeys finishing)"]
+    assert not any("\r" in line or "\033" in line for line in lines)
