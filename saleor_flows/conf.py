@@ -73,6 +73,10 @@ DEFAULTS = {
     # Marketing only (transactional and staff messages bypass these; see engine/gate.py):
     # at most one marketing message per channel per this many hours (0/None: no cap),
     "FREQUENCY_CAP_HOURS": {"email": 16, "sms": 24},
+    # High-intent messages (flows with "frequency_cap": "high_intent": cart, browse and stock
+    # reminders) skip that cap but have a short one among themselves, so two reminders never
+    # land within a few hours.
+    "HIGH_INTENT_CAP_HOURS": {"email": 4, "sms": 12},
     # no marketing message inside these local hours of the contact ("HH:MM-HH:MM", None: none),
     "QUIET_HOURS": {"sms": "21:00-08:00", "email": None},
     # and a message held back longer than this past its due time is dropped as stale

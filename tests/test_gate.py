@@ -112,7 +112,36 @@ def test_frequency_cap_must_be_true_or_false(flows):
     from saleor_flows.engine.definition import validate_definition
 
     errors = validate_definition(chain("cart", ("reminder", email("Hi", frequency_cap="no"))))
-    assert any(error.startswith("steps.reminder.frequency_cap: true or false") for error in errors), errors
+    assert any(error.startswith("steps.reminder.frequency_cap: true, false or \"high_intent\"")
+               for error in errors), errors
+
+
+def test_a_subscriber_welcomed_an_hour_ago_still_gets_the_cart_reminder_but_two_reminders_keep_apart(flows, gated):
+    """High-intent journeys are out of the shop's cap and capped among themselves (HIGH_INTENT_CAP_HOURS, 4 h)."""
+    from saleor_flows.journeys import load_journey
+
+    for slug in ("abandoned_checkout", "browse_abandonment"):
+        assert load_journey(slug)["frequency_cap"] == "high_intent"
+    flows.contact(JANE, email_consent="subscribed")
+    flows.flow(chain("subscribed", ("welcome", email("Welcome!"))), slug="welcome")
+    for slug in ("cart", "browse"):
+        flows.flow(chain(slug, (f"{slug}_mail", email(f"About your {slug}")), frequency_cap="high_intent"), slug=slug)
+    start = flows.now
+    flows.event("subscribed", email=JANE)
+    flows.advance(hours=1)
+    flows.event("cart", email=JANE)
+    assert _subjects(flows) == ["Welcome!", "About your cart"]  # not held 16 h behind the welcome email
+    flows.advance(hours=1)
+    flows.event("browse", email=JANE)
+    assert _subjects(flows) == ["Welcome!", "About your cart"]
+    (deferred,) = _deferrals(flows)
+    assert deferred["reason"] == "high-intent cap (email)"
+    flows.travel_to(start + timedelta(hours=5))  # 4 h after the cart reminder
+    assert _subjects(flows) == ["Welcome!", "About your cart", "About your browse"]
+    # An ordinary promotion still waits out the shop's cap behind the reminders.
+    _promos(flows, count=1)
+    flows.event("promo1", email=JANE)
+    assert _subjects(flows) == ["Welcome!", "About your cart", "About your browse"]
 
 
 def _sms_contact(flows, zone):

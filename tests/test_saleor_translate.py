@@ -133,3 +133,66 @@ def test_plugin_configuration_sets_the_api_public_key_and_origins():
     assert values["PUBLIC_KEY"] == "pk_live_1"
     assert values["API_ALLOWED_ORIGINS"] == ["https://flows.example.com", "https://dash.example.com"]
     assert "PUBLIC_KEY" not in as_engine_settings({}) and "API_ALLOWED_ORIGINS" not in as_engine_settings({})
+
+
+def _checkout_with_box(ticked: str | None, created="2026-03-02T10:05:00.000Z"):
+    payload = fixture("checkout_updated")
+    payload["created"] = created
+    payload["metadata"] = {} if ticked is None else {"marketing_consent": ticked}
+    return payload
+
+
+def test_the_checkout_box_gives_a_guest_consent_with_its_proof(flows):
+    """A guest ticks "email me news" at checkout (checkout metadata), leaves, and gets the cart reminder."""
+    from saleor_flows.journeys import load_journey
+    from saleor_flows.models import ConsentChange
+
+    flows.travel_to(NOW)
+    flows.flow(load_journey("abandoned_checkout"), slug="abandoned_checkout")
+    record_event(**normalize("checkout_metadata_updated", _checkout_with_box("true"),
+                             consent_metadata_key="marketing_consent", now=flows.now))
+    contact = Contact.objects.get(email="ana.silva@example.org")
+    assert (contact.user_id, contact.email_consent, contact.email_consent_source) == (
+        None, "subscribed", "saleor_checkout_metadata")
+    proof = ConsentChange.objects.get(contact=contact)
+    assert proof.detail == {"checkout": CHECKOUT_UUID}
+    assert proof.at == datetime(2026, 3, 2, 10, 9, 30, tzinfo=timezone.utc)  # the checkout's last change
+    record_event(**normalize("checkout_updated", _checkout_with_box("true"), consent_metadata_key="marketing_consent",
+                             now=flows.now))
+    flows.advance(hours=1, minutes=1)  # idle for an hour: abandoned
+    flows.advance(hours=1)  # the journey's first wait
+    [reminder] = flows.emails_to("ana.silva@example.org")
+    assert reminder.subject == "You left something in your cart"
+
+
+def test_an_unticked_box_revokes_nothing_and_an_old_tick_never_overrides_a_later_unsubscribe(flows):
+    from saleor_flows.engine.contacts import set_consent
+
+    flows.travel_to(NOW)
+    flows.contact("ana.silva@example.org", email_consent="subscribed")
+    record_event(**normalize("checkout_updated", _checkout_with_box("false"), consent_metadata_key="marketing_consent",
+                             now=flows.now))
+    assert Contact.objects.get().email_consent == "subscribed"
+
+    contact = Contact.objects.get()
+    contact.save(update_fields=set_consent(contact, "email", "unsubscribed", source="unsubscribe_link", at=flows.now))
+    flows.advance(minutes=5)
+    # The same checkout (created before the unsubscribe) is updated again and still carries the tick.
+    record_event(**normalize("checkout_updated", _checkout_with_box("true"), consent_metadata_key="marketing_consent",
+                             now=flows.now))
+    assert Contact.objects.get().email_consent == "unsubscribed"
+    # A new checkout, ticked after the unsubscribe, is a new choice.
+    later = _checkout_with_box("true", created=flows.now.isoformat())
+    later["id"] = "Q2hlY2tvdXQ6YjI5ZDI4ZGMtMGI1Ny00ZDJkLTk0YjUtNjBhNmZhZTg2YTAx"
+    record_event(**normalize("checkout_updated", later, consent_metadata_key="marketing_consent", now=flows.now))
+    assert Contact.objects.get().email_consent == "subscribed"
+
+
+def test_the_order_carries_the_checkout_box_too(flows):
+    flows.travel_to(NOW)
+    payload = fixture("order_created")
+    payload["metadata"] = {"marketing_consent": "yes"}
+    event = normalize("order_created", payload, consent_metadata_key="marketing_consent", now=flows.now)
+    assert event["payload"]["consent"]["source"] == "saleor_order_metadata"
+    record_event(**event)
+    assert Contact.objects.get().email_consent_source == "saleor_order_metadata"

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.db.models import Q
 
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .. import clock
@@ -187,11 +188,18 @@ def update_profile(contact: Contact, event: Event):
     consent = payload.get("consent")
     if isinstance(consent, dict):
         # An edge read the person's choice from the host (e.g. a Saleor user metadata key).
+        # ``as_of``: when the host's record was made; a choice the person made after it wins.
+        as_of = parse_when(consent.get("as_of"))
+        if as_of is not None and timezone.is_naive(as_of):
+            as_of = timezone.make_aware(as_of, timezone.utc)
         for channel in ("email", "sms"):
             status = consent.get(channel)
-            if status in Contact.Consent.values and getattr(contact, f"{channel}_consent") != status:
+            decided_at = getattr(contact, f"{channel}_consent_at")
+            if (status in Contact.Consent.values and getattr(contact, f"{channel}_consent") != status
+                    and not (as_of and decided_at and decided_at > as_of)):
+                detail = consent.get("detail") if isinstance(consent.get("detail"), dict) else None
                 changed += set_consent(contact, channel, status, source=str(consent.get("source") or "host"),
-                                       at=event.occurred_at)
+                                       at=event.occurred_at, detail=detail)
     if event.name == "profile_updated" and payload["attributes"]:
         contact.attributes.update({str(key): value for key, value in payload["attributes"].items()})
         changed.append("attributes")

@@ -18,7 +18,7 @@ from ..channels.links import store_links
 from ..channels.templating import TemplateError, check_text_template, compile_email
 from ..models import Flow, FlowVersion
 from .conditions import parse_duration, validate_condition
-from .gate import ON_BLOCKED
+from .gate import HIGH_INTENT, ON_BLOCKED
 from .waits import WEEKDAYS
 
 MAX_STEPS = 500
@@ -112,9 +112,11 @@ def _check_holding(where_set: dict, where: str, errors: list):
                       "hours do to a marketing message: wait for the next allowed moment, or drop it)")
     if where_set.get("stale_after") is not None:
         _check_duration(where_set["stale_after"], f"{prefix}stale_after", errors)
-    if where_set.get("frequency_cap") is not None and not isinstance(where_set["frequency_cap"], bool):
-        errors.append(f"{prefix}frequency_cap: true or false (false: the shop's frequency cap does not hold this "
-                      "message back; the contact's own choice and quiet hours still do)")
+    if where_set.get("frequency_cap") not in (None, True, False, HIGH_INTENT):
+        errors.append(f"{prefix}frequency_cap: true, false or \"{HIGH_INTENT}\" (false: the shop's frequency cap "
+                      f"does not hold this message back; \"{HIGH_INTENT}\": nor does it, but such messages are capped"
+                      " among themselves by HIGH_INTENT_CAP_HOURS; the contact's own choice and quiet hours still"
+                      " hold)")
 
 
 def _check_step(step_id: str, step, steps: dict, errors: list):

@@ -39,6 +39,8 @@ from .waits import contact_zone, next_matching_moment, parse_time_of_day
 
 PERSONAL_FREQUENCY = {"daily": timedelta(days=1), "weekly": timedelta(days=7), "monthly": timedelta(days=30)}
 ON_BLOCKED = {"defer", "drop"}
+# ``"frequency_cap": "high_intent"``: out of the shop's cap, under HIGH_INTENT_CAP_HOURS among themselves.
+HIGH_INTENT = "high_intent"
 
 
 @dataclass(frozen=True)
@@ -106,19 +108,31 @@ def _cap_windows(channel: str, contact) -> tuple[timedelta | None, timedelta | N
     return shop, PERSONAL_FREQUENCY.get(contact.frequency)
 
 
-def _last_marketing(contact, channel: str, *, since: datetime, exclude_execution) -> tuple:
-    """(last on this channel, last on any channel) since ``since``: one range scan of the (contact, created_at) index.
+def _last_marketing(contact, channel: str, *, since: datetime, exclude_execution, high_intent: bool = False) -> tuple:
+    """(last on this channel, last on any channel, last high-intent on this channel) since ``since``.
 
-    A failed hand-off never reached anyone and does not count; a test send
-    is not marketing; the message of the execution being decided (a retry)
-    is not "the previous one".
+    One range scan of the (contact, created_at) index. A failed hand-off
+    never reached anyone and does not count; a test send is not marketing;
+    the message of the execution being decided (a retry) is not "the
+    previous one".
     """
     rows = (Message.objects.filter(contact=contact, created_at__gte=since, kind=Message.Kind.MARKETING, is_test=False)
             .exclude(status=Message.Status.FAILED))
     if exclude_execution is not None:
         rows = rows.exclude(execution_id=exclude_execution)
-    found = rows.aggregate(channel=Max("created_at", filter=Q(channel=channel)), any=Max("created_at"))
-    return found["channel"], found["any"]
+    # (Aliases unlike any field name: a later filter's ``channel=`` would otherwise mean the alias.)
+    aggregates = {"last_here": Max("created_at", filter=Q(channel=channel)), "last_any": Max("created_at")}
+    if high_intent:
+        aggregates["last_reminder"] = Max("created_at", filter=Q(channel=channel, flow_id__in=_high_intent_flows()))
+    found = rows.aggregate(**aggregates)
+    return found["last_here"], found["last_any"], found.get("last_reminder")
+
+
+def _high_intent_flows():
+    """Flows whose published version says ``"frequency_cap": "high_intent"`` (a subquery, not a list)."""
+    from ..models import FlowVersion
+
+    return FlowVersion.objects.filter(definition__frequency_cap=HIGH_INTENT).values("flow_id")
 
 
 def check(step: dict, definition: dict, contact, *, channel: str, now: datetime, execution_id=None,
@@ -134,15 +148,27 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
         reasons.append("paused")
         details.append(f"paused until {contact.paused_until.isoformat()}")
     shop, personal = _cap_windows(channel, contact)
-    if step_option(step, definition, "frequency_cap", True) is False:
-        shop = None  # a high-intent message the merchant exempted (e.g. a cart reminder); the contact's choice still holds
-    if shop or personal:
-        longest = max(window for window in (shop, personal) if window)
-        last_here, last_any = _last_marketing(contact, channel, since=now - longest, exclude_execution=execution_id)
+    capped = step_option(step, definition, "frequency_cap", True)
+    high_intent = None
+    if capped is False or capped == HIGH_INTENT:
+        shop = None  # a message the merchant exempted (e.g. a cart reminder); the contact's choice still holds
+    if capped == HIGH_INTENT:
+        hours = (flows_setting("HIGH_INTENT_CAP_HOURS") or {}).get(channel)
+        high_intent = timedelta(hours=hours) if hours else None
+    if shop or personal or high_intent:
+        longest = max(window for window in (shop, personal, high_intent) if window)
+        last_here, last_any, last_reminder = _last_marketing(contact, channel, since=now - longest,
+                                                             exclude_execution=execution_id,
+                                                             high_intent=bool(high_intent))
         if shop and last_here and last_here + shop > until:
             until = last_here + shop
             reasons.append(f"frequency cap ({channel})")
             details.append(f"frequency cap: one marketing {channel} per {_hours(shop)} (last at {last_here.isoformat()})")
+        if high_intent and last_reminder and last_reminder + high_intent > until:
+            until = last_reminder + high_intent
+            reasons.append(f"high-intent cap ({channel})")
+            details.append(f"high-intent cap: one reminder {channel} per {_hours(high_intent)} "
+                           f"(last at {last_reminder.isoformat()})")
         if personal and last_any and last_any + personal > until:
             until = last_any + personal
             reasons.append(f"contact's choice: {contact.frequency}")

@@ -7,6 +7,7 @@ object and builds the payload with Saleor's own payload functions, so the
 event has the same shape as Saleor's App webhooks.
 """
 
+import hashlib
 import json
 
 from .translate import EVENT_NAMES, ONCE_PER_OBJECT, normalize
@@ -39,10 +40,21 @@ def describe(hook: str, instance, *, now) -> dict | None:
     else:  # Fulfillment: the customer is found through its order when resolved
         pk, email, user_id = instance.pk, "", ""
     object_id = pk if kind == "Checkout" else _global_id(kind, pk)
+    if hook.endswith("_metadata_updated") and kind != "User":
+        # A metadata change leaves the object's version alone: the metadata itself tells one change from the next.
+        # (A checkout keeps its metadata in a separate row, ``metadata_storage``.)
+        holder = getattr(instance, "metadata_storage", None) if kind == "Checkout" else instance
+        metadata = getattr(holder, "metadata", None) or {}
+        version_key = hashlib.sha256(json.dumps(metadata, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _reference(name, hook, kind, pk, email, user_id, now, f"saleor:{name}:{object_id}:{version_key}")
     if name in ONCE_PER_OBJECT or version is None and kind != "User":
         dedupe_key = f"saleor:{name}:{object_id}"
     else:
         dedupe_key = f"saleor:{name}:{object_id}:{(version or now).isoformat()}"
+    return _reference(name, hook, kind, pk, email, user_id, now, dedupe_key)
+
+
+def _reference(name, hook, kind, pk, email, user_id, now, dedupe_key) -> dict:
     return {
         "name": name, "email": email or "", "user_id": user_id or None, "occurred_at": now,
         "payload": {"$ref": {"source": "saleor", "hook": hook, "model": kind, "pk": str(pk),

@@ -180,6 +180,11 @@ class FlowsPlugin(BasePlugin):
         self._record("checkout_fully_paid", checkout)
         return previous_value
 
+    def checkout_metadata_updated(self, checkout, *args, previous_value=None, **kwargs):
+        # Storefronts store the checkout page's newsletter box here (updateMetadata on the checkout).
+        self._record("checkout_metadata_updated", checkout)
+        return previous_value
+
     # Orders and fulfilments
     def order_created(self, order, *args, previous_value=None, **kwargs):
         self._record("order_created", order)
@@ -211,6 +216,10 @@ class FlowsPlugin(BasePlugin):
 
     def order_fully_refunded(self, order, *args, previous_value=None, **kwargs):
         self._record("order_fully_refunded", order)
+        return previous_value
+
+    def order_metadata_updated(self, order, *args, previous_value=None, **kwargs):
+        self._record("order_metadata_updated", order)
         return previous_value
 
     def fulfillment_created(self, fulfillment, *args, previous_value=None, **kwargs):

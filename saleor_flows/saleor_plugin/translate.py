@@ -29,6 +29,7 @@ EVENT_NAMES = {
     "checkout_created": "checkout_created",
     "checkout_updated": "checkout_updated",
     "checkout_fully_paid": "checkout_fully_paid",
+    "checkout_metadata_updated": "checkout_metadata_updated",
     "order_created": "order_created",
     "order_confirmed": "order_confirmed",
     "order_paid": "order_paid",
@@ -37,6 +38,7 @@ EVENT_NAMES = {
     "order_cancelled": "order_cancelled",
     "order_refunded": "order_refunded",
     "order_fully_refunded": "order_fully_refunded",
+    "order_metadata_updated": "order_metadata_updated",
     "fulfillment_created": "fulfillment_created",
 }
 
@@ -111,12 +113,14 @@ def normalize(hook: str, payload: dict, *, user_id: str = "", checkout_token: st
             payload["checkout_url"] = checkout_url_template.replace("{token}", str(token))
         occurred_at = _when(payload.get("last_change"))
         object_id = str(token)
+        _consent_from_box(payload, consent_metadata_key, "saleor_checkout_metadata", {"checkout": str(token)})
     elif name.startswith("order_"):
         payload.setdefault("currency", (payload.get("channel") or {}).get("currency_code", "")
                            or next((line.get("currency") for line in payload.get("lines") or [] if isinstance(line, dict)), ""))
         if checkout_token:
             payload["checkout_token"] = str(checkout_token)
         occurred_at = _when(payload.get("created")) if name == "order_created" else None
+        _consent_from_box(payload, consent_metadata_key, "saleor_order_metadata", {"order": str(object_id)})
     elif name == "fulfillment_created":
         order = payload.get("order") if isinstance(payload.get("order"), dict) else {}
         email = email or order.get("user_email", "")
@@ -132,6 +136,19 @@ def normalize(hook: str, payload: dict, *, user_id: str = "", checkout_token: st
         "name": name, "email": email, "user_id": user_id or None, "channel": channel,
         "payload": payload, "occurred_at": occurred_at or now, "dedupe_key": dedupe_key,
     }
+
+
+def _consent_from_box(payload: dict, key: str, source: str, detail: dict):
+    """The "email me news and offers" box a storefront stored on a checkout (and Saleor copied to its order).
+
+    It can only grant consent: an unticked box means the shopper was not asked
+    to change anything, not that they withdrew. ``as_of`` is when the checkout
+    or order was created, so a choice the person made later (an unsubscribe
+    link, the preference centre) is never overridden by an old tick.
+    """
+    if consent_from_metadata(payload.get("metadata"), key) == "subscribed":
+        payload["consent"] = {"email": "subscribed", "source": source, "as_of": payload.get("created"),
+                              "detail": detail}
 
 
 TRUE_WORDS = {"true", "yes", "1", "subscribed", "granted", "on"}

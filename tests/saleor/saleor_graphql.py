@@ -203,6 +203,12 @@ mutation($id: ID!, $input: [MetadataInput!]!) {{
 }}"""
 
 
+def tick_checkout_box(client, checkout_id: str, value: str = "true") -> dict:
+    """The checkout page's "email me news and offers" box: the consent key in the checkout's public metadata."""
+    return mutate(client, "updateMetadata", UPDATE_METADATA, {
+        "id": checkout_id, "input": [{"key": "marketing_consent", "value": value}]})
+
+
 def set_consent_metadata(client, user, value: str) -> dict:
     """What a storefront's newsletter checkbox does: the consent key in the user's public metadata."""
     return mutate(client, "updateMetadata", UPDATE_METADATA, {
