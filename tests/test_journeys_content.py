@@ -181,9 +181,11 @@ def test_files_match_the_email_steps(slug):
 
 
 @pytest.mark.parametrize("slug", [s for s in JOURNEYS if load_journey(s)["kind"] == "marketing"])
-def test_marketing_emails_have_an_unsubscribe_link(slug):
+def test_marketing_emails_have_an_unsubscribe_and_a_preferences_link_and_the_address(slug):
     for step_id, lang, _, _, source in _emails(load_journey(slug)):
         assert 'href="{{ unsubscribe_url }}"' in source, f"{slug}.{step_id} ({lang})"
+        assert 'href="{{ preferences_url }}"' in source, f"{slug}.{step_id} ({lang})"
+        assert "{{ shop.address }}" in source, f"{slug}.{step_id} ({lang})"
 
 
 def test_cross_sell_in_the_transactional_journey_has_an_unsubscribe_link():
@@ -268,6 +270,7 @@ def _render(slug, step_id, lang, event, contact=CONTACT, shop=SHOP):
     context = {
         "contact": contact, "event": event, "shop": shop, "flow": {"name": d["name"], "slug": slug},
         "message": {"send_id": "s-1"}, "unsubscribe_url": "https://shop.example.com/u/TOKEN",
+        "preferences_url": "https://shop.example.com/p/TOKEN",
     }
     env = _env()
     subject = env.from_string(email[2]).render(context)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from urllib.parse import urlparse
 
+import re
 import pytest
 
 from saleor_flows.models import ConsentChange, Contact, Suppression
@@ -173,3 +174,15 @@ def test_a_template_with_its_own_links_is_left_alone(shop):
     url = promo.extra_headers["List-Unsubscribe"].strip("<>")
     html = promo.alternatives[0][0]
     assert html.count(url) == 1 and "Leave" in html and ">Unsubscribe</a>" not in html
+
+
+def test_a_template_with_only_an_unsubscribe_link_gets_the_preference_link_and_the_postal_address(shop, client):
+    """Every marketing email carries both links and the shop's postal address (CAN-SPAM), added where missing."""
+    promo, receipt = _promo(shop, body="Hi <a href='{{ unsubscribe_url }}'>Leave</a>")
+    html = promo.alternatives[0][0]
+    url = promo.extra_headers["List-Unsubscribe"].strip("<>")
+    assert html.count(url) == 1 and ">Unsubscribe</a>" not in html  # its own link is kept, not doubled
+    preferences = re.search(r'href="([^"]+)"[^>]*>Email preferences</a>', html).group(1)
+    assert "/preferences/" in preferences and client.get(_path(preferences)).status_code == 200
+    assert "1 Test Street" in html and "1 Test Street" in promo.body and preferences in promo.body
+    assert "1 Test Street" not in receipt.body  # transactional mail is left as the merchant wrote it

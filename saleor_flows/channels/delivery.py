@@ -53,29 +53,34 @@ def unsubscribe_headers(unsubscribe_url: str) -> dict:
 
 
 def with_visible_unsubscribe(rendered, context: dict, language: str | None):
-    """Marketing email must show an unsubscribe link in its body: add a footer when the template has none.
+    """Marketing email must show how to leave, where to choose, and who sends it: add what the template lacks.
 
-    Chosen over refusing to publish such a template so that a merchant's own
-    layout (or an imported one) can never produce a marketing email without
-    a way out; templates that place ``{{ unsubscribe_url }}`` themselves are left alone.
+    Every marketing email carries the unsubscribe link, the preference-centre
+    link and the shop's postal address (CAN-SPAM asks for the address; the
+    preference link lets people say "less" instead of "never"). A template that
+    places them itself is left alone; one that lacks any of them (a merchant's
+    own layout, an imported one) gets a small footer with just the missing
+    parts, so no marketing email can go out without them.
     """
-    url = context["unsubscribe_url"]
-    escaped_url = escape(url)
-    in_html = escaped_url in rendered.html
-    if in_html and url in rendered.text:
-        return rendered
     language = texts.language_for(given=language)
-    unsubscribe, manage = texts.say(language, "footer.unsubscribe"), texts.say(language, "footer.preferences")
-    footer = (f'<p style="font-size:12px;color:#6b7280;text-align:center;font-family:sans-serif">'
-              f'<a href="{escaped_url}" style="color:#6b7280">{escape(unsubscribe)}</a> · '
-              f'<a href="{escape(context["preferences_url"])}" style="color:#6b7280">{escape(manage)}</a></p>')
-    html = rendered.html
-    if html and not in_html:
+    links = [("unsubscribe_url", "footer.unsubscribe"), ("preferences_url", "footer.preferences")]
+    address = str((context.get("shop") or {}).get("address") or "").strip()
+    html, text = rendered.html, rendered.text
+    missing_html = [(escape(context[key]), texts.say(language, label)) for key, label in links
+                    if escape(context[key]) not in html]
+    if html and (missing_html or (address and escape(address) not in html)):
+        parts = [f'<a href="{url}" style="color:#6b7280">{escape(label)}</a>' for url, label in missing_html]
+        line = " · ".join(parts)
+        if address and escape(address) not in html:
+            line = f"{line}<br>{escape(address)}" if line else escape(address)
+        footer = f'<p style="font-size:12px;color:#6b7280;text-align:center;font-family:sans-serif">{line}</p>'
         closing = html.lower().rfind("</body>")
         html = html[:closing] + footer + html[closing:] if closing >= 0 else html + footer
-    text = rendered.text
-    if url not in text:
-        text = f"{text.rstrip()}\n\n{unsubscribe}: {url}\n{manage}: {context['preferences_url']}\n"
+    missing_text = [f"{texts.say(language, label)}: {context[key]}" for key, label in links if context[key] not in text]
+    if address and address not in text:
+        missing_text.append(address)
+    if missing_text:
+        text = text.rstrip() + "\n\n" + "\n".join(missing_text) + "\n"
     return replace(rendered, html=html, text=text)
 
 

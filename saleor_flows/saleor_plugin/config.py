@@ -15,7 +15,7 @@ _cache: dict = {"at": 0.0, "value": {}}
 CACHE_SECONDS = 30
 
 
-def as_engine_settings(config: dict, site_name: str = "") -> dict:
+def as_engine_settings(config: dict, site_name: str = "", shop_address: str = "") -> dict:
     """Plugin configuration fields → ``SALEOR_FLOWS`` keys (only the ones that are set)."""
     sender = (config.get("sender_address") or "").strip()
     name = (config.get("sender_name") or "").strip()
@@ -53,9 +53,9 @@ def as_engine_settings(config: dict, site_name: str = "") -> dict:
     senders, _ = _senders(config.get("channel_senders"))
     if senders:
         values["SENDERS"] = senders
-    if site_name or values["PUBLIC_URL"]:
+    if site_name or values["PUBLIC_URL"] or shop_address:
         values["SHOP"] = {"name": site_name or "Our shop", "url": values["PUBLIC_URL"], "logo_url": "",
-                          "currency": "", "address": "", "support_email": values["REPLY_TO"] or sender}
+                          "currency": "", "address": shop_address, "support_email": values["REPLY_TO"] or sender}
     return {key: value for key, value in values.items() if value not in (None, "", [])}
 
 
@@ -119,11 +119,28 @@ def stored_settings() -> dict:
         stored = PluginConfiguration.objects.filter(identifier=PLUGIN_ID, active=True).first()
         if stored is not None:
             config = {item["name"]: item.get("value") for item in stored.configuration or []}
-            value = as_engine_settings(config, site_name=Site.objects.get_current().name)
+            site = Site.objects.get_current()
+            value = as_engine_settings(config, site_name=site.name, shop_address=company_address(site))
     except Exception:  # no Saleor tables (yet): the plain settings apply
         value = {}
     _cache.update(at=time.monotonic(), value=value)
     return value
+
+
+def company_address(site) -> str:
+    """The shop's postal address from Saleor's site settings (Configuration → Site settings → Company
+    information), on one line: the law (CAN-SPAM) asks for it in every marketing email."""
+    from saleor.site.models import SiteSettings
+
+    # Read fresh (the Site object is cached by Django for the process, with whatever settings it had then).
+    site_settings = SiteSettings.objects.filter(site=site).select_related("company_address").first()
+    address = site_settings.company_address if site_settings else None
+    if address is None:
+        return ""
+    country = getattr(address.country, "name", "") or str(address.country or "")
+    parts = [address.company_name, address.street_address_1, address.street_address_2,
+             " ".join(part for part in (address.postal_code, address.city) if part), address.country_area, country]
+    return ", ".join(part.strip() for part in parts if part and part.strip())
 
 
 OFF = {"", "off", "none", "0"}

@@ -56,3 +56,21 @@ def test_consent_withdrawn_right_after_a_profile_edit_is_not_lost(user_api_clien
 
     events = list(Event.objects.filter(name="customer_updated").order_by("id").values_list("dedupe_key", flat=True))
     assert Contact.objects.get(email=email).email_consent == "unsubscribed", events
+
+
+def test_marketing_mail_shows_the_company_address_from_saleors_site_settings(
+        api_client, channel_USD, flows, journey, site_settings, address):
+    """CAN-SPAM: the postal address in Configuration → Site settings is in every marketing email (HTML and text)."""
+    address.company_name = "Flows Test Shop Ltd"
+    address.save()
+    site_settings.company_address = address
+    site_settings.save(update_fields=["company_address"])
+    journey("welcome")
+
+    register(api_client, "addressed@example.com", channel=channel_USD.slug, consent=True)
+
+    [welcome] = flows.emails_to("addressed@example.com")
+    html = welcome.alternatives[0][0]
+    for part in ("Flows Test Shop Ltd", address.street_address_1, address.city):
+        assert part in html and part in welcome.body, part
+    assert "/preferences/" in html and "/unsubscribe/" in html
