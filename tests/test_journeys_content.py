@@ -27,7 +27,8 @@ ATTRIBUTE_FIELDS = {"contact": set(CONTACT_FIELDS), "shop": SHOP_FIELDS, "flow":
 
 def _env():
     env = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
-    env.filters["money"] = lambda amount, currency: f"{currency} {Decimal(str(amount)):.2f}"
+    env.filters["money"] = lambda amount, currency, zero=None: (
+        zero if zero is not None and Decimal(str(amount)) == 0 else f"{currency} {Decimal(str(amount)):.2f}")
     return env
 
 

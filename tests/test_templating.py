@@ -310,7 +310,7 @@ def test_text_part_is_readable():
     assert email.text == (
         "Test Shop (https://shop.example.com)\n\n"
         "Hi Ann,\nyou left 2 items in your cart.\n\n"
-        "Product | Qty | Price\nRunning shoe | 2 | €40.00\nWool hat | 1 | €12.50\n\n"
+        "Product — Qty — Price\nRunning shoe — 2 — €40.00\nWool hat — 1 — €12.50\n\n"
         "Back to your cart (https://shop.example.com/checkout?token=abc&step=1)\n\n"
         "Unsubscribe (https://shop.example.com/u/abc)"
     )
@@ -326,7 +326,7 @@ def test_html_to_text():
       <a href="mailto:help@x.example">help@x.example</a>, <a href="https://x.example/l"><img alt="Logo"></a></p>
     </body></html>"""
     assert html_to_text(html) == (
-        "Hello there\n\nFirst line\nsecond line\n\nnew paragraph\n\n- one\n- two\n\na | b\nc\n\n"
+        "Hello there\n\nFirst line\nsecond line\n\nnew paragraph\n\n- one\n- two\n\na — b\nc\n\n"
         "Shop now (https://x.example/a) or https://x.example, help@x.example, Logo (https://x.example/l)"
     )
 
@@ -542,3 +542,28 @@ class FailingBackend:
 
     def send_messages(self, messages):
         raise ConnectionRefusedError("smtp down")
+
+
+@pytest.mark.parametrize("language, free, shoe, hat, zero", [
+    ("en", "Free", "€40.00", "€12.50", "€0.00"), ("de", "Kostenlos", "40,00\xa0€", "12,50\xa0€", "0,00\xa0€")])
+def test_the_order_email_reads_well_as_plain_text_and_free_shipping_says_free(language, free, shoe, hat, zero):
+    """One line per item, no table pipes, quantities as in the HTML and the cart emails, "Free" for $0 shipping."""
+    from saleor_flows.journeys import load_journey
+
+    step = load_journey("post_purchase")["steps"]["email_thank_you"]
+    context = make_context(locale=language)
+    context["preferences_url"] = "https://shop.example.com/p/abc"
+    context["shop"].update(address="1 Test Street", support_email="help@shop.example.com")
+    context["event"].update(number="1002", shipping_price_gross_amount="0.00", total_gross_amount="92.50", lines=[
+        {"product_name": "Running shoe", "variant_name": "42", "quantity": 2, "unit_price_gross_amount": "40.00",
+         "thumbnail": "https://cdn.example.com/shoe.png"},
+        {"product_name": "Wool hat", "variant_name": "", "quantity": 1, "unit_price_gross_amount": "12.50"}])
+    email = render_email(compile_email(step), context, language=language)
+    lines = email.text.splitlines()
+    assert "|" not in email.text
+    assert [line for line in lines if "Running shoe" in line] == [f"Running shoe, 42 — 2 × {shoe}"]
+    assert [line for line in lines if "Wool hat" in line] == [f"Wool hat — 1 × {hat}"]
+    [shipping] = [line for line in lines if line.endswith(f" — {free}")]
+    assert shipping in ("Shipping — Free", "Versand — Kostenlos") and free in email.html
+    assert f">{zero}<" not in email.html
+    assert f"2 × {shoe}" in email.html  # the same format in the HTML

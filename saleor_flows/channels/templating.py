@@ -486,8 +486,11 @@ def _locale_for(ctx):
 
 
 @pass_context
-def money(ctx, value, currency=None):
+def money(ctx, value, currency=None, zero=None):
     """``{{ amount | money(event.currency) }}`` in the contact's locale: ``$40.00``, ``40,00 €``.
+
+    ``zero="Free"`` shows that word for a zero amount (free shipping reads
+    "Free", not "$0.00").
 
     Event payloads carry amounts as numbers or decimal strings; anything else is
     shown as it is, because a slightly ugly price beats a failed send.
@@ -503,6 +506,8 @@ def money(ctx, value, currency=None):
         amount = decimal.Decimal(value.strip() if isinstance(value, str) else str(value))
         if not amount.is_finite() or amount.adjusted() > 15:
             raise ValueError(value)
+        if zero is not None and amount == 0:
+            return zero
         return format_currency(amount, currency.upper(), locale=_locale_for(ctx))
     except (ValueError, TypeError, ArithmeticError, LookupError):
         return value
@@ -848,6 +853,7 @@ class _TextExtractor(HTMLParser):
         self.line_has_text = False
         self.skip_depth = 0  # inside <head>, <style>, hidden elements (the preheader)
         self.links = []  # [href, index in out where the link text starts, alt of an image inside]
+        self.rows = []  # open <tr>s: {"start": index in out, "cells": [index of each cell's start], "nested": bool}
 
     def _break(self, marker):
         self.out.append(marker)
@@ -862,6 +868,8 @@ class _TextExtractor(HTMLParser):
         if tag in _SKIPPED or "display:none" in style or "mso-hide:all" in style:
             self.skip_depth = int(tag not in _VOID)
         elif tag in _PARAGRAPH:
+            if tag == "table" and self.rows:
+                self.rows[-1]["nested"] = True
             self._break("\f")
         elif tag == "br":
             self._break("\r")
@@ -869,8 +877,10 @@ class _TextExtractor(HTMLParser):
             self._break("\n")
             if tag == "li":
                 self.out.append("- ")
-        elif tag in ("td", "th") and self.line_has_text:
-            self.out.append(" | ")
+            elif tag == "tr":
+                self.rows.append({"start": len(self.out), "cells": [], "nested": False})
+        elif tag in ("td", "th") and self.rows:
+            self.rows[-1]["cells"].append(len(self.out))
         elif tag == "a":
             self.links.append([attrs.get("href") or "", len(self.out), ""])
         elif tag == "img" and self.links and attrs.get("alt"):
@@ -882,6 +892,8 @@ class _TextExtractor(HTMLParser):
         elif tag in _PARAGRAPH:
             self._break("\f")
         elif tag in _LINE:
+            if tag == "tr" and self.rows:
+                self._one_line_per_row(self.rows.pop())
             self._break("\n")
         elif tag == "a" and self.links:
             href, start, alt = self.links.pop()
@@ -891,6 +903,24 @@ class _TextExtractor(HTMLParser):
                 text = alt
             if href and not href.startswith("#") and href not in (text, f"mailto:{text}", f"tel:{text}"):
                 self.handle_data(f" ({href})" if text else href)
+
+    def _one_line_per_row(self, row):
+        """A row of a data table (an order line, a total) reads as one line: ``Jeans, 32/32 — 1 × $119.00``.
+
+        Only rows that hold no table of their own: the layout tables MJML wraps
+        around everything are left to the line and paragraph rules.
+        """
+        if row["nested"] or len(row["cells"]) < 2:
+            return
+        bounds = row["cells"] + [len(self.out)]
+        cells = []
+        for start, end in zip(bounds, bounds[1:]):
+            text = re.sub(r"\s*[\f\r\n]+\s*", ", ", "".join(self.out[start:end]))
+            text = " ".join(text.split()).strip(", ")
+            if text:
+                cells.append(text)
+        self.out[row["start"]:] = [" — ".join(cells)]
+        self.line_has_text = bool(cells)
 
     def handle_data(self, data):
         if not self.skip_depth:
@@ -907,7 +937,7 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
-    """Plain text of an email's HTML: paragraphs, rows with ``|`` between cells, links as ``text (url)``."""
+    """Plain text of an email's HTML: paragraphs, a data table's row on one line, links as ``text (url)``."""
     extractor = _TextExtractor()
     extractor.feed(html)
     extractor.close()
@@ -931,4 +961,8 @@ def _text_template(html_template):
 
 def _tidy_text(text):
     text = re.sub(r"[ \t]*\n[ \t]*", "\n", re.sub(r"[ \t]{2,}", " ", text))
+    # A table cell or a line part whose Jinja condition rendered nothing leaves a lone separator behind.
+    text = re.sub(r",(?:\s*,)+", ",", re.sub(r" —(?: —)+", " —", text))
+    text = re.sub(r"^(?:\s*(?:—|,)\s*)+|(?:\s*—)+$", "", text, flags=re.M)
+    text = re.sub(r",(?= —)", "", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
