@@ -99,6 +99,11 @@ DEFAULTS = {
     # Host edges: the user metadata key where storefronts store marketing consent,
     # and the storefront link back to a checkout ("{token}" is replaced).
     "CONSENT_METADATA_KEY": "marketing_consent",
+    # Who may receive marketing email (docs/consent.md): "opt_in" (explicit consent, as in the EU),
+    # "soft_opt_in" (also customers who bought and never objected: ePrivacy art. 13(2)) or "opt_out"
+    # (anyone not unsubscribed or suppressed, as CAN-SPAM allows). A string for the whole shop or
+    # {"default": ..., "<saleor-channel-slug>": ...}. Marketing SMS always needs explicit consent.
+    "CONSENT_POLICY": "opt_in",
     "CHECKOUT_URL_TEMPLATE": "",
     # Consent and the public pages (docs/consent.md).
     # The key storefront signup forms send to POST subscribe/ (public, not a secret; empty: endpoint off).

@@ -80,7 +80,7 @@ def test_report_counts_exactly_before_and_after_the_fold(flows, django_assert_ma
     assert (totals["delivered"], totals["opened"], totals["machine_opened"], totals["clicked"]) == (4, 2, 1, 1)
     assert (totals["bounced"], totals["complained"], totals["unsubscribed"]) == (1, 1, 1)
     assert totals["rates"]["open_rate"] == pytest.approx(2 / 16)
-    assert folded["skips"] == {"no email marketing consent (never)": 2}  # hello, then mail_a or mail_b
+    assert folded["skips"] == {"no email marketing consent (never; policy opt_in)": 2}  # hello, then mail_a or mail_b
     steps = {step["id"]: step for step in folded["steps"]}
     assert [step["id"] for step in folded["steps"]] == ["hello", "ab", "mail_a", "mail_b"]
     assert steps["hello"]["reached"] == 9 and steps["hello"]["states"] == {"sent": 8, "skipped": 1}

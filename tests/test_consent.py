@@ -235,3 +235,76 @@ def test_confirmation_links_expire(shop, client, settings):
     response = client.post(_confirm_path(mail.outbox[0]))
     assert response.status_code == 400 and "expired" in response.content.decode()
     assert Contact.objects.get().email_consent == "pending"
+
+
+# --- The shop's consent policy (CONSENT_POLICY) -----------------------------------------------------------
+
+def _policy(settings, policy):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "CONSENT_POLICY": policy}
+
+
+def _promo_flow(flows):
+    from .flowkit import chain, email
+
+    flows.flow(chain("promo", ("mail", email("News"))), slug="promo")
+
+
+def _basis_and_skips(flows, address):
+    sent = [entry.detail.get("basis") for entry in flows.trail(address) if entry.kind == "sent"]
+    skipped = [entry.detail["reason"] for entry in flows.trail(address) if entry.kind == "skipped"]
+    return sent, skipped
+
+
+def test_opt_in_the_default_needs_a_yes_and_the_trail_names_the_policy(flows):
+    _promo_flow(flows)
+    flows.contact("yes@example.com", email_consent="subscribed")
+    flows.contact("buyer@example.com", order_count=2)
+    for address in ("yes@example.com", "buyer@example.com"):
+        flows.event("promo", email=address)
+    assert _basis_and_skips(flows, "yes@example.com") == (["consent"], [])
+    assert _basis_and_skips(flows, "buyer@example.com") == ([], ["no email marketing consent (never; policy opt_in)"])
+
+
+def test_soft_opt_in_reaches_customers_who_bought_and_never_objected(flows, settings):
+    _policy(settings, "soft_opt_in")
+    _promo_flow(flows)
+    flows.contact("buyer@example.com", order_count=1)
+    flows.contact("browser@example.com")  # never bought: no soft opt-in
+    flows.contact("objected@example.com", order_count=3, email_consent="unsubscribed")
+    for address in ("buyer@example.com", "browser@example.com", "objected@example.com"):
+        flows.event("promo", email=address)
+    assert _basis_and_skips(flows, "buyer@example.com") == (["soft_opt_in"], [])
+    assert [m.subject for m in flows.emails_to("buyer@example.com")] == ["News"]
+    buyer_mail = flows.emails_to("buyer@example.com")[0]
+    assert "List-Unsubscribe" in buyer_mail.extra_headers and "/unsubscribe/" in buyer_mail.alternatives[0][0]
+    assert _basis_and_skips(flows, "browser@example.com")[1] == ["no email marketing consent (never; policy soft_opt_in)"]
+    assert _basis_and_skips(flows, "objected@example.com")[0] == []
+
+
+def test_opt_out_per_channel_reaches_all_but_those_who_said_no_and_never_by_sms(flows, settings):
+    from .flowkit import chain
+
+    _policy(settings, {"default": "opt_in", "us-store": "opt_out"})
+    _promo_flow(flows)
+    flows.flow(chain("promo", ("text", {"type": "send_sms", "body": "Sale", "next": None})), slug="promo-sms")
+    flows.contact("anyone@example.com", phone="+12025550143")
+    flows.contact("eu@example.com")
+    flows.contact("no@example.com", email_consent="unsubscribed")
+    flows.event("promo", email="anyone@example.com", channel="us-store")
+    flows.event("promo", email="eu@example.com", channel="eu-store")
+    flows.event("promo", email="no@example.com", channel="us-store")
+    sent, skipped = _basis_and_skips(flows, "anyone@example.com")
+    assert sent == ["opt_out"] and skipped == ["no sms marketing consent (never; policy opt_in)"]
+    assert _basis_and_skips(flows, "eu@example.com") == ([], ["no email marketing consent (never; policy opt_in)",
+                                                              "no phone number"])
+    assert _basis_and_skips(flows, "no@example.com")[0] == []
+
+
+def test_a_misspelt_policy_fails_loudly(flows, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from saleor_flows.engine.consent import policy_for
+
+    _policy(settings, "optout")
+    with pytest.raises(ImproperlyConfigured, match="opt_in, soft_opt_in, opt_out"):
+        policy_for("")

@@ -334,7 +334,7 @@ def test_marketing_needs_consent_and_the_skip_says_why(flows):
     flows.event("go", email=JANE)
     assert mail.outbox == []
     skip = next(e for e in flows.trail(JANE) if e.kind == "skipped")
-    assert skip.detail["reason"] == "no email marketing consent (never)"
+    assert skip.detail["reason"] == "no email marketing consent (never; policy opt_in)"
     assert Contact.objects.get().tags == ["reached-end"]  # a skip never strands the contact
 
 

@@ -53,7 +53,7 @@ def test_flow_summary_counts(flows, django_assert_max_num_queries):
     assert [step["id"] for step in summary["steps"]] == [
         "hello", "vip", "vip_wait", "wait_2d", "vip_mail", "follow_up"]
     assert steps["hello"]["states"] == {"sent": 3, "skipped": 1}
-    assert steps["hello"]["skip_reasons"] == {"no email marketing consent (never)": 1}
+    assert steps["hello"]["skip_reasons"] == {"no email marketing consent (never; policy opt_in)": 1}
     assert steps["hello"]["messages"] == {"sent": 3}
     assert steps["vip"]["branches"] == {"yes": 1, "no": 3}
     assert steps["vip_wait"]["states"] == {"done": 1}
@@ -64,7 +64,7 @@ def test_flow_summary_counts(flows, django_assert_max_num_queries):
 
     text = format_summary(summary)
     assert "entered 4 · active 0 · completed 2 · converted 1 · exited 1 (exit_criteria 1)" in text
-    assert "sent 3 · skipped 1 (no email marketing consent (never) 1)" in text
+    assert "sent 3 · skipped 1 (no email marketing consent (never; policy opt_in) 1)" in text
     assert "yes 1" in text and "no 3" in text
 
 

@@ -117,7 +117,7 @@ def test_known_answers_over_ten_days(history):
     assert result["messages"] == {"email": 3, "sms": 1}
     assert result["messages_per_day"] == {
         "2026-01-07": {"email": 1}, "2026-01-08": {"email": 1}, "2026-01-09": {"sms": 1}, "2026-01-13": {"email": 1}}
-    assert result["skips"] == {"no email marketing consent (never)": 1}
+    assert result["skips"] == {"no email marketing consent (never; policy opt_in)": 1}
     assert result["exits"] == {"completed": 2, "goal_reached": 1}
     assert result["active_at_end"] == 1
     assert result["collisions"] == {"newsletter": {"active_at_entry": 1, "same_day_message": 1}}

@@ -204,3 +204,38 @@ def set_email_status(contact: Contact, status: str, *, proof: Proof) -> bool:
     trail.record(contact.pk, "unsubscribed" if status == UNSUBSCRIBED else "resubscribed", channel="email",
                  source=proof.source, **proof.detail)
     return True
+
+
+# --- Who may receive marketing ------------------------------------------------------------------
+
+CONSENT_POLICIES = ("opt_in", "soft_opt_in", "opt_out")
+
+
+def policy_for(saleor_channel: str = "") -> str:
+    """The shop's consent policy for a Saleor channel (``CONSENT_POLICY``: one word, or per channel)."""
+    setting = flows_setting("CONSENT_POLICY")
+    policy = (setting.get(saleor_channel) or setting.get("default")) if isinstance(setting, dict) else setting
+    if policy not in CONSENT_POLICIES:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"saleor-flows: CONSENT_POLICY {policy!r}: one of {', '.join(CONSENT_POLICIES)}")
+    return policy
+
+
+def marketing_basis(contact, channel: str, saleor_channel: str = "") -> tuple[str, str]:
+    """``(basis, "")`` when marketing on ``channel`` may reach the contact, else ``("", why not)``.
+
+    The basis names the rule, so the why-trail and the reports can say which
+    policy let each message out: ``consent`` (the person said yes),
+    ``soft_opt_in`` (a customer who bought and never objected) or ``opt_out``
+    (nobody said no). Suppression is checked before this, by the caller.
+    """
+    status = getattr(contact, f"{channel}_consent")
+    if status == Contact.Consent.SUBSCRIBED:
+        return "consent", ""
+    policy = policy_for(saleor_channel) if channel == "email" else "opt_in"  # SMS: explicit consent, always
+    if status == Contact.Consent.NEVER and policy == "soft_opt_in" and contact.order_count > 0:
+        return "soft_opt_in", ""
+    if status in (Contact.Consent.NEVER, Contact.Consent.PENDING) and policy == "opt_out":
+        return "opt_out", ""
+    return "", f"no {channel} marketing consent ({status}; policy {policy})"

@@ -54,7 +54,7 @@ def flow_summary(flow: Flow) -> dict:
          "converted": 15,
          "messages": {"sent": 210, "failed": 0, ...},
          "steps": [{"id", "type", "states": {"sent": 80, "skipped": 20, ...},
-                    "skip_reasons": {"no email marketing consent (never)": 20, ...},
+                    "skip_reasons": {"no email marketing consent (never; policy opt_in)": 20, ...},
                     "branches": {"yes": 10, "no": 5}, "variants": {"A": 7, ...},
                     "messages": {"sent": 80, ...}}, ...]}
 

@@ -27,6 +27,7 @@ from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
 from . import gate, suppression, trail
 from .conditions import evaluate
+from .consent import marketing_basis
 from .criteria import check_exit, journey_context
 from .definition import message_kind, version_definition
 from .waits import due_at_for
@@ -250,7 +251,7 @@ def _run_exit(execution, step, *, now, contact):
 
 # --- steps that talk to the outside world ------------------------------------------
 
-def send_blocker(step, definition, contact) -> str:
+def send_blocker(step, definition, contact, saleor_channel: str = "") -> str:
     """Why this contact must not get this message now, or "" (no side effects: the simulation asks it too)."""
     kind = step["type"]
     marketing = message_kind(step, definition) == "marketing"
@@ -272,9 +273,7 @@ def send_blocker(step, definition, contact) -> str:
     if suppression.blocks(channel, reason, marketing=marketing):
         return f"suppressed ({reason})"
     if marketing:
-        consent = getattr(contact, f"{channel}_consent")
-        if consent != Contact.Consent.SUBSCRIBED:
-            return f"no {channel} marketing consent ({consent})"
+        return marketing_basis(contact, channel, saleor_channel)[1]
     return ""
 
 
@@ -350,7 +349,8 @@ def _deliver(execution, step, *, now, contact):
                 finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
                                  facts=decision.facts, before=execution.step_id)
                 return None
-        blocker = send_blocker(step, definition, fresh)
+        saleor_channel = enrolment.trigger_event.channel
+        blocker = send_blocker(step, definition, fresh, saleor_channel)
         if blocker:
             return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
                           next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
@@ -363,7 +363,7 @@ def _deliver(execution, step, *, now, contact):
         try:
             outgoing = delivery.prepare(step, kind=kind, flow=enrolment.flow, contact=fresh,
                                         event_payload=enrolment.trigger_event.payload, send_id=send_id,
-                                        saleor_channel=enrolment.trigger_event.channel)
+                                        saleor_channel=saleor_channel)
         except Exception as exc:  # a template that cannot render for this contact's data
             return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
                           next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
@@ -399,7 +399,9 @@ def _deliver(execution, step, *, now, contact):
             {"provider_message_id": provider_message_id[:255]} if provider_message_id else {}))
         return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
                       next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
-                      to=outgoing.to, subject=outgoing.subject, send_id=str(send_id))
+                      to=outgoing.to, subject=outgoing.subject, send_id=str(send_id),
+                      **({"basis": marketing_basis(fresh, outgoing.channel, saleor_channel)[0]}
+                         if kind == "marketing" else {}))
 
 
 def _run_webhook(execution, step, *, now, contact):

@@ -38,7 +38,7 @@ def test_contact_with_consent_tags_journeys_and_why_trail(flows, api, tokens):
     # Bob never consented: the why-trail says so.
     bob = api("""{ contact(email: "bob@example.com") { trail { kind detail } } }""", token=tokens.app(*ADMIN))
     skipped = next(e for e in bob["contact"]["trail"] if e["kind"] == "skipped")
-    assert skipped["detail"]["reason"] == "no email marketing consent (never)"
+    assert skipped["detail"]["reason"] == "no email marketing consent (never; policy opt_in)"
 
     found = api("""{ contacts(first: 10, filter: {emailConsent: SUBSCRIBED, list: "vip"}) {
                      totalCount edges { node { email } } } }""", token=tokens.staff(*ADMIN))
