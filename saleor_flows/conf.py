@@ -82,6 +82,10 @@ DEFAULTS = {
     # and a message held back longer than this past its due time is dropped as stale
     # (a flow or send step may set its own "stale_after").
     "STALE_AFTER_HOURS": 72,
+    # Smart send time (wait_best_time steps, engine/send_time.py): the engagement history read,
+    # and how many opens/clicks a contact needs before their own best hour is trusted.
+    "SEND_TIME_HISTORY_DAYS": 180,
+    "SEND_TIME_MIN_ENGAGEMENTS": 3,
     # Sender per Saleor channel (the trigger event's channel):
     # {"<channel-slug>": {"from_email", "reply_to", "sms_from"}}; missing keys fall back
     # to SMS_SENDERS (SMS only) and FROM_EMAIL / REPLY_TO / SMS_FROM.

@@ -28,13 +28,14 @@ KINDS = {"marketing", "transactional"}
 # Step type → the keys that point at other steps.
 NEXT_KEYS = {
     "send_email": ["next"], "send_sms": ["next"], "wait": ["next"], "wait_until": ["next"],
-    "wait_date": ["next"], "wait_event": ["next", "timeout_next"], "split": ["yes", "no"],
+    "wait_date": ["next"], "wait_event": ["next", "timeout_next"], "wait_best_time": ["next"],
+    "split": ["yes", "no"],
     "branch": [], "random_split": [], "add_tag": ["next"], "remove_tag": ["next"],
     "add_to_list": ["next"], "remove_from_list": ["next"], "set_field": ["next"],
     "webhook": ["next"], "notify_staff": ["next"], "exit": [],
 }
 SEND_TYPES = {"send_email", "send_sms"}
-WAIT_TYPES = {"wait", "wait_until", "wait_date", "wait_event"}
+WAIT_TYPES = {"wait", "wait_until", "wait_date", "wait_event", "wait_best_time"}
 SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -174,6 +175,11 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         if weekdays is not None and (not isinstance(weekdays, list) or not weekdays
                                      or any(day not in WEEKDAYS for day in weekdays)):
             errors.append(f"{where}.weekdays: a non-empty list of {', '.join(WEEKDAYS)}")
+    elif kind == "wait_best_time":
+        if step.get("default") is not None and not (isinstance(step["default"], str) and TIME_RE.match(step["default"])):
+            errors.append(f"{where}.default: the local time to use without enough history, 'HH:MM' (24-hour)")
+        if step.get("within") is not None:
+            _check_duration(step["within"], f"{where}.within", errors)
     elif kind == "wait_date":
         if bool(step.get("date")) == bool(step.get("field")):
             errors.append(f"{where}: give exactly one of 'date' or 'field'")

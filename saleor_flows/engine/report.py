@@ -14,10 +14,10 @@ from django.db.models import Count
 from django.db.models.fields.json import KT
 
 from ..models import Enrolment, Flow, Message, StepExecution
-from .definition import successors
+from .definition import WAIT_TYPES, successors
 
 SEND_STEPS = {"send_email", "send_sms", "notify_staff"}
-WAIT_STEPS = {"wait", "wait_until", "wait_date", "wait_event"}
+WAIT_STEPS = WAIT_TYPES
 SPLIT_STEPS = {"split", "branch", "random_split"}
 
 

@@ -29,13 +29,12 @@ from . import gate, suppression, trail
 from .conditions import evaluate
 from .consent import marketing_basis
 from .criteria import check_exit, journey_context
-from .definition import message_kind, version_definition
+from .definition import WAIT_TYPES, message_kind, version_definition
 from .waits import due_at_for
 
 logger = logging.getLogger(__name__)
 
 State = StepExecution.State
-WAIT_TYPES = {"wait", "wait_until", "wait_date", "wait_event"}
 PAUSED_RECHECK = timedelta(minutes=15)
 SEND_RETRIES = 3
 SEND_BACKOFF_SECONDS = 60
@@ -48,16 +47,17 @@ def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) 
     """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
     step = version_definition(enrolment.version_id)["steps"][step_id]
     kind = step["type"]
-    due = now
+    due, why = now, {}
     if kind in WAIT_TYPES:
-        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload)
+        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload,
+                         contact_id=contact.pk, explain=why)
     immediate = due <= now and kind != "wait_event"
     execution_id = _insert_execution(enrolment.pk, step_id, due=due, immediate=immediate, now=now,
                                      waiting_for=step["event"] if kind == "wait_event" else "")
     if execution_id is None:
         return None  # this step of this journey exists already: never twice
     if kind in WAIT_TYPES and not immediate:
-        detail = {"until": due}
+        detail = {"until": due, **why}
         if kind == "wait_event":
             detail["event"] = step["event"]
         trail.record(contact.pk, "waiting", enrolment_id=enrolment.pk, step_id=step_id, **detail)
@@ -423,7 +423,8 @@ def _run_webhook(execution, step, *, now, contact):
 
 
 HANDLERS = {
-    "wait": _run_wait, "wait_until": _run_wait, "wait_date": _run_wait, "wait_event": _run_wait_event,
+    "wait": _run_wait, "wait_until": _run_wait, "wait_date": _run_wait, "wait_best_time": _run_wait,
+    "wait_event": _run_wait_event,
     "split": _run_split, "branch": _run_branch, "random_split": _run_random_split,
     "add_tag": _run_contact_change, "remove_tag": _run_contact_change, "add_to_list": _run_contact_change,
     "remove_from_list": _run_contact_change, "set_field": _run_contact_change, "exit": _run_exit,

@@ -47,7 +47,8 @@ from .criteria import exit_outcome
 from .definition import DefinitionError, validate_definition
 from .history import DatabaseHistory
 from .processing import reentry_reason
-from .runner import WAIT_TYPES, send_blocker, pick_variant
+from .definition import WAIT_TYPES
+from .runner import send_blocker, pick_variant
 from .waits import due_at_for
 
 logger = logging.getLogger(__name__)
@@ -304,7 +305,7 @@ class Replay:
             self.reached[step_id] += 1
             if kind in WAIT_TYPES:
                 due = due_at_for(step, now=at, contact=self._profile(journey.contact, at),
-                                 event_payload=journey.trigger.payload)
+                                 event_payload=journey.trigger.payload, contact_id=journey.contact_id)
                 if kind == "wait_event" or due > at:
                     self._park(journey, step_id, due)
                     return

@@ -73,10 +73,18 @@ def resolve_date_field(path: str, contact: dict, event_payload: dict) -> datetim
     return None
 
 
-def due_at_for(step: dict, *, now: datetime, contact: dict, event_payload: dict) -> datetime:
-    """When a contact reaching ``step`` at ``now`` should move on."""
+def due_at_for(step: dict, *, now: datetime, contact: dict, event_payload: dict, contact_id=None,
+               explain: dict | None = None) -> datetime:
+    """When a contact reaching ``step`` at ``now`` should move on (``explain`` collects why, for the trail)."""
     kind = step["type"]
     zone = contact_zone(contact)
+    if kind == "wait_best_time":
+        from .send_time import best_moment
+
+        moment, chosen_by = best_moment(step, now=now, contact_id=contact_id, zone=zone)
+        if explain is not None:
+            explain["chosen_by"] = chosen_by
+        return moment
     if kind == "wait":
         return now + parse_duration(step["duration"])
     if kind == "wait_event":
