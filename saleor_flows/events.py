@@ -11,6 +11,7 @@ into the shopper's request.
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,35 @@ from . import clock
 from .db import insert_on_conflict
 from .engine import dispatch
 from .models import Event
+
+# What PostgreSQL cannot store in text or jsonb (and UTF-8 cannot encode): NUL and lone surrogates.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def unstorable(*values) -> bool:
+    """Whether any text among ``values`` (strings, or lists/dicts of them) holds NUL or a lone surrogate."""
+    for value in values:
+        if isinstance(value, str):
+            if UNSTORABLE.search(value):
+                return True
+        elif isinstance(value, dict):
+            if unstorable(*value.keys(), *value.values()):
+                return True
+        elif isinstance(value, (list, tuple)) and unstorable(*value):
+            return True
+    return False
+
+
+def _storable(value):
+    """``value`` with NUL and lone surrogates replaced by U+FFFD, in strings, keys and nested lists/dicts."""
+    if isinstance(value, str):
+        return UNSTORABLE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -61,10 +91,20 @@ def record_event(
     error = ""
     try:
         payload_json = json.dumps(payload if payload is not None else {}, cls=DjangoJSONEncoder, sort_keys=True)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         # Keep what we can read; the worker dead-letters it with this reason.
-        payload_json = json.dumps({"unserializable": repr(payload)[:10000]})
-        error = f"payload is not JSON-serializable: {exc}"
+        try:
+            payload = {"unserializable": repr(payload)[:10000]}
+        except RecursionError:
+            payload = {"unserializable": "(nested too deeply to keep)"}
+        payload_json = json.dumps(payload)
+        error = f"payload is not JSON-serializable: {exc}"[:1000]
+    texts = [name, email, user_id, channel, dedupe_key or ""]
+    if unstorable(*texts) or (("\\u0000" in payload_json or "\\ud" in payload_json) and unstorable(payload)):
+        # Kept, readable and dead-lettered: PostgreSQL would refuse the row and the event would be lost.
+        name, email, user_id, channel, dedupe_key = (_storable(text) for text in texts)
+        payload_json = json.dumps(_storable(payload), cls=DjangoJSONEncoder, sort_keys=True)
+        error = error or "the event holds NUL bytes or lone surrogates (replaced with U+FFFD)"
     if not dedupe_key:
         if occurred_at is None:
             dedupe_key = f"auto:{uuid.uuid4()}"

@@ -1,0 +1,162 @@
+"""What every anonymous door does to outside input before anything is stored or mailed (docs/security.md).
+
+- ``read_json``: one bounded JSON body parser (size and nesting depth) for
+  ``graphql/`` and ``subscribe/``: a 10,000-level document is a 400, never a
+  ``RecursionError``.
+- ``unstorable``: NUL bytes and lone surrogates cannot be stored by
+  PostgreSQL (or encoded as UTF-8): a door refuses them with a 400.
+- ``plain_text`` / ``shop_link`` / ``storefront_payload``: what a storefront
+  reports (``trackEvent``) may end up in a subject, a body, a button or an
+  image of the shop's own mail, so links and images come from the shop's
+  catalog when the host has one (``catalog.py``), or else only from the
+  shop's own hosts; text is plain, one line and bounded.
+"""
+
+import json
+import re
+
+from ..catalog import PRODUCT_FIELDS, catalog
+from ..channels.links import safe_url, url_hosts
+from ..conf import flows_setting
+from ..events import unstorable  # noqa: F401  (the doors' check, kept beside the rule that stores events)
+
+MAX_JSON_DEPTH = 32
+MAX_TEXT_CHARS = 200
+MAX_PAYLOAD_DEPTH = 4
+MAX_PAYLOAD_ITEMS = 50
+MAX_KEY_CHARS = 64
+
+_OPENERS = re.compile(rb"[\[{]")
+# Control and format characters (C0, DEL, C1, zero-width, bidi overrides, line/paragraph separators).
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_MARKUP = re.compile(r"<[^<>]*>|[<>]")
+# Links and addresses a mail client would turn into links.
+_URL_IN_TEXT = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)\S*|\S+@\S+")
+_LOOKS_LIKE_URL = re.compile(r"(?i)^\s*(?:[a-z][a-z0-9+.-]{1,15}:|//)")
+_LINK_KEYS = ("thumbnail", "image", "images", "src", "href", "link", "logo", "icon", "avatar")
+
+
+class BadJson(ValueError):
+    """A body that is not JSON, or nests deeper than ``MAX_JSON_DEPTH``."""
+
+
+def read_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH):
+    """``json.loads`` that refuses documents nested deeper than ``max_depth`` before parsing them.
+
+    The nesting is measured on the raw bytes (brackets outside strings), so
+    the parser never recurses past the bound, whatever the document.
+    """
+    if _OPENERS.search(body) is not None and _depth(body) > max_depth:
+        raise BadJson(f"The JSON document nests deeper than {max_depth} levels.")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise BadJson("The body is not valid JSON.") from exc
+
+
+def _depth(body: bytes) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def clean_header(request, name: str, limit: int = 500) -> str:
+    """A request header as plain, bounded text (a User-Agent kept as consent proof, say)."""
+    return _INVISIBLE.sub("", request.headers.get(name, "") or "")[:limit]
+
+
+def plain_text(value, limit: int = MAX_TEXT_CHARS) -> str:
+    """Outside text fit for a subject or a body: no markup, no links, one line, at most ``limit`` characters."""
+    text = _INVISIBLE.sub(" ", str(value))
+    text = _MARKUP.sub(" ", text)
+    text = _URL_IN_TEXT.sub(" ", text)
+    return " ".join(text.split())[:limit].rstrip()
+
+
+def storefront_hosts() -> frozenset[str]:
+    """Where storefront-supplied links and images may point: the shop, PUBLIC_URL and STOREFRONT_URL_HOSTS."""
+    return url_hosts(flows_setting("SHOP").get("url") or "", flows_setting("PUBLIC_URL") or "",
+                     tuple(flows_setting("STOREFRONT_URL_HOSTS") or ()))
+
+
+def shop_link(value) -> str | None:
+    """``value`` if it is an http(s) URL on one of ``storefront_hosts()``, else None."""
+    parts = safe_url(value) if isinstance(value, str) else None
+    return value if parts is not None and parts.hostname in storefront_hosts() else None
+
+
+def _is_link_key(key: str) -> bool:
+    key = key.lower()
+    return key.endswith("url") or key.endswith("_urls") or key in _LINK_KEYS
+
+
+def clean_value(key: str, value, depth: int = 0):
+    """One payload value as it may be shown in mail; None drops it."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 10**15 else None
+    if isinstance(value, float):
+        return value if value == value and abs(value) < 1e15 else None
+    if isinstance(value, str):
+        if _is_link_key(key) or _LOOKS_LIKE_URL.match(value):
+            return shop_link(value.strip())
+        return plain_text(value)
+    if depth >= MAX_PAYLOAD_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return clean_payload(value, depth + 1)
+    if isinstance(value, list):
+        cleaned = [clean_value(key, item, depth + 1) for item in value[:MAX_PAYLOAD_ITEMS]]
+        return [item for item in cleaned if item is not None]
+    return None
+
+
+def clean_payload(payload: dict, depth: int = 0) -> dict:
+    """Every key plain and short, every value through ``clean_value``; what cannot be shown is dropped."""
+    clean = {}
+    for key, value in list(payload.items())[:MAX_PAYLOAD_ITEMS]:
+        name = plain_text(key, MAX_KEY_CHARS)
+        if not name:
+            continue
+        value = clean_value(name, value, depth)
+        if value is not None:
+            clean[name] = value
+    return clean
+
+
+def storefront_payload(payload: dict, *, channel: str) -> dict:
+    """A ``trackEvent`` payload fit for the shop's mail.
+
+    With a catalog, what a product looks like (``PRODUCT_FIELDS``) is the
+    catalog's answer for the ids given, and nothing when it knows none of
+    them. Without one, the storefront's own values are kept, cleaned.
+    """
+    clean = clean_payload(payload)
+    lookup = catalog()
+    if lookup is None:
+        return clean
+    for name in PRODUCT_FIELDS:
+        clean.pop(name, None)
+    ids = {name: str(clean.get(name) or "")[:100] for name in ("product_id", "variant_id")}
+    facts = lookup(**ids, channel=channel) if any(ids.values()) else None
+    for name in PRODUCT_FIELDS:
+        value = (facts or {}).get(name)
+        if value not in (None, ""):
+            clean[name] = value if isinstance(value, (int, float)) else str(value)
+    return clean
