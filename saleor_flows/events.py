@@ -67,6 +67,26 @@ def normalize_email(email) -> str:
     return (email or "").strip().lower() if isinstance(email, str) else ""
 
 
+# A deliverable address: a dot-atom local part (no quoted strings) at a DNS name with an alphabetic
+# top-level domain. Not an address literal (a@[127.0.0.1]), a bare host (a@localhost) or an IP (a@10.0.0.1).
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDRESS = re.compile(rf"(?=[^@]{{1,64}}@){_LOCAL}@(?=.{{4,253}}$)(?:{_LABEL}\.)+(?:[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{1,59}})")
+
+
+def valid_email(address) -> bool:
+    """Whether ``address`` is an email address we store and send to: the one check every door uses."""
+    if not isinstance(address, str) or len(address) > 254:
+        return False
+    if not address.isascii():
+        local, at, domain = address.rpartition("@")
+        try:
+            address = f"{local}{at}{domain.encode('idna').decode('ascii')}"  # an international domain name
+        except UnicodeError:
+            return False
+    return _ADDRESS.fullmatch(address) is not None
+
+
 def record_event(
     name: str,
     *,

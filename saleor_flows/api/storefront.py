@@ -21,8 +21,7 @@ import json
 import graphene
 
 from ..conf import flows_setting
-from ..events import normalize_email, record_event
-from ..engine.processing import EMAIL_RE
+from ..events import normalize_email, record_event, valid_email
 from ..web.limits import client_address, over_limit, public_key_matches
 from ..web.subscribe import SignupRefused, signup
 from ..web.untrusted import storefront_payload
@@ -48,7 +47,7 @@ class RecordedEvent(graphene.ObjectType):
 
 def _identity(email, user_id) -> tuple[str, str]:
     email = normalize_email(email)
-    if email and not EMAIL_RE.match(email):
+    if email and not valid_email(email):
         raise MutationError(error(FlowErrorCode.INVALID, f"{email!r} is not an email address.", "email"))
     user_id = (user_id or "").strip()
     if not email and not user_id:

@@ -3,8 +3,9 @@
 - ``read_json``: one bounded JSON body parser (size and nesting depth) for
   ``graphql/`` and ``subscribe/``: a 10,000-level document is a 400, never a
   ``RecursionError``.
-- ``unstorable``: NUL bytes and lone surrogates cannot be stored by
-  PostgreSQL (or encoded as UTF-8): a door refuses them with a 400.
+- ``clean_header``: a header kept as proof (User-Agent) without NUL or
+  control characters, which PostgreSQL cannot store (``events.unstorable``
+  is the check doors use to refuse such text with a 400).
 - ``plain_text`` / ``shop_link`` / ``storefront_payload``: what a storefront
   reports (``trackEvent``) may end up in a subject, a body, a button or an
   image of the shop's own mail, so links and images come from the shop's
@@ -18,9 +19,8 @@ import re
 from ..catalog import PRODUCT_FIELDS, catalog
 from ..channels.links import safe_url, url_hosts
 from ..conf import flows_setting
-from ..events import unstorable  # noqa: F401  (the doors' check, kept beside the rule that stores events)
 
-MAX_JSON_DEPTH = 32
+MAX_JSON_DEPTH = 100  # flow definitions nest conditions up to 32 levels deep (engine/conditions.py)
 MAX_TEXT_CHARS = 200
 MAX_PAYLOAD_DEPTH = 4
 MAX_PAYLOAD_ITEMS = 50

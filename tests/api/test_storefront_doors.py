@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from saleor_flows import catalog
 from saleor_flows.channels.links import links_in
 from saleor_flows.engine.definition import create_flow, publish_flow
 from saleor_flows.journeys import load_journey
@@ -124,9 +123,101 @@ def test_with_a_catalog_an_unknown_product_starts_no_journey(flows, api, setting
 
 
 def test_a_registered_catalog_is_used_before_the_setting(flows, api):
+    from saleor_flows import catalog
+
     catalog.register_catalog(catalog_lookup)
     try:
         [message] = _browse_email(flows, api, {"product_name": "Fake", "variant_id": TEE_VARIANT})
     finally:
         catalog.register_catalog(None)
     assert message.subject == "Still thinking about Monospace Tee?"
+
+
+SUBSCRIBE = """mutation($key: String!, $input: SubscribeInput!) { subscribe(publicKey: $key, input: $input) {
+  errors { field code message } confirmationRequired } }"""
+STOREFRONT = "https://shop.example.com"
+
+
+@pytest.fixture
+def storefront(api_settings):
+    api_settings.SALEOR_FLOWS = {**api_settings.SALEOR_FLOWS, "SUBSCRIBE_ALLOWED_ORIGINS": [STOREFRONT]}
+    return api_settings
+
+
+def test_subscribe_mutation_refuses_other_origins_as_post_subscribe_does(flows, api, storefront):
+    variables = {"key": PUBLIC_KEY, "input": {"email": "victim@example.com"}}
+    data = api(SUBSCRIBE, variables, HTTP_ORIGIN="https://evil.example")
+    assert data["subscribe"]["errors"][0]["code"] == "INVALID"
+    assert "SUBSCRIBE_ALLOWED_ORIGINS" in data["subscribe"]["errors"][0]["message"]
+    assert not Contact.objects.exists()
+    assert api(SUBSCRIBE, variables, HTTP_ORIGIN=STOREFRONT)["subscribe"]["errors"] == []
+    assert api(SUBSCRIBE, {"key": PUBLIC_KEY, "input": {"email": "server@example.com"}})["subscribe"]["errors"] == []
+    assert set(Contact.objects.values_list("email", flat=True)) == {"victim@example.com", "server@example.com"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_cross_site_posts_without_a_preflight_are_refused(flows, client, storefront, content_type):
+    """A page on any site can POST these without a CORS preflight; the API reads only application/json."""
+    body = json.dumps({"query": SUBSCRIBE, "variables": {"key": PUBLIC_KEY, "input": {"email": "victim@example.com"}}})
+    if content_type == "multipart/form-data":
+        response = client.post(ENDPOINT, data={"query": body}, HTTP_ORIGIN="https://evil.example")
+    else:
+        response = client.post(ENDPOINT, data=body, content_type=content_type, HTTP_ORIGIN="https://evil.example")
+    assert response.status_code == 415
+    assert response.json()["errors"][0]["extensions"]["exception"]["code"] == "UnsupportedMediaType"
+    assert not Contact.objects.exists()
+
+
+EVENT_RECORD = """mutation($input: EventRecordInput!) { eventRecord(input: $input) {
+  errors { field code message } event { id duplicate } } }"""
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\ud800", "\udfff"])
+def test_nul_and_lone_surrogates_in_events_are_kept_and_dead_lettered_never_500(flows, api, tokens, bad):
+    token = tokens.staff("MANAGE_PLUGINS", "MANAGE_USERS")
+    for field in ("payload", "channel", "userId", "dedupeKey", "name"):
+        value = {"note": f"x{bad}y", f"k{bad}": 1} if field == "payload" else f"v{bad}1"
+        data = api(EVENT_RECORD, {"input": {"name": "quiz_completed", "email": "ann@example.com", field: value}},
+                   token=token)
+        assert data["eventRecord"]["errors"] == [] and data["eventRecord"]["event"]["id"], (field, data)
+    events = list(Event.objects.order_by("pk"))
+    assert len(events) == 5
+    assert all(event.status == "dead" and "NUL bytes or lone surrogates" in event.error for event in events)
+    assert events[0].payload == {"note": "x\ufffdy", "k\ufffd": 1} and events[1].channel == "v\ufffd1"
+
+    # trackEvent: the payload's text is cleaned (and processed); bad ids are kept dead-lettered.
+    data = api(TRACK, {"key": PUBLIC_KEY, "input": {"event": "SEARCH_PERFORMED", "email": "ann@example.com",
+                                                    "payload": {"query": f"tee{bad}"}}})
+    assert data["trackEvent"]["errors"] == []
+    assert Event.objects.get(name="search_performed").payload["query"] == "tee"
+    data = api(TRACK, {"key": PUBLIC_KEY, "input": {"event": "PAGE_VIEWED", "email": "ann@example.com",
+                                                    "channel": f"c{bad}", "eventId": f"e{bad}"}})
+    assert data["trackEvent"]["errors"] == []
+    assert Event.objects.get(name="page_viewed").status == "dead"
+
+
+@pytest.mark.parametrize("field", ["channel", "firstName", "language", "email"])
+def test_subscribe_mutation_refuses_nul_with_a_clear_error_and_stores_nothing(flows, api, storefront, field):
+    data = api(SUBSCRIBE, {"key": PUBLIC_KEY, "input": {"email": "ann@example.com", field: "de\x00"}})
+    [problem] = data["subscribe"]["errors"]
+    assert problem["code"] == "INVALID" and problem["field"] == f"input.{field}", problem
+    assert not Contact.objects.exists() and not Event.objects.exists()
+
+
+@pytest.mark.parametrize("levels", [120, 10_000])
+def test_deeply_nested_json_bodies_are_a_400(flows, client, api_settings, levels):
+    nested = "[" * levels + "]" * levels
+    for body in (nested, '{"query": "{ __typename }", "variables": {"a": %s}}' % nested):
+        response = client.post(ENDPOINT, data=body, content_type="application/json")
+        assert response.status_code == 400, response.content[:200]
+        assert response.json()["errors"][0]["extensions"]["exception"]["code"] == "BadRequest"
+
+
+@pytest.mark.parametrize("address", ["a@[127.0.0.1]", "a@[IPv6:::1]", "a@localhost", "a@10.0.0.1", '"a b"@example.com',
+                                     "a@example", "a..b@example.com"])
+def test_non_deliverable_addresses_are_refused_at_every_door(flows, api, storefront, address):
+    data = api(SUBSCRIBE, {"key": PUBLIC_KEY, "input": {"email": address}})
+    assert data["subscribe"]["errors"][0]["field"] == "input.email"
+    data = api(TRACK, {"key": PUBLIC_KEY, "input": {"event": "PAGE_VIEWED", "email": address}})
+    assert data["trackEvent"]["errors"][0]["field"] == "email"
+    assert not Contact.objects.exists() and not Event.objects.exists()
