@@ -22,12 +22,12 @@ Guarding an endpoint anyone can call:
 - with DOUBLE_OPT_IN a signup counts only once the address confirmed it.
 """
 
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 
 from ..channels.templating import language_key
 from ..conf import flows_setting
-from ..engine.consent import PUBLIC_SOURCES, subscribe as subscribe_contact, topic_keys
+from ..engine import dispatch
+from ..engine.consent import PUBLIC_SOURCES, topic_keys
 from ..events import normalize_email, unstorable, valid_email
 from ..phone import to_e164
 from .limits import client_address, over_limit, public_key_matches
@@ -172,11 +172,10 @@ def signup(request, data: dict) -> bool:
                                  window_seconds=WINDOW_SECONDS)
         if retry_after:
             _refuse(429, None, "RATE_LIMITED", "Too many requests; try again later.", retry_after)
-    with transaction.atomic():  # the contact, its consent and the `subscribed` event, or nothing
-        subscribe_contact(
-            clean.get("email"), clean.get("phone"), proof=client_proof(request, clean["source"], form="subscribe"),
-            language=clean["language"], topics=clean["topics"], first_name=clean["first_name"],
-            channel=clean["channel"])
+    # The same work for a known and an unknown address (no timing oracle): the subscription runs off the request.
+    dispatch.signup({"email": clean.get("email"), "phone": clean.get("phone"), "language": clean["language"],
+                     "topics": clean["topics"], "first_name": clean["first_name"], "channel": clean["channel"]},
+                    client_proof(request, clean["source"], form="subscribe"))
     return bool(flows_setting("DOUBLE_OPT_IN")) and bool(clean.get("email"))
 
 
