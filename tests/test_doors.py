@@ -50,7 +50,7 @@ def test_bad_bytes_in_tracking_links_and_their_headers_never_crash(shop, client)
         assert response.status_code in (200, 400, 404), (path, response.status_code)
 
 
-@pytest.mark.parametrize("levels", [101, 10_000])
+@pytest.mark.parametrize("levels", [101, 8_000])  # 8,000 levels fit under the 16 KiB body limit
 def test_deeply_nested_signup_bodies_are_a_400(shop, client, levels):
     nested = "[" * levels + "]" * levels
     for body in (nested, '{"email": "ann@example.com", "topics": %s}' % nested):
