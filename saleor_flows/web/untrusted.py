@@ -6,6 +6,8 @@
 - ``clean_header``: a header kept as proof (User-Agent) without NUL or
   control characters, which PostgreSQL cannot store (``events.unstorable``
   is the check doors use to refuse such text with a 400).
+- ``malformed_is_400``: a signed webhook whose body we cannot read or store
+  is answered 400 and logged, never 500.
 - ``plain_text`` / ``shop_link`` / ``storefront_payload``: what a storefront
   reports (``trackEvent``) may end up in a subject, a body, a button or an
   image of the shop's own mail, so links and images come from the shop's
@@ -13,12 +15,20 @@
   shop's own hosts; text is plain, one line and bounded.
 """
 
+import functools
 import json
+import logging
 import re
+
+from django.core.exceptions import ValidationError
+from django.db import DataError
+from django.http import HttpResponseBadRequest
 
 from ..catalog import PRODUCT_FIELDS, catalog
 from ..channels.links import safe_url, url_hosts
 from ..conf import flows_setting
+
+logger = logging.getLogger(__name__)
 
 MAX_JSON_DEPTH = 100  # flow definitions nest conditions up to 32 levels deep (engine/conditions.py)
 MAX_TEXT_CHARS = 200
@@ -73,6 +83,30 @@ def _depth(body: bytes) -> int:
         elif byte in (0x5D, 0x7D):
             depth -= 1
     return deepest
+
+
+# What reading or storing a body the sender got wrong raises: wrong types, impossible dates, NUL or
+# surrogates (psycopg refuses them), a value too long for its column, an id that is not a UUID.
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, ValidationError, DataError)
+
+
+def malformed_is_400(what: str):
+    """A view decorator for signed webhooks (SMS providers, ESPs): the signature says who sent it, not that
+    the body is one we can read; a body we cannot read or store is answered 400 and logged, never 500.
+
+    A failing database (``OperationalError``) is not caught: that is ours, and the sender should retry.
+    """
+    def decorate(view):
+        @functools.wraps(view)
+        def guarded(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except MALFORMED as exc:
+                logger.warning("saleor-flows: refused a malformed %s webhook at %s (%s: %s)", what, request.path,
+                               type(exc).__name__, str(exc)[:300], exc_info=True)
+                return HttpResponseBadRequest(f"Malformed webhook: {type(exc).__name__}")
+        return guarded
+    return decorate
 
 
 def clean_header(request, name: str, limit: int = 500) -> str:
