@@ -16,6 +16,7 @@ def _pk(global_id: str, type_name: str) -> int | None:
 
 
 def lookup(*, product_id: str = "", variant_id: str = "", channel: str = "") -> dict | None:
+    from saleor.core.prices import quantize_price
     from saleor.core.utils import build_absolute_uri
     from saleor.product import ProductMediaTypes
     from saleor.product.models import Product, ProductVariant
@@ -45,7 +46,7 @@ def lookup(*, product_id: str = "", variant_id: str = "", channel: str = "") -> 
     if variant is not None:
         price = variant.channel_listings.filter(channel__slug=channel).first() if channel else None
         if price is not None and price.price_amount is not None:
-            facts.update(price=str(price.price_amount), currency=price.currency)
+            facts.update(price=str(quantize_price(price.price_amount, price.currency)), currency=price.currency)
     return facts
 
 
