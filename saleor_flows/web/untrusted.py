@@ -188,7 +188,11 @@ def storefront_payload(payload: dict, *, channel: str) -> dict:
     for name in PRODUCT_FIELDS:
         clean.pop(name, None)
     ids = {name: str(clean.get(name) or "")[:100] for name in ("product_id", "variant_id")}
-    facts = lookup(**ids, channel=channel) if any(ids.values()) else None
+    try:
+        facts = lookup(**ids, channel=channel) if any(ids.values()) else None
+    except Exception:  # the host's lookup failed: the event is still kept, showing no product
+        logger.exception("saleor-flows: the catalog lookup failed for %s", ids)
+        facts = None
     for name in PRODUCT_FIELDS:
         value = (facts or {}).get(name)
         if value not in (None, ""):

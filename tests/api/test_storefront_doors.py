@@ -221,3 +221,14 @@ def test_non_deliverable_addresses_are_refused_at_every_door(flows, api, storefr
     data = api(TRACK, {"key": PUBLIC_KEY, "input": {"event": "PAGE_VIEWED", "email": address}})
     assert data["trackEvent"]["errors"][0]["field"] == "email"
     assert not Contact.objects.exists() and not Event.objects.exists()
+
+
+def failing_lookup(**ids):
+    raise RuntimeError("catalog down")
+
+
+def test_a_failing_catalog_keeps_the_event_without_the_storefronts_product(flows, api, settings):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "CATALOG": f"{__name__}.failing_lookup"}
+    _view(api, {**HOSTILE, "variant_id": TEE_VARIANT})
+    payload = Event.objects.get(name="product_viewed").payload
+    assert payload["variant_id"] == TEE_VARIANT and "product_url" not in payload and "product_name" not in payload
