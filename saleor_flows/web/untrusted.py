@@ -16,8 +16,10 @@
 """
 
 import functools
+import itertools
 import json
 import logging
+import operator
 import re
 
 from django.core.exceptions import ValidationError
@@ -36,7 +38,9 @@ MAX_PAYLOAD_DEPTH = 4
 MAX_PAYLOAD_ITEMS = 50
 MAX_KEY_CHARS = 64
 
-_OPENERS = re.compile(rb"[\[{]")
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # minus one: +1 for an opener, -1 for a closer
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # Control and format characters (C0, DEL, C1, zero-width, bidi overrides, line/paragraph separators).
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 _MARKUP = re.compile(r"<[^<>]*>|[<>]")
@@ -56,7 +60,7 @@ def read_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH):
     The nesting is measured on the raw bytes (brackets outside strings), so
     the parser never recurses past the bound, whatever the document.
     """
-    if _OPENERS.search(body) is not None and _depth(body) > max_depth:
+    if _depth(body) > max_depth:
         raise BadJson(f"The JSON document nests deeper than {max_depth} levels.")
     try:
         return json.loads(body)
@@ -65,24 +69,10 @@ def read_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH):
 
 
 def _depth(body: bytes) -> int:
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
+    """How deep brackets nest in a JSON text: strings removed, brackets as +1/-1 steps, the highest running sum
+    (every step in C, so a megabyte of brackets takes milliseconds)."""
+    steps = _JSON_STRINGS.sub(b"", body).translate(_BRACKET_STEPS, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(operator.sub, steps, itertools.repeat(1))), default=0)
 
 
 # What reading or storing a body the sender got wrong raises: wrong types, impossible dates, NUL or
