@@ -71,7 +71,8 @@ def normalize_email(email) -> str:
 # top-level domain. Not an address literal (a@[127.0.0.1]), a bare host (a@localhost) or an IP (a@10.0.0.1).
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_ADDRESS = re.compile(rf"(?=[^@]{{1,64}}@){_LOCAL}@(?=.{{4,253}}$)(?:{_LABEL}\.)+(?:[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{1,59}})")
+_TLD = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
+_ADDRESS = re.compile(rf"(?=[^@]{{1,64}}@){_LOCAL}@(?=.{{4,253}}$)(?:{_LABEL}\.)+{_TLD}")
 
 
 def valid_email(address) -> bool:

@@ -4,9 +4,10 @@
 module verifies the signature before anything is read: a bad signature is
 answered 403 and records nothing; a signed but unreadable body 400 with the
 reason, as is one we cannot read or store (wrong types, impossible dates,
-NUL bytes: ``untrusted.malformed_is_400``), with a log line. Statuses go to ``engagement.record`` and inbound texts to
-``inbound.handle``, both of which store each provider event once, so a
-provider's retry is answered 200 and counted once.
+NUL bytes: ``untrusted.malformed_is_400``), with a log line. Statuses go to
+``engagement.record`` and inbound texts to ``inbound.handle``, both of which
+store each provider event once, so a provider's retry is answered 200 and
+counted once.
 """
 
 import importlib
