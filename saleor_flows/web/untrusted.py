@@ -38,7 +38,9 @@ MAX_PAYLOAD_DEPTH = 4
 MAX_PAYLOAD_ITEMS = 50
 MAX_KEY_CHARS = 64
 
-_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A string, or an unterminated one to the end: the closing quote is optional so that no match ever fails and
+# backtracks (a required one makes '"\\"\\"\\"…' quadratic).
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?')
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # minus one: +1 for an opener, -1 for a closer
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # Control and format characters (C0, DEL, C1, zero-width, bidi overrides, line/paragraph separators).
