@@ -48,7 +48,7 @@ _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2
 _MARKUP = re.compile(r"<[^<>]*>|[<>]")
 # Links and addresses a mail client would turn into links.
 _URL_IN_TEXT = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)\S*|\S+@\S+")
-_LOOKS_LIKE_URL = re.compile(r"(?i)^\s*(?:[a-z][a-z0-9+.-]{1,15}:|//)")
+_LOOKS_LIKE_URL = re.compile(r"(?i)^\s*(?:[a-z][a-z0-9+.-]{1,15}://|//|(?:javascript|vbscript|data|blob|file|mailto|tel|sms):)")
 _LINK_KEYS = ("thumbnail", "image", "images", "src", "href", "link", "logo", "icon", "avatar")
 
 

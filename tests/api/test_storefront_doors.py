@@ -82,8 +82,11 @@ def test_legitimate_product_view_still_mails_the_product(flows, api, client, set
     settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "STOREFRONT_URL_HOSTS": ["media.example.net"]}
     product = {"product_name": "Monospace Tee", "variant_name": "M", "price": "20.00", "currency": "USD",
                "product_url": "https://shop.example.com/products/monospace-tee/",
-               "thumbnail": "https://media.example.net/thumbnails/tee.png"}
+               "thumbnail": "https://media.example.net/thumbnails/tee.png",
+               "details": {"size": "Size: M", "tags": ["cotton", "unisex"], "stock": 3, "rating": 4.5}}
     [message] = _browse_email(flows, api, product)
+    stored = Event.objects.get(name="product_viewed").payload
+    assert {key: stored[key] for key in product} == product  # a good view is stored as sent
     assert message.subject == "Still thinking about Monospace Tee?"
     html = "".join(body for body, kind in message.alternatives if kind == "text/html")
     assert 'src="https://media.example.net/thumbnails/tee.png"' in html and "$20.00" in html
