@@ -6,7 +6,8 @@ import logging
 import pytest
 
 from saleor_flows.models import MessageEvent, Suppression
-from tests.test_sms_webhooks import BASE, NUMBER, twilio, twilio_post, vonage, vonage_post  # noqa: F401 (fixtures)
+from tests.test_sms_webhooks import (BASE, NUMBER, post_json, signing_key, sns, sns_message,  # noqa: F401 (fixtures)
+                                    twilio, twilio_post, vonage, vonage_post)
 from tests.test_tracking_anymail import _auth, _post, _postmark, _sent, anymail_host  # noqa: F401 (fixture)
 
 SIGNED_BUT_MALFORMED_TWILIO = [
@@ -53,6 +54,27 @@ SIGNED_BUT_MALFORMED_VONAGE = [
 def test_signed_but_malformed_vonage_webhooks_are_a_400_and_logged(flows, client, vonage, caplog, kind, payload):
     with caplog.at_level(logging.WARNING, logger="saleor_flows"):
         response = vonage_post(client, kind, payload, at=flows.now)
+    assert response.status_code == 400, response.content[:300]
+    assert any("malformed" in record.getMessage().lower() for record in caplog.records)
+    assert not MessageEvent.objects.exists() and not Suppression.objects.exists()
+
+
+SIGNED_BUT_MALFORMED_AWS = [
+    ("status", {"eventType": "TEXT_DELIVERED", "messageId": "m-1", "eventTimestamp": 10**20}),
+    ("status", {"eventType": "TEXT_DELIVERED", "messageId": ["m-2"]}),
+    ("status", {"eventType": "TEXT_DELIVERED", "messageId": "m-3\x00"}),
+    ("status", {"eventType": ["TEXT_DELIVERED"], "messageId": "m-4"}),
+    ("inbound", {"originationNumber": {"n": 1}, "messageBody": "STOP"}),
+    ("inbound", {"originationNumber": NUMBER, "messageBody": "STOP\x00", "inboundMessageId": "in-1"}),
+]
+
+
+@pytest.mark.parametrize("kind, event", SIGNED_BUT_MALFORMED_AWS)
+def test_signed_but_malformed_aws_notifications_are_a_400_and_logged(flows, client, sns, signing_key, caplog, kind,
+                                                                       event):
+    envelope = sns_message(sns, signing_key, event, when=flows.now)
+    with caplog.at_level(logging.WARNING, logger="saleor_flows"):
+        response = post_json(client, f"{BASE}/aws/{kind}/", envelope)
     assert response.status_code == 400, response.content[:300]
     assert any("malformed" in record.getMessage().lower() for record in caplog.records)
     assert not MessageEvent.objects.exists() and not Suppression.objects.exists()
