@@ -80,9 +80,11 @@ def _signup_work(client, address, ip):
 def test_a_signup_does_the_same_work_for_known_and_unknown_addresses(shop, client):
     """No timing oracle: counted, not timed (a shared machine's clock is too noisy to compare 31 and 40 ms)."""
     shop.contact("known@example.com", first_name="Kim", email_consent="subscribed")
+    shop.contact("left@example.com", email_consent="unsubscribed")
     known = _signup_work(client, "known@example.com", "203.0.113.1")
     unknown = _signup_work(client, "stranger@example.com", "203.0.113.2")
-    assert known == unknown
+    left = _signup_work(client, "left@example.com", "203.0.113.3")
+    assert known == unknown == left
     assert known[0] == 202 and known[3] == 1  # one enqueued task each
     assert not Contact.objects.filter(email="stranger@example.com").exists()  # the work is the task's
 
