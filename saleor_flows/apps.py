@@ -30,6 +30,10 @@ class SaleorFlowsConfig(AppConfig):
         from .signals import consent_changed
 
         consent_changed.connect(write_back, dispatch_uid="saleor-flows-consent-to-saleor")
+        from .catalog import register_catalog
+        from .saleor_plugin.catalog import lookup
+
+        register_catalog(lookup)  # storefront events show Saleor's own product data in mail
         register("saleor", lambda reference, event: resolve(
             reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
             consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))

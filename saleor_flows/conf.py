@@ -152,6 +152,16 @@ DEFAULTS = {
     # Hosts a link whose host is itself a placeholder ("{{ event.checkout_url }}") may lead to
     # through our redirect, besides the shop's and PUBLIC_URL's. Other such links stay untracked.
     "TRACKING_REDIRECT_HOSTS": [],
+    # Storefront data in mail (docs/security.md). A callable ("module.function") that looks products up
+    # by id for trackEvent: lookup(product_id=, variant_id=, channel=) -> {product_name, product_url, ...} | None.
+    # The Saleor plugin registers its own (Saleor's products); empty: storefront values are cleaned instead.
+    "CATALOG": "",
+    # The storefront's product page for links built from the catalog ("{slug}" and "{id}" are replaced),
+    # e.g. "https://shop.example.com/products/{slug}/"; empty: product emails link to the shop.
+    "PRODUCT_URL_TEMPLATE": "",
+    # Hosts (e.g. a CDN for product images) that storefront-supplied links and images may point to,
+    # besides the shop's (SHOP url) and PUBLIC_URL's. Any other link or image from a storefront is dropped.
+    "STOREFRONT_URL_HOSTS": [],
 }
 
 # Edges may add a source that overrides settings at run time, e.g. the Saleor

@@ -11,6 +11,7 @@ into the shopper's request.
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,35 @@ from . import clock
 from .db import insert_on_conflict
 from .engine import dispatch
 from .models import Event
+
+# What PostgreSQL cannot store in text or jsonb (and UTF-8 cannot encode): NUL and lone surrogates.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def unstorable(*values) -> bool:
+    """Whether any text among ``values`` (strings, or lists/dicts of them) holds NUL or a lone surrogate."""
+    for value in values:
+        if isinstance(value, str):
+            if UNSTORABLE.search(value):
+                return True
+        elif isinstance(value, dict):
+            if unstorable(*value.keys(), *value.values()):
+                return True
+        elif isinstance(value, (list, tuple)) and unstorable(*value):
+            return True
+    return False
+
+
+def _storable(value):
+    """``value`` with NUL and lone surrogates replaced by U+FFFD, in strings, keys and nested lists/dicts."""
+    if isinstance(value, str):
+        return UNSTORABLE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,27 @@ class RecordedEvent:
 
 def normalize_email(email) -> str:
     return (email or "").strip().lower() if isinstance(email, str) else ""
+
+
+# A deliverable address: a dot-atom local part (no quoted strings) at a DNS name with an alphabetic
+# top-level domain. Not an address literal (a@[127.0.0.1]), a bare host (a@localhost) or an IP (a@10.0.0.1).
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TLD = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
+_ADDRESS = re.compile(rf"(?=[^@]{{1,64}}@){_LOCAL}@(?=.{{4,253}}$)(?:{_LABEL}\.)+{_TLD}")
+
+
+def valid_email(address) -> bool:
+    """Whether ``address`` is an email address we store and send to: the one check every door uses."""
+    if not isinstance(address, str) or len(address) > 254:
+        return False
+    if not address.isascii():
+        local, at, domain = address.rpartition("@")
+        try:
+            address = f"{local}{at}{domain.encode('idna').decode('ascii')}"  # an international domain name
+        except UnicodeError:
+            return False
+    return _ADDRESS.fullmatch(address) is not None
 
 
 def record_event(
@@ -61,10 +112,20 @@ def record_event(
     error = ""
     try:
         payload_json = json.dumps(payload if payload is not None else {}, cls=DjangoJSONEncoder, sort_keys=True)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         # Keep what we can read; the worker dead-letters it with this reason.
-        payload_json = json.dumps({"unserializable": repr(payload)[:10000]})
-        error = f"payload is not JSON-serializable: {exc}"
+        try:
+            payload = {"unserializable": repr(payload)[:10000]}
+        except RecursionError:
+            payload = {"unserializable": "(nested too deeply to keep)"}
+        payload_json = json.dumps(payload)
+        error = f"payload is not JSON-serializable: {exc}"[:1000]
+    texts = [name, email, user_id, channel, dedupe_key or ""]
+    if unstorable(*texts) or (("\\u0000" in payload_json or "\\ud" in payload_json) and unstorable(payload)):
+        # Kept, readable and dead-lettered: PostgreSQL would refuse the row and the event would be lost.
+        name, email, user_id, channel, dedupe_key = (_storable(text) for text in texts)
+        payload_json = json.dumps(_storable(payload), cls=DjangoJSONEncoder, sort_keys=True)
+        error = error or "the event holds NUL bytes or lone surrogates (replaced with U+FFFD)"
     if not dedupe_key:
         if occurred_at is None:
             dedupe_key = f"auto:{uuid.uuid4()}"

@@ -58,6 +58,16 @@ def send_consent_email(kind: str, contact_id: int, detail: dict):
     send(kind, contact_id, **detail)
 
 
+@shared_task(name="saleor_flows.subscribe", **TASK_OPTIONS)
+def subscribe(fields: dict, proof: dict):
+    """A storefront signup, taken off the request (engine/dispatch.signup); safe to run twice."""
+    from .engine.consent import Proof
+    from .engine.dispatch import subscribe_now
+
+    with allow_writer():
+        subscribe_now(fields, Proof(**proof))
+
+
 @shared_task(name="saleor_flows.run_simulation", **TASK_OPTIONS)
 def run_simulation(simulation_id: int):
     """A dry run of a draft (engine/simulation.py): reads events, writes only its Simulation row."""

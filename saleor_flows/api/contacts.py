@@ -9,6 +9,7 @@ from .. import clock
 from ..engine.contacts import set_consent
 from ..engine.trail import describe
 from ..models import Contact as ContactModel, Enrolment, TrailEntry as TrailModel
+from ..web.untrusted import clean_header
 from .core import (CONTACTS, JSON, FlowErrorCode, FlowsMutation, MutationError, connection_field, connection_type,
                    error, get_by_global_id, lookup, node_id_field, paginate, permission_required)
 from .flows import Flow, FlowVersion
@@ -220,7 +221,7 @@ class ContactConsentUpdate(FlowsMutation):
                 raise MutationError(error(FlowErrorCode.INVALID, "The contact has no phone number.", "channel"))
             changed = set_consent(contact, input["channel"], input["status"], source="api",
                                   ip=request.META.get("REMOTE_ADDR"),
-                                  user_agent=request.META.get("HTTP_USER_AGENT", ""), detail=detail)
+                                  user_agent=clean_header(request, "User-Agent"), detail=detail)
             contact.updated_at = clock.now()
             contact.save(update_fields=sorted(set(changed)) + ["updated_at"])
         return {"contact": contact}

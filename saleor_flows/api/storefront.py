@@ -8,7 +8,10 @@ and ``MANAGE_USERS`` (events create and change contacts).
 token, the shop's public key (which identifies the shop, it is not a
 secret), a rate limit per client address, only storefront event names from
 an allow-list, the server's clock, and a payload that cannot touch the
-contact's profile or consent (keys the engine reads for that are removed).
+contact's profile or consent (keys the engine reads for that are removed)
+nor put a foreign link, image or markup into the shop's mail
+(``web.untrusted.storefront_payload``: the catalog's product data, or else
+only the shop's own hosts and plain, bounded text).
 ``subscribe`` is the storefront signup form as a mutation: it does change
 consent, so it shares everything with ``POST subscribe/`` (web/subscribe.py).
 """
@@ -18,10 +21,10 @@ import json
 import graphene
 
 from ..conf import flows_setting
-from ..events import normalize_email, record_event
-from ..engine.processing import EMAIL_RE
+from ..events import normalize_email, record_event, valid_email
 from ..web.limits import client_address, over_limit, public_key_matches
 from ..web.subscribe import SignupRefused, signup
+from ..web.untrusted import storefront_payload
 from .core import CONTACTS, JSON, FlowErrorCode, FlowsMutation, MutationError, error, to_global_id
 
 # What a storefront may report. product_viewed starts the browse-abandonment journey
@@ -44,7 +47,7 @@ class RecordedEvent(graphene.ObjectType):
 
 def _identity(email, user_id) -> tuple[str, str]:
     email = normalize_email(email)
-    if email and not EMAIL_RE.match(email):
+    if email and not valid_email(email):
         raise MutationError(error(FlowErrorCode.INVALID, f"{email!r} is not an email address.", "email"))
     user_id = (user_id or "").strip()
     if not email and not user_id:
@@ -133,13 +136,13 @@ class TrackEvent(FlowsMutation):
         if not public_key_matches(str(public_key)):
             raise MutationError(error(FlowErrorCode.INVALID_PUBLIC_KEY, "Unknown public key.", "publicKey"))
         email, user_id = _identity(input.get("email"), input.get("user_id"))
-        payload = {key: value for key, value in _payload(input.get("payload"), "input.payload").items()
-                   if key not in PROFILE_KEYS}
+        channel = input.get("channel") or ""
+        payload = storefront_payload({key: value for key, value in _payload(input.get("payload"), "input.payload")
+                                      .items() if key not in PROFILE_KEYS}, channel=channel)
         payload["source"] = "storefront"
         event_id = (input.get("event_id") or "").strip()
         name = input["event"]
-        result = record_event(name, email=email, user_id=user_id or None, channel=input.get("channel") or "",
-                              payload=payload,
+        result = record_event(name, email=email, user_id=user_id or None, channel=channel, payload=payload,
                               dedupe_key=f"storefront:{name}:{email or user_id}:{event_id}" if event_id else None)
         return {"event": _recorded(result)}
 

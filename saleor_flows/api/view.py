@@ -8,13 +8,13 @@ from CSRF and never reads cookies. Errors carry
 the same way.
 """
 
-import json
 import logging
 
 from django.http import HttpResponse, JsonResponse
 from graphql.error import GraphQLError, GraphQLSyntaxError
 
 from ..conf import flows_setting
+from ..web.untrusted import BadJson, read_json
 from .auth import AuthenticationError, authenticate
 from .core import PermissionDenied
 from .schema import schema
@@ -81,10 +81,13 @@ def _execute(request):
         return response
     if len(request.body) > MAX_BODY_BYTES:
         return _error("The request is too large.", "RequestTooLarge", 413)
+    if request.content_type != "application/json":
+        # A cross-site form (text/plain, form-encoded) needs no CORS preflight: only JSON is read.
+        return _error("Send the operation as application/json.", "UnsupportedMediaType", 415)
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return _error("The body is not valid JSON.", "BadRequest", 400)
+        body = read_json(request.body or b"{}")
+    except BadJson as exc:
+        return _error(str(exc), "BadRequest", 400)
     if not isinstance(body, dict):
         return _error("Send one operation as {query, variables, operationName}; batches are not supported.",
                       "BadRequest", 400)

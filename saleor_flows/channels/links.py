@@ -30,7 +30,7 @@ import html as html_lib
 import re
 import uuid
 from dataclasses import replace
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -111,12 +111,13 @@ def render_link(url: str, context: dict) -> str:
 
 
 def redirect_hosts() -> frozenset[str]:
-    return _hosts(flows_setting("SHOP").get("url") or "", flows_setting("PUBLIC_URL") or "",
-                  tuple(flows_setting("TRACKING_REDIRECT_HOSTS") or ()))
+    return url_hosts(flows_setting("SHOP").get("url") or "", flows_setting("PUBLIC_URL") or "",
+                     tuple(flows_setting("TRACKING_REDIRECT_HOSTS") or ()))
 
 
 @functools.lru_cache(maxsize=16)
-def _hosts(shop_url: str, public_url: str, extra: tuple) -> frozenset[str]:
+def url_hosts(shop_url: str, public_url: str, extra: tuple) -> frozenset[str]:
+    """The hosts of the shop's and PUBLIC_URL's URLs, with ``extra`` hosts (lower case)."""
     hosts = {str(host).lower() for host in extra}
     for base in (shop_url, public_url):
         try:
@@ -130,24 +131,33 @@ def _hosts(shop_url: str, public_url: str, extra: tuple) -> frozenset[str]:
 
 def allowed_target(url: str, target: str) -> bool:
     """Whether ``target`` (``url`` rendered for a message) is a place our redirect may send someone."""
-    if not isinstance(target, str) or not target or len(target) > MAX_URL_CHARS:
-        return False
-    if _ASCII_UNSAFE.search(target) if target.isascii() else any(
-            char == "\\" or char.isspace() or not char.isprintable() for char in target):
-        return False
-    try:
-        parts = urlsplit(target)
-        hostname, _ = parts.hostname, parts.port
-    except ValueError:
-        return False
-    if parts.scheme.lower() not in ("http", "https") or not hostname or "@" in parts.netloc:
-        return False
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={parts.netloc}, require_https=False):
+    parts = safe_url(target)
+    if parts is None:
         return False
     static = _STATIC_ORIGIN.match(url)
     if static:
         return f"{parts.scheme}://{parts.netloc}".lower() == f"{static[1]}://{static[2]}".lower()
-    return hostname in redirect_hosts()
+    return parts.hostname in redirect_hosts()
+
+
+def safe_url(target) -> SplitResult | None:
+    """``target`` split if it is a plain absolute http(s) URL (no user info, backslashes, white space or
+    control characters), else None."""
+    if not isinstance(target, str) or not target or len(target) > MAX_URL_CHARS:
+        return None
+    if _ASCII_UNSAFE.search(target) if target.isascii() else any(
+            char == "\\" or char.isspace() or not char.isprintable() for char in target):
+        return None
+    try:
+        parts = urlsplit(target)
+        hostname, _ = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not hostname or "@" in parts.netloc:
+        return None
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={parts.netloc}, require_https=False):
+        return None
+    return parts
 
 
 @functools.lru_cache(maxsize=4096)

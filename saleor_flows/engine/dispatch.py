@@ -7,6 +7,7 @@ here in the calling process. Only ids travel; the database holds the state.
 """
 
 import contextlib
+import dataclasses
 import logging
 
 from django.db import transaction
@@ -77,3 +78,26 @@ def consent_email(kind: str, contact_id: int, **detail):
     from .. import tasks
 
     transaction.on_commit(lambda: tasks.send_consent_email.delay(kind, contact_id, detail))
+
+
+def signup(fields: dict, proof):
+    """A storefront signup (``consent.subscribe`` keyword arguments and its ``Proof``), off the request.
+
+    The request does the same work whoever the address belongs to (validate,
+    count its rate limits, enqueue), so its answer and its time reveal nothing
+    about who is known (docs/security.md). Inline mode runs it right here.
+    """
+    if mode() == "inline":
+        subscribe_now(fields, proof)
+        return
+    from .. import tasks
+
+    transaction.on_commit(lambda: tasks.subscribe.delay(fields, dataclasses.asdict(proof)))
+
+
+def subscribe_now(fields: dict, proof):
+    """The contact, its consent and the ``subscribed`` event in one transaction, or nothing."""
+    from .consent import subscribe
+
+    with transaction.atomic():
+        subscribe(**fields, proof=proof)

@@ -13,11 +13,10 @@ import copy
 import uuid
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 
 from .. import clock
+from ..events import valid_email
 from ..channels import delivery
 from ..channels.templating import TemplateError, compile_email
 from ..channels.sms.segments import preview_sms
@@ -133,10 +132,8 @@ def _check_address(step_type: str, to: str):
             raise PreviewError([f"{exc}; an SMS goes to a phone number in international format, "
                                 "e.g. +4915112345678"], field="to") from exc
         return
-    try:
-        validate_email(to)
-    except ValidationError as exc:
-        raise PreviewError([f"{to!r} is not an email address"], field="to") from exc
+    if not valid_email(to):
+        raise PreviewError([f"{to!r} is not an email address"], field="to")
 
 
 def _parts(outgoing) -> tuple[str, str]:

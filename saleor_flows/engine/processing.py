@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import InterfaceError, OperationalError, transaction
 
 from .. import clock
+from ..events import valid_email
 from ..models import Enrolment, Event, Flow, StepExecution
 from . import attribution, resolvers, trail
 from .conditions import EvalContext, correlated, evaluate
@@ -26,7 +27,6 @@ from .runner import finish_enrolment, run_claimed, schedule_step
 
 logger = logging.getLogger(__name__)
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 
 
@@ -57,7 +57,7 @@ def shape_problem(event: Event) -> str:
         return f"payload must be a JSON object, got {type(event.payload).__name__}"
     if not event.email and not event.user_id:
         return "event has no contact identity (neither email nor user_id)"
-    if event.email and not EMAIL_RE.match(event.email):
+    if event.email and not valid_email(event.email):
         return f"email {event.email!r} is not a valid address"
     for key, check in EVENT_SHAPES.get(event.name, {}).items():
         if key not in event.payload:

@@ -25,6 +25,7 @@ def as_engine_settings(config: dict, site_name: str = "", shop_address: str = ""
         "PUBLIC_URL": (config.get("public_url") or "").strip().rstrip("/"),
         "CONSENT_METADATA_KEY": (config.get("consent_metadata_key") or "").strip(),
         "CHECKOUT_URL_TEMPLATE": (config.get("checkout_url_template") or "").strip(),
+        "PRODUCT_URL_TEMPLATE": (config.get("product_url_template") or "").strip(),
     }
     values.update({
         "PUBLIC_KEY": (config.get("public_key") or "").strip(),

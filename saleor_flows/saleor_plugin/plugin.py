@@ -51,6 +51,9 @@ FIELDS = [
     ("checkout_url_template", ConfigurationTypeField.STRING, "Storefront checkout link",
      "Link back to a checkout in abandoned-checkout emails; {token} is replaced, "
      "e.g. https://shop.example.com/checkout?checkout={token}"),
+    ("product_url_template", ConfigurationTypeField.STRING, "Storefront product link",
+     "Link to a product in emails about products a shopper viewed; {slug} is replaced, "
+     "e.g. https://shop.example.com/products/{slug}/"),
     ("public_key", ConfigurationTypeField.STRING, "Storefront public key",
      "Storefronts send this key with signup forms (POST /plugins/global/saleor.flows/subscribe/) and with the "
      "API's trackEvent mutation. It is not a secret "

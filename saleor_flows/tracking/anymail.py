@@ -2,7 +2,8 @@
 
 When the host sends through django-anymail, each ESP's tracking webhook
 (mounted under our URL by ``webhook_urls``, with anymail's own basic-auth
-``WEBHOOK_SECRET`` and the ESP's signature checks) sends anymail's normalized
+``WEBHOOK_SECRET`` and the ESP's signature checks; a body that passes them but
+cannot be read or stored is a 400 and a log line, ``web.untrusted.malformed_is_400``) sends anymail's normalized
 ``AnymailTrackingEvent`` through its ``tracking`` signal; ``receive`` turns it
 into one ``DeliveryStatus`` for ``engine.engagement.record``. anymail stays
 optional: nothing here is imported unless it is installed.
@@ -24,6 +25,7 @@ from ..channels.email import ANYMAIL_SEND_ID_KEY
 from ..engine import engagement
 from ..engine.engagement import DeliveryStatus
 from ..models import MessageEvent
+from ..web.untrusted import malformed_is_400
 from .evidence import machine_reason_for
 
 Type = MessageEvent.Type
@@ -67,7 +69,8 @@ def webhook_urls() -> list:
             view = import_string(dotted)
         except ImportError:  # an ESP whose webhook needs an optional package (boto3, requests, ...)
             continue
-        patterns.append(path(f"tracking/{esp}/", view.as_view(), name=f"flows-tracking-{esp}"))
+        patterns.append(path(f"tracking/{esp}/", malformed_is_400(f"{esp} tracking")(view.as_view()),
+                             name=f"flows-tracking-{esp}"))
     return patterns
 
 

@@ -36,4 +36,5 @@ def over_limit(scope: str, value: str, limit: int, *, window_seconds: int) -> in
 def public_key_matches(given) -> bool:
     """``given`` is the shop's PUBLIC_KEY (compared in constant time); never true when none is configured."""
     expected = flows_setting("PUBLIC_KEY") or ""
-    return bool(expected) and isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+    return bool(expected) and isinstance(given, str) and hmac.compare_digest(
+        given.encode(errors="surrogatepass"), expected.encode())

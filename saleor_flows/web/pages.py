@@ -15,6 +15,7 @@ from ..conf import flows_setting
 from ..engine.consent import Proof
 from ..models import Contact
 from . import texts, tokens
+from .untrusted import clean_header
 
 
 @dataclass
@@ -46,4 +47,4 @@ def open_link(request, kind: str, token: str) -> LinkPage | HttpResponse:
 def client_proof(request, source: str, **detail) -> Proof:
     """Who asked: the IP address and user agent of the request, kept with the consent change."""
     return Proof(source, ip=request.META.get("REMOTE_ADDR") or None,
-                 user_agent=request.headers.get("User-Agent", ""), detail=detail)
+                 user_agent=clean_header(request, "User-Agent"), detail=detail)

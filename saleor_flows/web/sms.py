@@ -3,14 +3,17 @@
 ``sms/<provider>/status/`` and ``sms/<provider>/inbound/``. The provider's
 module verifies the signature before anything is read: a bad signature is
 answered 403 and records nothing; a signed but unreadable body 400 with the
-reason. Statuses go to ``engagement.record`` and inbound texts to
-``inbound.handle``, both of which store each provider event once, so a
-provider's retry is answered 200 and counted once.
+reason, as is one we cannot read or store (wrong types, impossible dates,
+NUL bytes: ``untrusted.malformed_is_400``), with a log line. Statuses go to
+``engagement.record`` and inbound texts to ``inbound.handle``, both of which
+store each provider event once, so a provider's retry is answered 200 and
+counted once.
 """
 
 import importlib
 import logging
 
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotAllowed, \
     HttpResponseNotFound
 
@@ -18,6 +21,7 @@ from ..conf import flows_setting
 from ..channels.sms import SmsError, SmsMessage, get_sms_backend
 from ..channels.sms.webhooks import MalformedWebhook, SignatureError
 from ..engine import engagement, inbound as inbound_sms
+from .untrusted import malformed_is_400
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +45,22 @@ def _receive(request, provider: str, reader: str):
         logger.warning("saleor-flows: refused an SMS webhook: %s", exc)
         return None, None, HttpResponseForbidden("Invalid signature")
     except MalformedWebhook as exc:
+        logger.warning("saleor-flows: refused a malformed %s SMS webhook: %s", provider, exc)
         return None, None, HttpResponseBadRequest(f"Malformed webhook: {exc}")
 
 
+@malformed_is_400("SMS status")
 def status(request, provider: str):
     _, statuses, refusal = _receive(request, provider, "statuses")
     if refusal:
         return refusal
-    for item in statuses:
-        engagement.record(item)
+    with transaction.atomic():  # a batch is recorded whole or not at all
+        for item in statuses:
+            engagement.record(item)
     return HttpResponse(status=200)
 
 
+@malformed_is_400("SMS inbound")
 def inbound(request, provider: str):
     module, message, refusal = _receive(request, provider, "inbound")
     if refusal:

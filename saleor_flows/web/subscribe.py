@@ -19,25 +19,29 @@ Guarding an endpoint anyone can call:
   preflight;
 - CSRF-exempt (see ``urls.py``): a cross-site form is the whole point, and it
   carries no session to abuse;
-- with DOUBLE_OPT_IN a signup counts only once the address confirmed it.
+- with DOUBLE_OPT_IN a signup counts only once the address confirmed it;
+- bodies are bounded in size and nesting, text holding NUL bytes or lone
+  surrogates is refused, and the subscription itself runs off the request, so
+  a known and an unknown address cost the request the same (docs/security.md).
 """
 
-import json
-
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.http import HttpResponse, JsonResponse
 
 from ..channels.templating import language_key
 from ..conf import flows_setting
-from ..engine.consent import PUBLIC_SOURCES, subscribe as subscribe_contact, topic_keys
-from ..events import normalize_email
+from ..engine import dispatch
+from ..engine.consent import PUBLIC_SOURCES, topic_keys
+from ..events import normalize_email, unstorable, valid_email
 from ..phone import to_e164
 from .limits import client_address, over_limit, public_key_matches
 from .pages import client_proof
+from .untrusted import BadJson, plain_text, read_json
 
 WINDOW_SECONDS = 3600
 MAX_BODY_BYTES = 16 * 1024
+FIELDS = ("email", "phone", "country", "source", "language", "topics", "first_name", "channel")
+UNSTORABLE_TEXT = "Contains characters that are not allowed (NUL bytes or unpaired surrogates)."
+ORIGIN_REFUSED = "This origin may not call the subscribe endpoint (see SUBSCRIBE_ALLOWED_ORIGINS)."
 
 
 def _error(status: int, field, code: str, message: str, **headers) -> JsonResponse:
@@ -68,8 +72,8 @@ def _body(request) -> dict | None:
         return None
     if request.content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
+            data = read_json(request.body or b"{}")
+        except BadJson:
             return None
         return data if isinstance(data, dict) else None
     data = {key: request.POST.get(key) for key in request.POST}
@@ -88,12 +92,10 @@ def _validate(data: dict) -> tuple[dict, list[dict]]:
     if email not in (None, ""):
         if not isinstance(email, str) or len(email) > 254:
             problem("email", "INVALID", "Enter a valid email address.")
+        elif valid_email(email.strip()):
+            clean["email"] = normalize_email(email)
         else:
-            try:
-                validate_email(email.strip())
-                clean["email"] = normalize_email(email)
-            except ValidationError:
-                problem("email", "INVALID", "Enter a valid email address.")
+            problem("email", "INVALID", "Enter a valid email address.")
     if phone not in (None, ""):
         try:
             clean["phone"] = to_e164(phone if isinstance(phone, str) else "", data.get("country") or None)
@@ -120,6 +122,7 @@ def _validate(data: dict) -> tuple[dict, list[dict]]:
         if not isinstance(value, str) or len(value) > limit:
             problem(name, "INVALID", f"Text of at most {limit} characters.")
         clean[name] = value.strip() if isinstance(value, str) else ""
+    clean["first_name"] = plain_text(clean["first_name"], 150)  # mail greets them with it: no markup or links
     if clean["language"] and language_key(clean["language"]) is None:
         problem("language", "INVALID", "A language code such as 'de' or 'pt-BR'.")
     clean["channel"] = str(data.get("channel") or "")[:100]
@@ -145,6 +148,10 @@ def signup(request, data: dict) -> bool:
     whether a confirmation email is required (double opt-in); raises
     ``SignupRefused``. Whether the person was known is never revealed.
     """
+    if _allowed_origin(request) is None:
+        # Checked here, not only in the view: the API's mutation must refuse a cross-site page too
+        # (a text/plain or form POST reaches a server without a CORS preflight).
+        _refuse(403, None, "ORIGIN_NOT_ALLOWED", ORIGIN_REFUSED)
     retry_after = over_limit("subscribe:ip", client_address(request), flows_setting("SUBSCRIBE_RATE_PER_IP"),
                              window_seconds=WINDOW_SECONDS)
     if retry_after:
@@ -156,6 +163,9 @@ def signup(request, data: dict) -> bool:
         _refuse(400, "public_key", "REQUIRED", "The shop's public key is required.")
     if not public_key_matches(given):
         _refuse(403, "public_key", "INVALID", "This public key does not belong to this shop.")
+    bad = [name for name in FIELDS if unstorable(data.get(name))]
+    if bad:
+        raise SignupRefused(400, [{"field": name, "code": "INVALID", "message": UNSTORABLE_TEXT} for name in bad])
     clean, errors = _validate(data)
     if errors:
         raise SignupRefused(400, errors)
@@ -164,17 +174,17 @@ def signup(request, data: dict) -> bool:
                                  window_seconds=WINDOW_SECONDS)
         if retry_after:
             _refuse(429, None, "RATE_LIMITED", "Too many requests; try again later.", retry_after)
-    subscribe_contact(
-        clean.get("email"), clean.get("phone"), proof=client_proof(request, clean["source"], form="subscribe"),
-        language=clean["language"], topics=clean["topics"], first_name=clean["first_name"], channel=clean["channel"])
+    # The same work for a known and an unknown address (no timing oracle): the subscription runs off the request.
+    dispatch.signup({"email": clean.get("email"), "phone": clean.get("phone"), "language": clean["language"],
+                     "topics": clean["topics"], "first_name": clean["first_name"], "channel": clean["channel"]},
+                    client_proof(request, clean["source"], form="subscribe"))
     return bool(flows_setting("DOUBLE_OPT_IN")) and bool(clean.get("email"))
 
 
 def subscribe(request) -> HttpResponse:
     origin = _allowed_origin(request)
-    if origin is None:
-        return _error(403, None, "ORIGIN_NOT_ALLOWED",
-                      "This origin may not call the subscribe endpoint (see SUBSCRIBE_ALLOWED_ORIGINS).")
+    if origin is None:  # refused before the body is read (signup() refuses it too, for the API's mutation)
+        return _error(403, None, "ORIGIN_NOT_ALLOWED", ORIGIN_REFUSED)
     if request.method == "OPTIONS":  # CORS preflight
         response = _with_cors(HttpResponse(status=204), origin)
         response["Access-Control-Allow-Methods"] = "POST, OPTIONS"

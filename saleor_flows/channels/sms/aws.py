@@ -193,7 +193,10 @@ def _notification(request) -> tuple[dict, dict] | None:
 
 def _millis(value) -> datetime:
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000, timezone.utc)
+        try:
+            return datetime.fromtimestamp(value / 1000, timezone.utc)
+        except (OverflowError, OSError, ValueError):  # OSError: the platform's time functions overflowed
+            raise MalformedWebhook(f"eventTimestamp {value!r} is not a time") from None
     return clock.now()
 
 

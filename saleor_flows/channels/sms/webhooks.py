@@ -43,9 +43,13 @@ def json_body(request) -> dict:
 
 
 def require(data: dict, *names: str) -> list:
+    """The named values, each present and plain text (an id, a status, a number), or ``MalformedWebhook``."""
     missing = [name for name in names if not data.get(name)]
     if missing:
         raise MalformedWebhook(f"missing {', '.join(missing)}")
+    not_text = [name for name in names if not isinstance(data[name], str) or "\x00" in data[name]]
+    if not_text:
+        raise MalformedWebhook(f"not text: {', '.join(not_text)}")
     return [data[name] for name in names]
 
 
