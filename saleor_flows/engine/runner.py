@@ -386,6 +386,9 @@ def _deliver(execution, step, *, now, contact):
         provider_message_id = delivery.hand_off(outgoing)
     except Exception as exc:
         logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
+        if getattr(exc, "ambiguous", False):  # it may have gone out: never again (DESIGN principle 3)
+            return _close_ambiguous(execution, contact=fresh, next_step=step["next"], now=clock.now(),
+                                    reason=str(exc))[1]
         # A provider's definite "no" (invalid number, STOP) fails at once; anything else is retried.
         retryable = getattr(exc, "retryable", True)
         if getattr(exc, "suppress", ""):  # e.g. the number opted out at the provider: never again, in any flow
@@ -429,6 +432,20 @@ HANDLERS = {
 }
 
 
+def _close_ambiguous(execution, *, contact, next_step, now, reason) -> tuple[bool, int | None]:
+    """A send whose outcome we cannot know: reported, reconciled from provider events, never resent.
+
+    Returns whether this call marked it, and the next step's execution if it is due at once.
+    """
+    with transaction.atomic():
+        if not StepExecution.objects.select_for_update().filter(pk=execution.pk, state=State.SENDING).exists():
+            return False, None
+        Message.objects.filter(execution_id=execution.pk, status=Message.Status.SENDING).update(
+            status=Message.Status.AMBIGUOUS, error=reason[:2000])
+        return True, _close(execution, [State.SENDING], State.AMBIGUOUS, now=now, result={"reason": reason[:500]},
+                            next_step=next_step, contact=contact, trail_kind="ambiguous", reason=reason[:200])
+
+
 def mark_ambiguous(execution_id: int, *, now) -> bool:
     """A send left in `sending` (its worker died): we cannot know if it went out.
 
@@ -441,17 +458,10 @@ def mark_ambiguous(execution_id: int, *, now) -> bool:
     if execution is None or execution.state != State.SENDING:
         return False
     step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
-    with transaction.atomic():
-        if not StepExecution.objects.select_for_update().filter(pk=execution.pk, state=State.SENDING).exists():
-            return False
-        Message.objects.filter(execution_id=execution.pk, status=Message.Status.SENDING).update(
-            status=Message.Status.AMBIGUOUS)
-        next_id = _close(execution, [State.SENDING], State.AMBIGUOUS, now=now,
-                         result={"reason": "worker stopped during hand-off; outcome unknown"},
-                         next_step=step.get("next"), contact=execution.enrolment.contact,
-                         trail_kind="ambiguous", reason="worker stopped during hand-off; not resent")
+    marked, next_id = _close_ambiguous(execution, contact=execution.enrolment.contact, next_step=step.get("next"),
+                                       now=now, reason="worker stopped during hand-off; outcome unknown, not resent")
     if next_id:
         from . import dispatch
 
         dispatch.executions_claimed([next_id])
-    return True
+    return marked
