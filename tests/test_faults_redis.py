@@ -25,6 +25,7 @@ from saleor_flows.models import Event
 from .celery_app import app
 from .faults import RedisServer, wait_until
 from .flowkit import chain, email
+from .test_consent import configure, post, shop  # noqa: F401  (shop is a fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -90,3 +91,15 @@ def test_events_during_a_redis_outage_are_kept_and_all_processed_once_it_is_back
     received = sorted(m.to[0] for m in mail.outbox)
     assert received == sorted(["before@example.com", "after@example.com",
                                *(f"shopper{n}@example.com" for n in range(EVENTS_DURING_OUTAGE))])
+
+
+def test_a_signup_while_redis_is_down_answers_and_its_confirmation_email_still_goes_out(shop, client, settings,
+                                                                                        broker):
+    """No sweep looks for a lost confirmation email, so it is sent in place when the broker is away."""
+    configure(settings, DOUBLE_OPT_IN=True)
+    broker.stop()
+    with dispatch.forced("celery"):
+        response = post(client, {"email": "jana@example.com"})
+    assert response.status_code == 202 and response.json()["confirmation_required"] is True
+    (confirmation,) = mail.outbox
+    assert confirmation.to == ["jana@example.com"] and "/confirm/" in confirmation.body
