@@ -2,10 +2,12 @@
 
 A private Redis server the test may stop and start, and a TCP proxy that can
 cut every connection through it (what a PostgreSQL restart looks like to its
-clients). Both run on free ports of their own: the machine's shared Redis and
+clients), and an SMTP server (an aiosmtpd handler) that refuses, stalls or
+hangs up on cue. All run on free ports of their own: the machine's shared Redis and
 PostgreSQL are never touched.
 """
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -128,3 +130,54 @@ class CuttableProxy:
         self._running = False
         self.cut()
         self._listener.close()
+
+
+class FaultyServer:
+    """An aiosmtpd handler whose answers the test picks, one per attempt (then "250")."""
+
+    def __init__(self):
+        self.rcpt_answers: list[str] = []  # e.g. "451 4.3.0 try later", "550 5.1.1 no such user"
+        self.data_answers: list[str] = []  # e.g. "452 ...", "554 ...", "drop" (hang up), "stall" (answer late)
+        self.quit_answer = ""  # "drop" or "stall" at QUIT
+        self.rcpt_calls = 0
+        self.accepted: list[bytes] = []  # every message body this server received in full
+        self.pause = 0.0  # seconds before each answer to DATA (a slow server)
+        self.on_message = None  # called with the count of messages received, before the answer
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpt_calls += 1
+        answer = self.rcpt_answers.pop(0) if self.rcpt_answers else "250 OK"
+        if answer.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return answer
+
+    async def handle_DATA(self, server, session, envelope):
+        self.accepted.append(envelope.content)  # it has the message, whatever it answers
+        if self.on_message:
+            self.on_message(len(self.accepted))
+        if self.pause:
+            await asyncio.sleep(self.pause)
+        answer = self.data_answers.pop(0) if self.data_answers else "250 queued"
+        if answer == "drop":
+            server.transport.close()
+            return "250 never heard"
+        if answer == "stall":
+            await asyncio.sleep(4)
+            return "250 queued, too late"
+        return answer
+
+    async def handle_QUIT(self, server, session, envelope):
+        if self.quit_answer == "drop":
+            server.transport.close()
+        elif self.quit_answer == "stall":
+            await asyncio.sleep(4)
+        return "221 bye"
+
+
+def serve_smtp(handler):
+    """Start an aiosmtpd server with ``handler`` on a free port; returns its controller (``.port``; ``.stop()``)."""
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller

@@ -6,62 +6,23 @@ permanent "no" fails at once; and a message the server may already have
 taken is never sent a second time (it is marked ambiguous instead).
 """
 
-import asyncio
 import socket
 import threading
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from saleor_flows.models import Message, StepExecution
 
-from .faults import free_port
+from .faults import FaultyServer, free_port, serve_smtp
 from .flowkit import chain, email
-
-
-class FaultyServer:
-    """An aiosmtpd handler whose answers the test picks, one per attempt (then "250")."""
-
-    def __init__(self):
-        self.rcpt_answers: list[str] = []  # e.g. "451 4.3.0 try later", "550 5.1.1 no such user"
-        self.data_answers: list[str] = []  # e.g. "452 ...", "554 ...", "drop" (hang up), "stall" (answer late)
-        self.quit_answer = ""  # "drop" or "stall" at QUIT
-        self.rcpt_calls = 0
-        self.accepted: list[bytes] = []  # every message body this server received in full
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        self.rcpt_calls += 1
-        answer = self.rcpt_answers.pop(0) if self.rcpt_answers else "250 OK"
-        if answer.startswith("250"):
-            envelope.rcpt_tos.append(address)
-        return answer
-
-    async def handle_DATA(self, server, session, envelope):
-        self.accepted.append(envelope.content)  # it has the message, whatever it answers
-        answer = self.data_answers.pop(0) if self.data_answers else "250 queued"
-        if answer == "drop":
-            server.transport.close()
-            return "250 never heard"
-        if answer == "stall":
-            await asyncio.sleep(4)
-            return "250 queued, too late"
-        return answer
-
-    async def handle_QUIT(self, server, session, envelope):
-        if self.quit_answer == "drop":
-            server.transport.close()
-        elif self.quit_answer == "stall":
-            await asyncio.sleep(4)
-        return "221 bye"
 
 
 @pytest.fixture
 def server(flows, settings):
     handler = FaultyServer()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller = serve_smtp(handler)
+    port = controller.port
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
