@@ -52,6 +52,8 @@ class RedisServer:
             return False
 
     def start(self):
+        if self.binary is None:
+            raise RuntimeError("redis-server is not installed (scripts/ensure-services installs it)")
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
