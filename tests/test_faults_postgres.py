@@ -77,7 +77,7 @@ def test_a_postgresql_restart_while_the_worker_sends_loses_nothing_and_sends_not
     clock.advance(timedelta(hours=1))  # all the emails fall due at once
 
     with dispatch.forced("celery"), start_worker(app, pool="solo", perform_ping_check=False,
-                                                  loglevel="CRITICAL", shutdown_timeout=30):
+                                                  loglevel="WARNING", shutdown_timeout=30):
         restarted = threading.Event()
 
         def restart_postgresql(received: int):

@@ -56,7 +56,7 @@ def broker():
 def test_events_during_a_redis_outage_are_kept_and_all_processed_once_it_is_back(flows, broker):
     flows.flow(chain("go", ("hello", email("Hello {{ event.n }}")), kind="transactional"))
     with dispatch.forced("celery"), start_worker(app, pool="solo", perform_ping_check=False,
-                                                  loglevel="CRITICAL", shutdown_timeout=30):
+                                                  loglevel="WARNING", shutdown_timeout=30):
         record_event("go", email="before@example.com", payload={"n": "before"})
         assert wait_until(lambda: len(mail.outbox) == 1)
 
