@@ -49,7 +49,8 @@ def smtp(settings):
 
 @pytest.fixture
 def database_proxy():
-    proxy = CuttableProxy(connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"] or 5432))
+    direct = connection.settings_dict
+    proxy = CuttableProxy(direct["HOST"] or "127.0.0.1", int(direct["PORT"] or 5432))
 
     def through_the_proxy(**kwargs):
         # Runs in the worker's thread before each task: only the worker's connection is rerouted.

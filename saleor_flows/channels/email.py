@@ -102,7 +102,7 @@ def _send_over_smtp(connection: SmtpBackend, msg) -> None:
     """
     if connection.timeout is None:
         connection.timeout = flows_setting("SMTP_TIMEOUT_SECONDS")
-    stage = ["connect"]
+    stage = ["before DATA"]
     try:
         connection.open()
         server = connection.connection

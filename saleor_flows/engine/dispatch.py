@@ -3,8 +3,9 @@
 In "celery" mode work goes to the host's Celery app, enqueued only after the
 surrounding transaction commits (a worker must never look for a row that is
 not visible yet). A broker that is away never fails the caller: the rows are
-committed and the sweep hands them out again (see ``publish``). In "inline" mode (the demo, the test harness) it runs right
-here in the calling process. Only ids travel; the database holds the state.
+committed and the sweep hands them out again (see ``publish``). In "inline"
+mode (the demo, the test harness) it runs right here in the calling process.
+Only ids travel; the database holds the state.
 """
 
 import contextlib
