@@ -13,6 +13,9 @@ DEFAULTS = {
     "REPLY_TO": None,
     # Domain used in our Message-ID headers.
     "MESSAGE_ID_DOMAIN": "saleor-flows.local",
+    # Seconds an SMTP server may stay silent before the send counts as failed, when the
+    # host's EMAIL_TIMEOUT (or the SMTP setting's "timeout") is unset: never wait for ever.
+    "SMTP_TIMEOUT_SECONDS": 30,
     # Data every template can use as {{ shop.* }}.
     "SHOP": {"name": "Our shop", "url": "https://example.com", "logo_url": "", "currency": "USD"},
     # SMS backend, a dotted path in the spirit of EMAIL_BACKEND.

@@ -6,7 +6,21 @@ written in a single statement whose unique key turns a repeat into nothing
 SQLite (3.35+) both speak this syntax.
 """
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
+
+# What a lost connection raises (a PostgreSQL restart, a network cut): worth another try, unlike a bug.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
+def drop_broken_connection():
+    """Close a connection that died, so the next query opens a new one.
+
+    Django only does this between requests (and Celery's Django fix-up
+    between tasks); a worker in the middle of a task would keep failing on
+    the dead one. Inside a transaction it is left to the transaction's owner.
+    """
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str = "") -> int | None:

@@ -11,6 +11,7 @@ import contextlib
 from celery import shared_task
 from celery.schedules import crontab
 
+from .db import DATABASE_AWAY, drop_broken_connection
 from .engine import processing, runner, sweep as sweeping
 
 try:
@@ -20,18 +21,35 @@ except ImportError:
     allow_writer = contextlib.nullcontext
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+# A database restart under a running task: try again after 1, 2, 4 … 60 s (about 6 min in all)
+# rather than leave its claims to the lease. Short countdowns only: no wait is parked in Celery.
+DATABASE_RETRIES = 12
 
 
-@shared_task(name="saleor_flows.process_event", **TASK_OPTIONS)
-def process_event(event_id: int):
+def _backoff(retries: int) -> int:
+    return min(60, 2 ** retries)
+
+
+@shared_task(name="saleor_flows.process_event", bind=True, **TASK_OPTIONS)
+def process_event(self, event_id: int):
     with allow_writer():
-        processing.process_event_and_continue(event_id)
+        try:
+            processing.process_event_and_continue(event_id)
+        except runner.Interrupted as stopped:  # the event is processed; the steps it made due still wait
+            run_executions.apply_async((stopped.remaining,), countdown=_backoff(0))
+        except DATABASE_AWAY as exc:  # rolled back: the event is still pending
+            drop_broken_connection()
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries), max_retries=DATABASE_RETRIES)
 
 
-@shared_task(name="saleor_flows.run_executions", **TASK_OPTIONS)
-def run_executions(execution_ids: list[int]):
+@shared_task(name="saleor_flows.run_executions", bind=True, **TASK_OPTIONS)
+def run_executions(self, execution_ids: list[int]):
     with allow_writer():
-        runner.run_claimed(execution_ids)
+        try:
+            runner.run_claimed(execution_ids)
+        except runner.Interrupted as stopped:
+            raise self.retry(args=(stopped.remaining,), countdown=_backoff(self.request.retries),
+                             max_retries=DATABASE_RETRIES)
 
 
 @shared_task(name="saleor_flows.sweep", **TASK_OPTIONS)

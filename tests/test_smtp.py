@@ -2,7 +2,6 @@
 
 import email as email_lib
 from email import policy
-import socket
 from urllib.parse import urlparse
 
 import pytest
@@ -11,6 +10,7 @@ from aiosmtpd.handlers import Message as MessageHandler
 
 from saleor_flows.models import Message
 
+from .faults import free_port
 from .flowkit import chain, email, nxt
 
 
@@ -30,9 +30,7 @@ class Sink(MessageHandler):
 
 def _start_sink():
     sink = Sink()
-    with socket.socket() as probe:  # aiosmtpd needs a concrete port: ask the OS for a free one
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # aiosmtpd needs a concrete port
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     return sink, controller, port

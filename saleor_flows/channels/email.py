@@ -8,10 +8,16 @@ can be matched. When the backend is django-anymail, the send id also goes into
 anymail's ``metadata``, which comes back on its tracking webhooks.
 """
 
+import logging
+import smtplib
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 
 from ..conf import flows_setting
+
+logger = logging.getLogger(__name__)
 
 SEND_ID_HEADER = "X-Flows-Send-Id"
 ANYMAIL_SEND_ID_KEY = "send_id"  # in anymail's metadata, which comes back on its tracking events
@@ -52,6 +58,20 @@ def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str
     return msg
 
 
+class EmailSendError(Exception):
+    """A failed send, in the terms the engine decides on (the same attributes as ``SmsError``).
+
+    ``retryable``: trying again later can help (4xx answers, timeouts, refused
+    or dropped connections before the message went over). ``ambiguous``: the
+    message went over and no answer came back, so it may be delivered; the
+    engine never sends it again.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, ambiguous: bool = False):
+        super().__init__(message)
+        self.retryable, self.ambiguous = retryable, ambiguous
+
+
 def send_email_message(msg: EmailMultiAlternatives, *, smtp: dict | None = None) -> None:
     """Send through the host's configured backend; errors propagate, the engine decides the state.
 
@@ -65,4 +85,53 @@ def send_email_message(msg: EmailMultiAlternatives, *, smtp: dict | None = None)
             if smtp.get(key) not in (None, "")})
     else:
         connection = get_connection()
-    connection.send_messages([msg])
+    if isinstance(connection, SmtpBackend):
+        _send_over_smtp(connection, msg)
+    else:
+        connection.send_messages([msg])
+
+
+def _send_over_smtp(connection: SmtpBackend, msg) -> None:
+    """One message over Django's SMTP backend, each failure told apart by when it happened.
+
+    Django's backend raises the same ``SMTPServerDisconnected`` for a server
+    that hung up before our MAIL command and for one that took the message
+    and never answered; only the second may be delivered. So we note when the
+    DATA command starts, and a timeout without a timeout setting would hold
+    the worker for ever: SMTP_TIMEOUT_SECONDS applies when the host set none.
+    """
+    if connection.timeout is None:
+        connection.timeout = flows_setting("SMTP_TIMEOUT_SECONDS")
+    stage = ["before DATA"]
+    try:
+        connection.open()
+        server = connection.connection
+        start_data = server.data
+
+        def data(content):
+            stage[0] = "data"
+            return start_data(content)
+
+        server.data = data  # smtplib's sendmail() calls self.data(): from here the server may have it
+        connection.send_messages([msg])  # on the open connection, which it leaves open
+    except OSError as exc:  # smtplib's errors are OSErrors, as are refused connections and timeouts
+        raise _classified(exc, stage[0]) from exc
+    finally:
+        try:
+            connection.close()  # QUIT: once the message is accepted, nothing here may fail the send
+        except Exception as exc:
+            logger.info("saleor-flows: SMTP QUIT failed after the send: %s", exc)
+
+
+def _classified(exc: OSError, stage: str) -> EmailSendError:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):  # every recipient refused: the lowest code decides
+        code, answer = min(exc.recipients.values())
+    elif isinstance(exc, smtplib.SMTPResponseException):  # a definite answer to HELO, AUTH, MAIL or DATA
+        code, answer = exc.smtp_code, exc.smtp_error
+    elif stage == "data":
+        return EmailSendError(f"no answer from the SMTP server after the message was sent: {exc}",
+                              retryable=False, ambiguous=True)
+    else:
+        return EmailSendError(f"{type(exc).__name__}: {exc}", retryable=True)
+    text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
+    return EmailSendError(f"SMTP {code} {text}"[:500], retryable=not 500 <= code < 600)

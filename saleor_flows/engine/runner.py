@@ -13,16 +13,17 @@ leaves a pending row with its due time for the sweep.
 
 import hashlib
 import logging
+import time
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..channels import delivery, webhook
 from ..conf import flows_setting
-from ..db import insert_on_conflict
+from ..db import DATABASE_AWAY, drop_broken_connection, insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
 from . import gate, suppression, trail
@@ -39,6 +40,7 @@ PAUSED_RECHECK = timedelta(minutes=15)
 SEND_RETRIES = 3
 SEND_BACKOFF_SECONDS = 60
 MAX_CHAIN = 1000  # a published graph is acyclic with at most 500 steps
+RECORD_RETRY_PAUSES = (0.5, 1, 2, 4, 8)  # seconds, while recording a provider's answer rides out a restart
 
 
 # --- scheduling and finishing -------------------------------------------------
@@ -108,13 +110,29 @@ def _close(execution, from_states, state, *, now, result, next_step, contact, tr
 
 # --- running -------------------------------------------------------------------
 
+class Interrupted(Exception):
+    """The database went away in the middle of a batch: ``remaining`` are still claimed and need running.
+
+    They include a step that an earlier one made due at once, which no retry
+    of the original ids would find (tasks.py retries with these).
+    """
+
+    def __init__(self, remaining: list[int]):
+        super().__init__(f"the database went away; {len(remaining)} claimed executions left to run")
+        self.remaining = remaining
+
+
 def run_claimed(execution_ids):
     """Run claimed executions, each followed by the steps it makes due at once."""
-    for execution_id in execution_ids:
+    for index, execution_id in enumerate(execution_ids):
         next_id, steps = execution_id, 0
         while next_id is not None and steps < MAX_CHAIN:
             try:
                 next_id = execute(next_id)
+            except DATABASE_AWAY as exc:
+                # Not this journey's fault: stop, drop the dead connection, let the task try again.
+                drop_broken_connection()
+                raise Interrupted([next_id, *execution_ids[index + 1:]]) from exc
             except Exception:
                 # A bug in one journey must not stop the others in this batch. The
                 # execution stays claimed and the sweep retries it after the lease.
@@ -386,22 +404,54 @@ def _deliver(execution, step, *, now, contact):
         provider_message_id = delivery.hand_off(outgoing)
     except Exception as exc:
         logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
-        # A provider's definite "no" (invalid number, STOP) fails at once; anything else is retried.
-        retryable = getattr(exc, "retryable", True)
-        if getattr(exc, "suppress", ""):  # e.g. the number opted out at the provider: never again, in any flow
-            suppression.suppress(outgoing.channel, outgoing.to, exc.suppress, source="provider_answer")
-        return _retry_or_fail(execution, message.pk, now=clock.now(), error=f"{type(exc).__name__}: {exc}",
-                              max_attempts=SEND_RETRIES if retryable else 0, backoff_seconds=SEND_BACKOFF_SECONDS,
-                              contact=fresh, next_step=step["next"])
+        return _recorded(lambda: _record_failed_send(exc, execution, message.pk, outgoing, step, contact=fresh))
     sent_at = clock.now()
-    with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at, **(
-            {"provider_message_id": provider_message_id[:255]} if provider_message_id else {}))
-        return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
-                      next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
-                      to=outgoing.to, subject=outgoing.subject, send_id=str(send_id),
-                      **({"basis": marketing_basis(fresh, outgoing.channel, saleor_channel)[0]}
-                         if kind == "marketing" else {}))
+
+    def record_sent():
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at, **(
+                {"provider_message_id": provider_message_id[:255]} if provider_message_id else {}))
+            return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
+                          next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
+                          to=outgoing.to, subject=outgoing.subject, send_id=str(send_id),
+                          **({"basis": marketing_basis(fresh, outgoing.channel, saleor_channel)[0]}
+                             if kind == "marketing" else {}))
+
+    return _recorded(record_sent)
+
+
+def _record_failed_send(exc, execution, message_id, outgoing, step, *, contact):
+    if getattr(exc, "ambiguous", False):  # it may have gone out: never again (DESIGN principle 3)
+        return _close_ambiguous(execution, contact=contact, next_step=step["next"], now=clock.now(),
+                                reason=str(exc))[1]
+    # A provider's definite "no" (invalid number, STOP) fails at once; anything else is retried.
+    retryable = getattr(exc, "retryable", True)
+    if getattr(exc, "suppress", ""):  # e.g. the number opted out at the provider: never again, in any flow
+        suppression.suppress(outgoing.channel, outgoing.to, exc.suppress, source="provider_answer")
+    return _retry_or_fail(execution, message_id, now=clock.now(), error=f"{type(exc).__name__}: {exc}",
+                          max_attempts=SEND_RETRIES if retryable else 0, backoff_seconds=SEND_BACKOFF_SECONDS,
+                          contact=contact, next_step=step["next"])
+
+
+def _recorded(write):
+    """Run ``write``, what we learnt from the provider, until the database takes it.
+
+    The provider has answered; if the database is away just now (a restart)
+    and we gave up, the step would stay `sending` and later turn ambiguous
+    though we know what happened. Each write is its own transaction (or a
+    few), so trying it again is safe. About 15 s in all, then the task's own
+    retry and the sweep take over.
+    """
+    for pause in RECORD_RETRY_PAUSES:
+        try:
+            return write()
+        except DATABASE_AWAY as exc:
+            if connection.in_atomic_block:
+                raise  # the caller's transaction is lost anyway
+            logger.warning("saleor-flows: the database is away after a send (%s); trying again in %s s", exc, pause)
+            drop_broken_connection()
+            time.sleep(pause)
+    return write()
 
 
 def _run_webhook(execution, step, *, now, contact):
@@ -432,6 +482,20 @@ HANDLERS = {
 }
 
 
+def _close_ambiguous(execution, *, contact, next_step, now, reason) -> tuple[bool, int | None]:
+    """A send whose outcome we cannot know: reported, reconciled from provider events, never resent.
+
+    Returns whether this call marked it, and the next step's execution if it is due at once.
+    """
+    with transaction.atomic():
+        if not StepExecution.objects.select_for_update().filter(pk=execution.pk, state=State.SENDING).exists():
+            return False, None
+        Message.objects.filter(execution_id=execution.pk, status=Message.Status.SENDING).update(
+            status=Message.Status.AMBIGUOUS, error=reason[:2000])
+        return True, _close(execution, [State.SENDING], State.AMBIGUOUS, now=now, result={"reason": reason[:500]},
+                            next_step=next_step, contact=contact, trail_kind="ambiguous", reason=reason[:200])
+
+
 def mark_ambiguous(execution_id: int, *, now) -> bool:
     """A send left in `sending` (its worker died): we cannot know if it went out.
 
@@ -444,17 +508,10 @@ def mark_ambiguous(execution_id: int, *, now) -> bool:
     if execution is None or execution.state != State.SENDING:
         return False
     step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
-    with transaction.atomic():
-        if not StepExecution.objects.select_for_update().filter(pk=execution.pk, state=State.SENDING).exists():
-            return False
-        Message.objects.filter(execution_id=execution.pk, status=Message.Status.SENDING).update(
-            status=Message.Status.AMBIGUOUS)
-        next_id = _close(execution, [State.SENDING], State.AMBIGUOUS, now=now,
-                         result={"reason": "worker stopped during hand-off; outcome unknown"},
-                         next_step=step.get("next"), contact=execution.enrolment.contact,
-                         trail_kind="ambiguous", reason="worker stopped during hand-off; not resent")
+    marked, next_id = _close_ambiguous(execution, contact=execution.enrolment.contact, next_step=step.get("next"),
+                                       now=now, reason="worker stopped during hand-off; outcome unknown, not resent")
     if next_id:
         from . import dispatch
 
         dispatch.executions_claimed([next_id])
-    return True
+    return marked
