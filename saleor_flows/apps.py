@@ -30,6 +30,10 @@ class SaleorFlowsConfig(AppConfig):
         from .signals import consent_changed
 
         consent_changed.connect(write_back, dispatch_uid="saleor-flows-consent-to-saleor")
+        from .channels.staff import add_staff_source
+        from .saleor_plugin.staff import staff_emails
+
+        add_staff_source(staff_emails)  # staff notifications go to Saleor's active staff users only
         register("saleor", lambda reference, event: resolve(
             reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
             consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))
