@@ -1,6 +1,8 @@
 """Flows: queries and the draft → validate → publish → pause/resume/archive life cycle.
 
-Everything here needs ``MANAGE_PLUGINS``. Definitions are the JSON format of
+Everything here needs ``MANAGE_PLUGINS``; saving or publishing a definition
+that sends contact data out of the shop needs ``MANAGE_USERS`` too
+(``require_for_definition``). Definitions are the JSON format of
 ``docs/flows.md``; validation and publishing are the engine's own
 (``engine/definition.py``), so the API can never publish what the engine
 would refuse.
