@@ -7,6 +7,7 @@ refused before any connection is made).
 """
 
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -257,3 +258,53 @@ def test_every_address_of_a_name_is_checked(lookups):
         webhook.checked_address(NAME, 443)
     table[NAME] = ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
     assert webhook.checked_address(NAME, 443) == "93.184.215.14"
+
+
+# --- https: pinned to the address, verified against the name ----------------------------------
+
+
+def _certificate(tmp_path, name):
+    """A self-signed certificate for ``name`` (and its key), as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("served_name, delivered", [(NAME, True), ("other.flows.invalid", False)])
+def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
+        flows, servers, lookups, settings, monkeypatch, tmp_path, served_name, delivered):
+    table, _ = lookups
+    table[NAME] = ["127.0.0.1"]
+    cert_file, key_file = _certificate(tmp_path, served_name)
+    server = servers()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert_file, key_file)
+    names_asked = []
+    tls.sni_callback = lambda sock, name, context: names_asked.append(name)
+    server.server.socket = tls.wrap_socket(server.server.socket, server_side=True)
+    trusting = ssl.create_default_context(cafile=str(cert_file))  # this test's certificate instead of the system's
+    monkeypatch.setattr(webhook._PinnedHTTPSConnection, "_tls", trusting)
+    allow(settings, "127.0.0.1/32", WEBHOOK_MAX_ATTEMPTS=1)
+    flows.flow(hook_flow(f"https://{NAME}:{server.port}/hook"))
+    flows.event("go", email="jane@example.com")
+    assert names_asked == [NAME]  # SNI carries the name, though the socket went to 127.0.0.1
+    assert len(server.requests) == (1 if delivered else 0)
+    assert trail_errors() == ([] if delivered else ["connection failed"])
