@@ -227,7 +227,8 @@ def test_internal_addresses_are_refused_at_publish(url):
     assert problem.startswith("steps.crm.url: ") and "WEBHOOK_ALLOWED_TARGETS" in problem
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/", "http:///hook", "example.com/hook", "http://ex ample.com:99999/"])
+@pytest.mark.parametrize("url", ["ftp://example.com/", "http:///hook", "example.com/hook",
+                                 "http://ex ample.com:99999/"])
 def test_only_http_urls_with_a_host_are_published(url):
     (problem,) = validate_definition(hook_flow(url))
     assert problem.startswith("steps.crm.url: must be an http(s) URL")

@@ -83,17 +83,23 @@ def is_allowed(host: str, ip) -> bool:
     """Public, or let in by WEBHOOK_ALLOWED_TARGETS (a host name, or a network the address is in)."""
     if is_public(ip):
         return True
-    name = host.lower().rstrip(".")
+    names, networks = _allow_list()
+    return _name(host) in names or any(ip.version == network.version and ip in network for network in networks)
+
+
+def _allow_list() -> tuple[set, list]:
+    """WEBHOOK_ALLOWED_TARGETS as (host names, networks); the deployment's setting, never the plugin's."""
+    names, networks = set(), []
     for entry in deployment_setting("WEBHOOK_ALLOWED_TARGETS") or []:
         try:
-            network = ipaddress.ip_network(str(entry).strip(), strict=False)
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
         except ValueError:
-            if name == str(entry).strip().lower().rstrip("."):
-                return True
-            continue
-        if ip.version == network.version and ip in network:
-            return True
-    return False
+            names.add(_name(str(entry)))
+    return names, networks
+
+
+def _name(host: str) -> str:
+    return host.strip().lower().rstrip(".")
 
 
 def literal_ip(host: str):
@@ -128,16 +134,11 @@ def url_problem(url) -> str:
     host = parts.hostname
     ip = literal_ip(host)
     internal = (ip is not None and not is_allowed(host, ip)) or (
-        ip is None and host.rstrip(".").split(".")[-1] == "localhost" and not _allowed_name(host))
+        ip is None and _name(host).split(".")[-1] == "localhost" and _name(host) not in _allow_list()[0])
     if internal:
         return (f"{host} is a private, loopback or reserved address; webhooks go to public addresses only "
                 "(the host's WEBHOOK_ALLOWED_TARGETS setting lets in internal ones)")
     return ""
-
-
-def _allowed_name(host: str) -> bool:
-    return host.lower().rstrip(".") in {str(e).strip().lower().rstrip(".")
-                                         for e in deployment_setting("WEBHOOK_ALLOWED_TARGETS") or []}
 
 
 def checked_address(host: str, port: int) -> str:

@@ -19,8 +19,7 @@ LEAK = chain("customer_created", ("tell", {"type": "notify_staff", "to": ["owner
 HOOK = chain("customer_created", ("crm", {"type": "webhook", "url": "https://crm.example.com/hook", "next": None}))
 HARMLESS = chain("customer_created", ("tell", {"type": "notify_staff", "to": ["owner@shop.example"],
                                                "subject": "{{ flow.name }}: one more customer", "body": "See the shop.",
-                                               "next": None}),
-                 )
+                                               "next": None}))
 
 PUBLISH = "mutation($id: ID!) { flowPublish(id: $id) { errors { code message } version { number } } }"
 CREATE = "mutation($d: JSON) { flowCreate(input: {name: \"Leak\", definition: $d}) { errors { code } flow { slug } } }"
@@ -42,12 +41,15 @@ def denied(response, root):
     return error["message"]
 
 
-@pytest.mark.parametrize("definition", [LEAK, HOOK], ids=["notify_staff-with-contact-email", "webhook"])
-def test_manage_plugins_alone_cannot_publish_a_flow_that_sends_contact_data(api, tokens, definition):
+@pytest.mark.parametrize("definition, why", [
+    (LEAK, "step 'tell' sends contact data out of the shop: its text uses contact"),
+    (HOOK, "step 'crm' sends contact data out of the shop: a webhook posts the contact's email and user id"),
+], ids=["notify_staff-with-contact-email", "webhook"])
+def test_manage_plugins_alone_cannot_publish_a_flow_that_sends_contact_data(api, tokens, definition, why):
     flow = create_flow("leak", definition)  # e.g. saved earlier by someone who may
     message = denied(api.post(PUBLISH, {"id": to_global_id("Flow", flow.pk)}, token=tokens.staff("MANAGE_PLUGINS")),
                      "flowPublish")
-    assert "step 'tell' sends contact data out of the shop" in message or "step 'crm'" in message
+    assert message == f"You need all of these permissions to do this: MANAGE_PLUGINS, MANAGE_USERS ({why})"
     flow.refresh_from_db()
     assert flow.status == "draft" and flow.live_version_id is None
 
@@ -87,4 +89,5 @@ def test_publishing_to_a_non_staff_address_is_refused_with_the_step_named(api, t
     flow = create_flow("outsider", outsider)
     data = api(PUBLISH, {"id": to_global_id("Flow", flow.pk)}, token=tokens.staff("MANAGE_PLUGINS", "MANAGE_USERS"))
     (error,) = data["flowPublish"]["errors"]
-    assert error["code"] == "INVALID_DEFINITION" and error["message"].startswith("not a staff address: me@gmail.example")
+    assert error["code"] == "INVALID_DEFINITION"
+    assert error["message"].startswith("not a staff address: me@gmail.example")
