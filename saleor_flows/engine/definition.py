@@ -226,8 +226,8 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
             errors.append(f"{where}.value: required (null clears the field)")
     elif kind == "webhook":
         _require(step, ["url"], where, errors)
-        if step.get("url") is not None and webhook.url_problem(step["url"]):
-            errors.append(f"{where}.url: {webhook.url_problem(step['url'])}")
+        if step.get("url") is not None and (problem := webhook.url_problem(step["url"])):
+            errors.append(f"{where}.url: {problem}")
         if step.get("body") is not None and not isinstance(step["body"], dict):
             errors.append(f"{where}.body: an object")
         for key, value in (step.get("body") or {}).items() if isinstance(step.get("body"), dict) else ():
@@ -238,8 +238,8 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         to = step.get("to")
         if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
             errors.append(f"{where}.to: a non-empty list of email addresses")
-        elif staff.not_staff(to):
-            errors.append(f"{where}.to: not a staff address: {', '.join(staff.not_staff(to))} (staff notifications "
+        elif outsiders := staff.not_staff(to):
+            errors.append(f"{where}.to: not a staff address: {', '.join(outsiders)} (staff notifications "
                           "go only to active staff users' emails and the host's STAFF_NOTIFY_RECIPIENTS)")
         for key in ("subject", "body"):
             if isinstance(step.get(key), str):
