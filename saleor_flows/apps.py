@@ -31,9 +31,12 @@ class SaleorFlowsConfig(AppConfig):
 
         consent_changed.connect(write_back, dispatch_uid="saleor-flows-consent-to-saleor")
         from .catalog import register_catalog
+        from .channels.staff import add_staff_source
         from .saleor_plugin.catalog import lookup
+        from .saleor_plugin.staff import staff_emails
 
         register_catalog(lookup)  # storefront events show Saleor's own product data in mail
+        add_staff_source(staff_emails)  # staff notifications go to Saleor's active staff users only
         register("saleor", lambda reference, event: resolve(
             reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
             consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))

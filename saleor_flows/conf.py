@@ -56,6 +56,13 @@ DEFAULTS = {
     "WEBHOOK_TIMEOUT_SECONDS": 10,
     "WEBHOOK_MAX_ATTEMPTS": 5,
     "WEBHOOK_BACKOFF_SECONDS": 30,
+    # Webhook targets allowed although they are not public internet addresses (docs/security.md):
+    # host names (exact, e.g. "crm.internal") and networks ("10.20.0.0/16", "127.0.0.1/32").
+    # Read from Django settings only, never from the plugin configuration (which MANAGE_PLUGINS edits).
+    "WEBHOOK_ALLOWED_TARGETS": [],
+    # Staff notifications (notify_staff steps, NEW_SUBSCRIBER_NOTIFY) go only to staff addresses:
+    # inside Saleor its active staff users' emails, plus these (Django settings only, like the above).
+    "STAFF_NOTIFY_RECIPIENTS": [],
     # A checkout with an email and lines that sees no activity for this long is abandoned.
     "ABANDONED_CHECKOUT_IDLE_MINUTES": 60,
     # No order for this many days: the contact has lapsed (the win-back trigger).
@@ -175,6 +182,15 @@ _sources: list = []
 def add_settings_source(source):
     if source not in _sources:
         _sources.append(source)
+
+
+def deployment_setting(name):
+    """A setting only whoever deploys the host may set: ``SALEOR_FLOWS`` alone, never a settings source.
+
+    For what guards the shop against its own staff (the plugin configuration
+    is editable by anyone with MANAGE_PLUGINS).
+    """
+    return getattr(settings, "SALEOR_FLOWS", {}).get(name, DEFAULTS[name])
 
 
 def flows_setting(name):

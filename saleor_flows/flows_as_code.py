@@ -276,7 +276,8 @@ def _comparable(definition: dict) -> dict:
     return json.loads(json.dumps(canonical, sort_keys=True, default=str))
 
 
-def import_flows(text: str, *, publish: bool = False, dry_run: bool = False, source: str = "<text>") -> ImportResult:
+def import_flows(text: str, *, publish: bool = False, dry_run: bool = False, source: str = "<text>",
+                 authorize=None) -> ImportResult:
     """Create or update drafts by slug from a document, all or nothing.
 
     A live flow's draft is updated and the result says "draft changed,
@@ -285,8 +286,11 @@ def import_flows(text: str, *, publish: bool = False, dry_run: bool = False, sou
     published (a flow marked ``status: draft`` in the file is not), and a
     published flow marked ``paused`` or ``archived`` in the file gets that
     status; without ``publish`` statuses in the file are not applied.
+    ``authorize`` (the API's permission check) sees each definition before anything is written.
     """
     entries = validate_flows(text, source=source)
+    for entry in entries if authorize else ():
+        authorize(entry["definition"])
     result = ImportResult(dry_run=dry_run)
     with transaction.atomic():
         existing = {flow.slug: flow for flow in Flow.objects.select_for_update(of=("self",)).filter(

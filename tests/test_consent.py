@@ -160,11 +160,12 @@ def test_answers_never_reveal_whether_an_address_is_known(shop, client):
 
 
 def test_staff_hear_about_each_new_subscriber(shop, client, settings):
-    configure(settings, NEW_SUBSCRIBER_NOTIFY=["owner@shop.example.com"])
+    configure(settings, NEW_SUBSCRIBER_NOTIFY=["owner@shop.example.com", "me@elsewhere.example"],
+              STAFF_NOTIFY_RECIPIENTS=["owner@shop.example.com"])
     post(client, {"email": "jane@example.com"})
     post(client, {"email": "jane@example.com"})  # not new: no second notice
     (notice,) = mail.outbox
-    assert notice.to == ["owner@shop.example.com"]
+    assert notice.to == ["owner@shop.example.com"]  # a subscriber's address goes to staff addresses only
     assert notice.subject == "New subscriber: jane@example.com"
     assert "storefront_form" in notice.body and "List-Unsubscribe" not in notice.extra_headers
 

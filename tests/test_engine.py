@@ -302,7 +302,8 @@ def test_exit_step_ends_the_journey(flows):
     assert Enrolment.objects.get().status == "exited" and Enrolment.objects.get().exit_reason == "exit_step"
 
 
-def test_notify_staff(flows):
+def test_notify_staff(flows, settings):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "STAFF_NOTIFY_RECIPIENTS": ["Owner@shop.example"]}
     flows.contact(JANE, first_name="Jane")  # no consent needed: it goes to staff
     flows.flow(chain("vip_signup", ("tell", {"type": "notify_staff", "to": ["owner@shop.example"],
                                              "subject": "New VIP: {{ contact.email }}",

@@ -126,7 +126,8 @@ def test_known_answers_over_ten_days(history):
     assert Simulation.objects.count() == 1
 
 
-def test_exits_staff_notes_and_webhooks(history):
+def test_exits_staff_notes_and_webhooks(history, settings):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "STAFF_NOTIFY_RECIPIENTS": ["team@example.com"]}
     draft = {
         "trigger": {"event": "checkout_abandoned"},  # no filter: Dave's small basket counts too
         "exit": {"history": "event", "event": "order_created", "since": "entered"},

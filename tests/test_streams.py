@@ -79,7 +79,8 @@ def test_a_complaint_about_marketing_never_blocks_an_order_confirmation(flows, s
     assert skipped == ["suppressed (complaint)"]
 
 
-def test_staff_notifications_are_their_own_stream(flows, shop):
+def test_staff_notifications_are_their_own_stream(flows, shop, settings):
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "STAFF_NOTIFY_RECIPIENTS": ["ops@example.com"]}
     flows.flow(chain("order_created", ("tell", {"type": "notify_staff", "to": ["ops@example.com"], "subject": "New order",
                                                  "body": "An order came in", "next": None}),
                      kind="transactional", reentry={"mode": "always"}), slug="ops")

@@ -27,9 +27,10 @@ class JSON(GenericScalar):
 class PermissionDenied(GraphQLError):
     """Raised from a resolver; the view reports it with ``extensions.exception.code = PermissionDenied``."""
 
-    def __init__(self, permissions):
+    def __init__(self, permissions, reason: str = ""):
         self.permissions = list(permissions)
-        super().__init__("You need all of these permissions to do this: " + ", ".join(self.permissions))
+        super().__init__("You need all of these permissions to do this: " + ", ".join(self.permissions)
+                         + (f" ({reason})" if reason else ""))
 
 
 FLOWS = (MANAGE_PLUGINS,)

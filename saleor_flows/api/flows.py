@@ -1,6 +1,8 @@
 """Flows: queries and the draft → validate → publish → pause/resume/archive life cycle.
 
-Everything here needs ``MANAGE_PLUGINS``. Definitions are the JSON format of
+Everything here needs ``MANAGE_PLUGINS``; saving or publishing a definition
+that sends contact data out of the shop needs ``MANAGE_USERS`` too
+(``require_for_definition``). Definitions are the JSON format of
 ``docs/flows.md``; validation and publishing are the engine's own
 (``engine/definition.py``), so the API can never publish what the engine
 would refuse.
@@ -15,10 +17,12 @@ from django.utils.text import slugify
 
 from ..engine import definition as flow_definition
 from ..engine.migration import STRATEGIES, migrate_enrolments
+from ..engine.personal_data import steps_sending_contact_data
 from ..engine.report import flow_summary, graph_order
 from .. import models
-from .core import (FLOWS, JSON, FlowErrorCode, FlowsMutation, MutationError, connection_field, connection_type,
-                   error, get_by_global_id, lookup, node_id_field, paginate, permission_required)
+from .core import (CONTACTS, FLOWS, JSON, FlowErrorCode, FlowsMutation, MutationError, PermissionDenied,
+                   connection_field, connection_type, error, get_by_global_id, lookup, node_id_field, paginate,
+                   permission_required)
 
 FlowStatusEnum = graphene.Enum("FlowStatusEnum", [(s.upper(), s) for s in models.Flow.Status.values])
 ValidationPathRe = re.compile(r"^([^\s:]+): (.*)$", re.S)
@@ -268,6 +272,15 @@ class Query(graphene.ObjectType):
 # --- mutations ---------------------------------------------------------------------------
 
 
+def require_for_definition(info, definition):
+    """A flow that mails contact data to staff or posts it to a webhook reads contacts for everyone who
+    passes: saving or publishing it needs what reading contacts needs (MANAGE_USERS besides MANAGE_PLUGINS)."""
+    found = steps_sending_contact_data(definition)
+    if found and not info.context.principal.has_all(CONTACTS):
+        step_id, why = next(iter(found.items()))
+        raise PermissionDenied(CONTACTS, f"step {step_id!r} sends contact data out of the shop: {why}")
+
+
 def choose_slug(wanted: str | None, name: str) -> str:
     """The slug asked for (checked and free), or a free one made from the name."""
     if wanted is not None and not flow_definition.SLUG_RE.match(wanted):
@@ -304,6 +317,7 @@ class FlowCreate(FlowsMutation):
         definition = input.get("definition") or {}
         if not isinstance(definition, dict):
             raise MutationError(error(FlowErrorCode.INVALID, "The definition is a JSON object.", "definition"))
+        require_for_definition(info, definition)
         slug = choose_slug(input.get("slug"), name)
         try:
             with transaction.atomic():
@@ -333,6 +347,7 @@ class FlowUpdate(FlowsMutation):
         if "definition" in input and input["definition"] is not None:
             if not isinstance(input["definition"], dict):
                 raise MutationError(error(FlowErrorCode.INVALID, "The definition is a JSON object.", "definition"))
+            require_for_definition(info, input["definition"])
             flow_definition.update_draft(flow, input["definition"])
         if input.get("name") is not None:
             if not input["name"].strip():
@@ -381,6 +396,7 @@ class FlowPublish(FlowsMutation):
         flow = get_by_global_id(models.Flow, "Flow", id)
         if flow.status == models.Flow.Status.ARCHIVED:
             raise MutationError(error(FlowErrorCode.INVALID_STATUS, "An archived flow cannot be published.", "id"))
+        require_for_definition(info, flow.definition)
         try:
             version = flow_definition.publish_flow(flow)
         except flow_definition.DefinitionError as exc:

@@ -4,6 +4,7 @@ import graphene
 
 from ..flows_as_code import FlowsFileError, export_flows, import_flows
 from .core import FLOWS, FlowErrorCode, FlowsMutation, MutationError, error, permission_required
+from .flows import require_for_definition
 
 FlowsFileFormat = graphene.Enum("FlowsFileFormat", [("YAML", "yaml"), ("JSON", "json")])
 
@@ -45,7 +46,8 @@ class FlowsImport(FlowsMutation):
     @classmethod
     def perform_mutation(cls, root, info, text, publish=False, dry_run=False):
         try:
-            outcome = import_flows(text, publish=publish, dry_run=dry_run, source="api")
+            outcome = import_flows(text, publish=publish, dry_run=dry_run, source="api",
+                                   authorize=lambda definition: require_for_definition(info, definition))
         except FlowsFileError as exc:
             raise MutationError(*[error(FlowErrorCode.INVALID_DEFINITION, message, "text") for message in exc.errors])
         return {"result": FlowsImportResult(**vars(outcome))}

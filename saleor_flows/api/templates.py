@@ -8,7 +8,7 @@ from ..engine.preview import preview
 from ..journeys import JOURNEYS, list_journeys, load_journey
 from ..models import Flow as FlowModel
 from .core import FLOWS, JSON, FlowErrorCode, FlowsMutation, MutationError, error, permission_required
-from .flows import Flow, FlowGraph, choose_slug, graph_of, split_problem
+from .flows import Flow, FlowGraph, choose_slug, graph_of, require_for_definition, split_problem
 
 
 class SmsParts(graphene.ObjectType):
@@ -120,6 +120,7 @@ class FlowCreateFromTemplate(FlowsMutation):
             raise MutationError(error(FlowErrorCode.NOT_FOUND, f"No template {input['template']!r}; "
                                       f"use one of {', '.join(JOURNEYS)}.", "template"))
         definition = load_journey(input["template"])
+        require_for_definition(info, definition)
         name = (input.get("name") or "").strip() or definition["name"]
         slug = choose_slug(input.get("slug"), name)
         with transaction.atomic():  # published or not created at all

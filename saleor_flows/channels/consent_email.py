@@ -6,6 +6,7 @@ flow emails (``email.build_email`` / ``send_email_message``), so the host's
 backend, SMTP settings, Message-ID and send id header apply to them too.
 """
 
+import logging
 import uuid
 
 from django.utils.html import escape
@@ -15,7 +16,10 @@ from ..conf import flows_setting
 from ..models import Contact
 from ..web import texts, tokens
 from .email import build_email, send_email_message
+from .staff import not_staff
 from .templating import RenderedEmail
+
+logger = logging.getLogger(__name__)
 
 
 def confirmation(contact: Contact) -> RenderedEmail:
@@ -54,7 +58,14 @@ def send(kind: str, contact_id: int, **detail) -> bool:
             return False  # confirmed or unsubscribed in the meantime
         rendered, to = confirmation(contact), [contact.email]
     elif kind == "staff":
-        rendered, to = staff_notice(contact, **detail), list(flows_setting("NEW_SUBSCRIBER_NOTIFY"))
+        wanted = list(flows_setting("NEW_SUBSCRIBER_NOTIFY"))  # plugin configuration: MANAGE_PLUGINS sets it
+        outsiders = not_staff(wanted)
+        if outsiders:
+            logger.warning("saleor-flows: new-subscriber notice not sent to %s: not a staff address", outsiders)
+        to = [address for address in wanted if address not in outsiders]
+        if not to:
+            return False
+        rendered = staff_notice(contact, **detail)
     else:
         raise ValueError(f"unknown consent email {kind!r}")
     message = build_email(rendered, to=to[0], from_email=flows_setting("FROM_EMAIL"), reply_to=None,

@@ -563,6 +563,11 @@ def check_text_template(source: str, label: str) -> list[str]:
     return errors
 
 
+def template_roots(source: str) -> set[str]:
+    """The template variables (``contact``, ``event``, ``shop``…) a checked template reads."""
+    return set(meta.find_undeclared_variables(_text_env.parse(source))) & TEMPLATE_ROOTS
+
+
 def _name_errors(ast, label):
     """Unknown variables, fields, filters and tests; private attributes; include and friends."""
     errors = []

@@ -14,6 +14,7 @@ from datetime import date
 from django.db import transaction
 
 from .. import clock
+from ..channels import staff, webhook
 from ..channels.links import store_links
 from ..channels.templating import TemplateError, check_text_template, compile_email
 from ..models import Flow, FlowVersion
@@ -233,8 +234,8 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
             errors.append(f"{where}.value: required (null clears the field)")
     elif kind == "webhook":
         _require(step, ["url"], where, errors)
-        if isinstance(step.get("url"), str) and not step["url"].startswith(("https://", "http://")):
-            errors.append(f"{where}.url: must be an http(s) URL")
+        if step.get("url") is not None and (problem := webhook.url_problem(step["url"])):
+            errors.append(f"{where}.url: {problem}")
         if step.get("body") is not None and not isinstance(step["body"], dict):
             errors.append(f"{where}.body: an object")
         for key, value in (step.get("body") or {}).items() if isinstance(step.get("body"), dict) else ():
@@ -245,6 +246,9 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         to = step.get("to")
         if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
             errors.append(f"{where}.to: a non-empty list of email addresses")
+        elif outsiders := staff.not_staff(to):
+            errors.append(f"{where}.to: not a staff address: {', '.join(outsiders)} (staff notifications "
+                          "go only to active staff users' emails and the host's STAFF_NOTIFY_RECIPIENTS)")
         for key in ("subject", "body"):
             if isinstance(step.get(key), str):
                 errors.extend(f"{where}.{e}" for e in check_text_template(step[key], key))

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from .. import clock
-from ..channels import delivery, webhook
+from ..channels import delivery, staff, webhook
 from ..conf import flows_setting
 from ..db import DATABASE_AWAY, drop_broken_connection, insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
@@ -273,8 +273,9 @@ def send_blocker(step, definition, contact, saleor_channel: str = "") -> str:
     """Why this contact must not get this message now, or "" (no side effects: the simulation asks it too)."""
     kind = step["type"]
     marketing = message_kind(step, definition) == "marketing"
-    if kind == "notify_staff":
-        return ""
+    if kind == "notify_staff":  # publishing checked this too; someone may have left the staff since
+        outsiders = staff.not_staff(step["to"])
+        return f"not a staff address ({', '.join(outsiders)})" if outsiders else ""
     channel = "email" if kind == "send_email" else "sms"
     if channel == "email" and not contact.email:
         return "no email address"
@@ -462,9 +463,9 @@ def _run_webhook(execution, step, *, now, contact):
     try:
         status = webhook.post(step, delivery_id=str(execution.pk), contact=contact,
                               flow=enrolment.flow, event_payload=enrolment.trigger_event.payload)
-    except webhook.WebhookError as exc:
+    except webhook.WebhookError as exc:  # generic texts only (webhook.py): the trail never maps a network
         return _retry_or_fail(execution, None, now=clock.now(), error=str(exc),
-                              max_attempts=flows_setting("WEBHOOK_MAX_ATTEMPTS"),
+                              max_attempts=flows_setting("WEBHOOK_MAX_ATTEMPTS") if exc.retryable else 0,
                               backoff_seconds=flows_setting("WEBHOOK_BACKOFF_SECONDS"),
                               contact=contact, next_step=step["next"])
     return _close(execution, [State.SENDING], State.DONE, now=clock.now(), result={"status": status},

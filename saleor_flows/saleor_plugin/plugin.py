@@ -64,7 +64,8 @@ FIELDS = [
     ("double_opt_in", ConfigurationTypeField.BOOLEAN, "Double opt-in",
      "Storefront email signups get a confirmation email and count as subscribed only once the link is clicked."),
     ("new_subscriber_notify", ConfigurationTypeField.STRING, "Tell staff about new subscribers",
-     "Staff addresses (separated by spaces or commas) that get a short email for every new subscriber."),
+     "Staff addresses (separated by spaces or commas) that get a short email for every new subscriber. "
+     "Only active staff users' addresses get it."),
     ("unsubscribe_mailto", ConfigurationTypeField.STRING, "Unsubscribe mailbox",
      "Optional: an address added to List-Unsubscribe as mailto: next to the one-click link."),
     ("topics", ConfigurationTypeField.MULTILINE, "Email topics",

@@ -7,6 +7,7 @@ Levels: ``public`` (storefront, no token needed), ``flows`` (MANAGE_PLUGINS),
 import pytest
 
 from saleor_flows.api.core import to_global_id
+from saleor_flows.engine.definition import create_flow
 from saleor_flows.models import Contact, Event, Flow, Message, Simulation
 from tests.api.conftest import PUBLIC_KEY
 from tests.flowkit import chain, email, nxt
@@ -59,6 +60,12 @@ OPERATIONS = [
      "mutation { flowUpdate(id: \"%(flow)s\", input: {name: \"Renamed\"}) { errors { code } } }"),
     ("flowValidate", "flows", "flowValidate", "mutation { flowValidate(id: \"%(flow)s\") { valid } }"),
     ("flowPublish", "flows", "flowPublish", "mutation { flowPublish(id: \"%(flow)s\") { errors { code } } }"),
+    # A flow that sends contact data out of the shop (staff mail printing it, a webhook) reads contacts.
+    ("flowPublish-contact-data", "contacts", "flowPublish",
+     "mutation { flowPublish(id: \"%(leak)s\") { errors { code } } }"),
+    ("flowCreate-webhook", "contacts", "flowCreate",
+     "mutation { flowCreate(input: {name: \"Crm\", definition: {trigger: {event: \"order_created\"}, start: \"crm\", "
+     "steps: {crm: {type: \"webhook\", url: \"https://crm.example.com/hook\"}}}}) { errors { code } } }"),
     ("flowPause", "flows", "flowPause", "mutation { flowPause(id: \"%(flow)s\") { errors { code } } }"),
     ("flowResume", "flows", "flowResume", "mutation { flowResume(id: \"%(flow)s\") { errors { code } } }"),
     ("flowArchive", "flows", "flowArchive", "mutation { flowArchive(id: \"%(other)s\") { errors { code } } }"),
@@ -103,7 +110,8 @@ def test_every_field_of_the_schema_is_in_the_matrix():
 
 
 @pytest.fixture
-def world(flows):
+def world(flows, api_settings):
+    api_settings.SALEOR_FLOWS = {**api_settings.SALEOR_FLOWS, "STAFF_NOTIFY_RECIPIENTS": ["owner@shop.example"]}
     definition = chain("customer_created", ("wait_1d", nxt({"type": "wait", "duration": {"days": 1}})),
                        ("email_1", email("Welcome {{ contact.first_name }}")))
     flow = flows.flow(definition, slug="welcome")
@@ -118,7 +126,11 @@ def world(flows):
     ab = flows.flow(chain("order_created", ("ab", {"type": "random_split", "variants": [
         {"name": "a", "weight": 1, "next": "mail_a"}, {"name": "b", "weight": 1, "next": "mail_b"}]}),
         ("mail_a", email("A")), ("mail_b", email("B"))), slug="ab")
+    leak = create_flow("leak", chain("customer_created", ("tell", {
+        "type": "notify_staff", "to": ["owner@shop.example"], "subject": "New customer", "body": "{{ contact.email }}",
+        "next": None})))
     return {"flow": to_global_id("Flow", flow.pk), "other": to_global_id("Flow", other.pk),
+            "leak": to_global_id("Flow", leak.pk),
             "contact": to_global_id("Contact", contact.pk), "message": to_global_id("Message", message.pk),
             "simulation": to_global_id("Simulation", simulation.pk), "ab": to_global_id("Flow", ab.pk), "public_key": PUBLIC_KEY}
 

@@ -63,3 +63,31 @@ def test_app_token_gets_what_the_app_and_the_user_share(client, flows, app, staf
     token = create_access_token_for_app(app, staff_user)
     assert _post(client, token, FLOWS)[1] == {"data": {"flows": {"totalCount": 0}}}
     assert _denied(_post(client, token, CONTACTS)[1])
+
+
+PUBLISH_NOTE = """mutation($d: JSON) { flowCreate(input: {name: "Note", definition: $d}) { flow { id } errors { code } } }"""
+PUBLISH = """mutation($id: ID!) { flowPublish(id: $id) { errors { message } version { number } } }"""
+
+
+def test_staff_notifications_go_to_saleor_staff_users_only(client, flows, staff_member, permission_manage_plugins,
+                                                          permission_manage_users):
+    """Issue 11, item 5: the addresses a notify_staff step may name are Saleor's active staff users'."""
+    staff_member.user_permissions.add(permission_manage_plugins, permission_manage_users)
+    token = create_access_token(staff_member)
+    User.objects.create(email="former-staff@example.com", is_staff=True, is_active=False)
+    User.objects.create(email="customer@example.com", is_staff=False, is_active=True)
+    outcomes = {}
+    for address in ("API-Staff@example.com", "former-staff@example.com", "customer@example.com"):
+        definition = {"trigger": {"event": "customer_created"}, "start": "tell", "steps": {"tell": {
+            "type": "notify_staff", "to": [address], "subject": "New customer", "body": "{{ contact.email }}",
+            "next": None}}}
+        response = client.post(ENDPOINT, data=json.dumps({"query": PUBLISH_NOTE, "variables": {"d": definition}}),
+                               content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+        flow_id = response.json()["data"]["flowCreate"]["flow"]["id"]
+        response = client.post(ENDPOINT, data=json.dumps({"query": PUBLISH, "variables": {"id": flow_id}}),
+                               content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+        outcomes[address] = response.json()["data"]["flowPublish"]
+    assert outcomes["API-Staff@example.com"] == {"errors": [], "version": {"number": 1}}
+    for outsider in ("former-staff@example.com", "customer@example.com"):
+        (error,) = outcomes[outsider]["errors"]
+        assert error["message"].startswith(f"not a staff address: {outsider}")
