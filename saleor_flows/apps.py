@@ -13,6 +13,11 @@ class SaleorFlowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Caps, quiet hours, senders and topics edited in the Dashboard App win over every other source.
+        from .conf import add_settings_source
+        from .flow_settings import stored_settings as stored_flow_settings
+
+        add_settings_source(stored_flow_settings, first=True)
         if importlib.util.find_spec("anymail") is not None:
             from .tracking.anymail import connect
 
@@ -30,6 +35,10 @@ class SaleorFlowsConfig(AppConfig):
         from .signals import consent_changed
 
         consent_changed.connect(write_back, dispatch_uid="saleor-flows-consent-to-saleor")
+        from .engine.samples import set_product_source
+        from .saleor_plugin.samples import shop_products
+
+        set_product_source(shop_products)  # previews show the shop's own products
         register("saleor", lambda reference, event: resolve(
             reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
             consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))
@@ -37,7 +46,6 @@ class SaleorFlowsConfig(AppConfig):
         if SALEOR_PLUGIN not in getattr(settings, "PLUGINS", []):
             return
         # The plugin's stored configuration overrides SALEOR_FLOWS ...
-        from .conf import add_settings_source
         from .saleor_plugin.config import stored_settings
 
         add_settings_source(stored_settings)

@@ -146,9 +146,10 @@ DEFAULTS = {
 _sources: list = []
 
 
-def add_settings_source(source):
+def add_settings_source(source, *, first=False):
+    """``first``: this source wins over those added before (the flow settings stored in our table do)."""
     if source not in _sources:
-        _sources.append(source)
+        _sources.insert(0, source) if first else _sources.append(source)
 
 
 def flows_setting(name):
