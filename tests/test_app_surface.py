@@ -6,8 +6,6 @@ Inside a real Saleor the same is proven by tests/saleor/test_app_install.py.
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,45 +16,24 @@ from saleor_flows import urls
 from saleor_flows.dashboard import bundle, register as registration
 from saleor_flows.dashboard.manifest import APP_ID
 from saleor_flows.models import SaleorAppInstallation
+from tests.fake_http import FakeProvider
 
 BASE = "/plugins/global/saleor.flows/"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "saleor_app"
 HANDSHAKE = json.loads((FIXTURES / "install-handshake.json").read_text())
 
 
-class FakeSaleor:
-    """A Saleor API that knows App tokens: answers ``{ app { id identifier } }`` for them, ``app: null`` otherwise."""
+class FakeSaleor(FakeProvider):
+    """The Saleor API the register endpoint asks ``{ app { id identifier } }`` (a real local HTTP server)."""
 
     def __init__(self):
-        self.tokens: dict[str, tuple[str, str]] = {}
-        self.requests = 0
-        saleor = self
+        super().__init__()
+        self.domain = self.url.removeprefix("http://")
+        self.api_url = f"{self.url}/graphql/"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                saleor.requests += 1
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-                app = saleor.tokens.get(token)
-                body = json.dumps({"data": {"app": {"id": app[0], "identifier": app[1]} if app else None}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.domain = f"127.0.0.1:{self.httpd.server_address[1]}"
-        self.api_url = f"http://{self.domain}/graphql/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def knows(self, app_id, identifier=APP_ID):
+        """The next token asked about is this App's token (``app: null`` for an unknown one)."""
+        self.answer(200, {"data": {"app": {"id": app_id, "identifier": identifier} if app_id else None}})
 
 
 @pytest.fixture
@@ -124,16 +101,19 @@ def test_the_plugins_webhook_routes_the_app_paths_as_a_django_host_does(rf=Reque
 
 @pytest.mark.django_db
 def test_register_stores_the_token_encrypted_after_saleor_confirms_it_is_ours(client, saleor):
-    saleor.tokens["tok-one-1234"] = ("QXBwOjQ=", APP_ID)
+    saleor.knows("QXBwOjQ=")
     response = register(client, saleor, "tok-one-1234")
     assert response.status_code == 200 and response.json() == {"success": True}
+    (asked,) = saleor.requests
+    assert (asked.path, asked.headers["Authorization"]) == ("/graphql/", "Bearer tok-one-1234")
+    assert asked.json() == {"query": "{ app { id identifier } }"}
     (row,) = SaleorAppInstallation.objects.all()
     assert (row.saleor_api_url, row.saleor_domain, row.app_id) == (saleor.api_url, saleor.domain, "QXBwOjQ=")
     assert "tok-one-1234" not in row.token_encrypted
     assert registration.app_token() == "tok-one-1234"
 
     # Installing again (the App was reinstalled) replaces the token.
-    saleor.tokens["tok-two-5678"] = ("QXBwOjU=", APP_ID)
+    saleor.knows("QXBwOjU=")
     assert register(client, saleor, "tok-two-5678").status_code == 200
     (row,) = SaleorAppInstallation.objects.all()
     assert registration.app_token() == "tok-two-5678" and row.app_id == "QXBwOjU="
@@ -141,17 +121,17 @@ def test_register_stores_the_token_encrypted_after_saleor_confirms_it_is_ours(cl
 
 @pytest.mark.django_db
 def test_a_token_saleor_does_not_confirm_or_of_another_app_is_refused(client, saleor):
+    saleor.knows(None)
     response = register(client, saleor, "made-up-token")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "INVALID_TOKEN"
-    saleor.tokens["other-app-token"] = ("QXBwOjk=", "some.other.app")
+    saleor.knows("QXBwOjk=", "some.other.app")
     assert register(client, saleor, "other-app-token").status_code == 401
     assert not SaleorAppInstallation.objects.exists()
 
 
 @pytest.mark.django_db
 def test_another_saleor_is_refused_without_asking_it_anything(client, saleor):
-    saleor.tokens["tok-one-1234"] = ("QXBwOjQ=", APP_ID)
     response = register(client, saleor, "tok-one-1234", api_url="https://evil.example/graphql/",
                         domain="evil.example")
     assert response.status_code == 403
@@ -160,14 +140,14 @@ def test_another_saleor_is_refused_without_asking_it_anything(client, saleor):
     assert error["message"] == (f"This plugin serves the Saleor at {saleor.api_url}; it cannot be installed as an "
                                 "App in the Saleor at https://evil.example/graphql/.")
     assert register(client, saleor, "tok-one-1234", domain="evil.example").status_code == 403
-    assert saleor.requests == 0 and not SaleorAppInstallation.objects.exists()
+    assert saleor.requests == [] and not SaleorAppInstallation.objects.exists()
 
 
 @pytest.mark.django_db
 def test_a_second_saleor_is_refused_while_the_first_registration_stands(client, saleor, settings):
     SaleorAppInstallation.objects.create(saleor_api_url="https://first.example/graphql/", token_encrypted="x",
                                          registered_at="2026-01-01T00:00Z", updated_at="2026-01-01T00:00Z")
-    saleor.tokens["tok-one-1234"] = ("QXBwOjQ=", APP_ID)
+    saleor.knows("QXBwOjQ=")
     response = register(client, saleor, "tok-one-1234")
     assert response.status_code == 409
     assert response.json()["error"]["message"] == (
@@ -190,14 +170,16 @@ def test_register_refuses_what_saleor_never_sends(client, saleor, case, status):
         response = register(client, saleor, None, body=body)
     assert response.status_code == status, response.content
     assert response.json()["success"] is False and response.json()["error"]["message"]
-    assert saleor.requests == 0 and not SaleorAppInstallation.objects.exists()
+    assert saleor.requests == [] and not SaleorAppInstallation.objects.exists()
 
 
 @pytest.mark.django_db
 def test_register_attempts_are_rate_limited_per_client(client, saleor):
+    for _ in range(12):
+        saleor.knows(None)
     statuses = [register(client, saleor, f"guess-{i}").status_code for i in range(12)]
     assert statuses == [401] * 10 + [429] * 2
-    assert saleor.requests == 10
+    assert len(saleor.requests) == 10
 
 
 def test_the_stored_token_needs_the_secret_key_and_survives_its_rotation(settings):
