@@ -61,9 +61,12 @@ def stored_settings() -> dict:
     if 0 <= time.monotonic() - _cache["at"] < CACHE_SECONDS:
         return _cache["value"]
     try:
+        from django.db import transaction
+
         from .models import FlowSettings
 
-        row = FlowSettings.objects.filter(pk=1).values(*SECTIONS).first() or {}
+        with transaction.atomic():  # a savepoint: a failed read never breaks the caller's transaction
+            row = FlowSettings.objects.filter(pk=1).values(*SECTIONS).first() or {}
     except Exception:  # no table yet (before migrate), or no database at hand: the other sources apply
         row = {}
     value = {SECTIONS[name]: row[name] for name in SECTIONS if row.get(name) is not None}

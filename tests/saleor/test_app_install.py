@@ -47,7 +47,7 @@ def _api(live_server, token, query):
 
 
 @pytest.fixture
-def admin(transactional_db):
+def admin(db):
     user = User.objects.create(email="shop-admin@example.com", is_staff=True, is_active=True)
     user.set_password("password")
     user.save()
@@ -118,3 +118,18 @@ def test_register_refuses_a_token_that_is_not_this_saleors_token_of_the_app(tran
                              headers={"Saleor-Api-Url": "https://other-saleor.example/graphql/"}, timeout=10)
     assert response.status_code == 403 and response.json()["error"]["code"] == "FOREIGN_SALEOR"
     assert not SaleorAppInstallation.objects.exists()
+
+
+def test_gallery_previews_show_the_shops_own_products(client, flows, shop_variant, admin, permission_manage_plugins):
+    from saleor.core.jwt import create_access_token
+
+    from saleor_flows.engine import samples
+
+    samples.set_product_source(samples._products["source"])  # a fresh read of the catalogue, not a cached one
+    admin.user_permissions.add(permission_manage_plugins)
+    query = '{ flowTemplate(slug: "abandoned_checkout") { previews { stepId html } } }'
+    response = client.post(PLUGIN + "graphql/", data=json.dumps({"query": query}), content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {create_access_token(admin)}")
+    previews = {p["stepId"]: p["html"] for p in response.json()["data"]["flowTemplate"]["previews"]}
+    assert "Linen Summer Shirt" in previews["email_reminder"] and "Monospace Tee" not in previews["email_reminder"]
+    assert "24.90" in previews["email_reminder"] or "24,90" in previews["email_reminder"]
