@@ -58,6 +58,11 @@ def test_app_install_from_the_plugins_manifest_url(transactional_db, live_server
                                                    staff_api_client, admin, permission_manage_apps,
                                                    permission_manage_plugins, permission_manage_users):
     settings.HTTP_IP_FILTER_ALLOW_LOOPBACK_IPS = True
+    # The shop's "Public base URL" is where Saleor (and browsers) reach this API: here, the live server.
+    for item in flows_plugin.configuration:
+        if item["name"] == "public_url":
+            item["value"] = live_server.url
+    flows_plugin.save(update_fields=["configuration"])
     manifest_url = live_server.url + PLUGIN + "app/manifest/"
     manifest = requests.get(manifest_url, timeout=10).json()
     assert manifest["id"] == APP_ID and manifest["appUrl"] == live_server.url + PLUGIN + "app/"
