@@ -13,6 +13,11 @@ class SaleorFlowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Caps, quiet hours, senders and topics edited in the Dashboard App win over every other source.
+        from .conf import add_settings_source
+        from .flow_settings import stored_settings as stored_flow_settings
+
+        add_settings_source(stored_flow_settings, first=True)
         if importlib.util.find_spec("anymail") is not None:
             from .tracking.anymail import connect
 
@@ -32,11 +37,14 @@ class SaleorFlowsConfig(AppConfig):
         consent_changed.connect(write_back, dispatch_uid="saleor-flows-consent-to-saleor")
         from .catalog import register_catalog
         from .channels.staff import add_staff_source
+        from .engine.samples import set_product_source
         from .saleor_plugin.catalog import lookup
+        from .saleor_plugin.samples import shop_products
         from .saleor_plugin.staff import staff_emails
 
         register_catalog(lookup)  # storefront events show Saleor's own product data in mail
         add_staff_source(staff_emails)  # staff notifications go to Saleor's active staff users only
+        set_product_source(shop_products)  # previews show the shop's own products
         register("saleor", lambda reference, event: resolve(
             reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
             consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))
@@ -44,7 +52,6 @@ class SaleorFlowsConfig(AppConfig):
         if SALEOR_PLUGIN not in getattr(settings, "PLUGINS", []):
             return
         # The plugin's stored configuration overrides SALEOR_FLOWS ...
-        from .conf import add_settings_source
         from .saleor_plugin.config import stored_settings
 
         add_settings_source(stored_settings)

@@ -150,6 +150,12 @@ DEFAULTS = {
     "API_JWKS_CACHE_SECONDS": 3600,
     # Origins (e.g. the dashboard App's) allowed to call the API from a browser.
     "API_ALLOWED_ORIGINS": [],
+    # The Dashboard App (docs/api.md, README "Dashboard (Saleor App)"). Outside Saleor: the store's /graphql/
+    # URL allowed to install the App (empty: API_TOKEN_ISSUER); inside Saleor, Saleor's own URL is used.
+    "APP_SALEOR_API_URL": "",
+    # Who may embed the App's pages in a frame (CSP frame-ancestors): "*" or a list of origins,
+    # e.g. ["https://dashboard.shop.example"] when the Dashboard is self-hosted.
+    "DASHBOARD_FRAME_ANCESTORS": "*",
     # trackEvent calls allowed per client IP per minute.
     "TRACK_RATE_LIMIT_PER_MINUTE": 120,
     # Our open pixel and click redirect in marketing emails (docs/tracking.md). Turn off when the
@@ -179,9 +185,10 @@ DEFAULTS = {
 _sources: list = []
 
 
-def add_settings_source(source):
+def add_settings_source(source, *, first=False):
+    """``first``: this source wins over those added before (the flow settings stored in our table do)."""
     if source not in _sources:
-        _sources.append(source)
+        _sources.insert(0, source) if first else _sources.append(source)
 
 
 def deployment_setting(name):

@@ -550,3 +550,32 @@ class SplitWinner(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "step_id"], name="flows_split_winner_once")]
+
+
+class FlowSettings(models.Model):
+    """The flow-level settings a merchant edits in the Dashboard App (one row), over the plugin's configuration.
+
+    A null column means "not set here": the plugin's configuration (or
+    ``SALEOR_FLOWS``) applies. See ``saleor_flows/flow_settings.py``.
+    """
+
+    frequency_cap_hours = models.JSONField(null=True, blank=True)  # {"email": 16, "sms": 24}; null or 0: no cap
+    quiet_hours = models.JSONField(null=True, blank=True)  # {"email": null, "sms": "21:00-08:00"}
+    senders = models.JSONField(null=True, blank=True)  # {"<channel-slug>": {"from_email", "reply_to", "sms_from"}}
+    topics = models.JSONField(null=True, blank=True)  # [{"key": "newsletter", "label": {"en": "Newsletter"}}]
+    updated_at = models.DateTimeField()
+
+
+class SaleorAppInstallation(models.Model):
+    """The Saleor instance that installed the Dashboard App, and the App token it gave us (encrypted at rest).
+
+    One row: the App belongs to the Saleor this plugin serves. Registering
+    again from the same Saleor replaces the token; another Saleor is refused.
+    """
+
+    saleor_api_url = models.URLField(max_length=500)
+    saleor_domain = models.CharField(max_length=255, blank=True, default="")
+    app_id = models.CharField(max_length=100, blank=True, default="")
+    token_encrypted = models.TextField()
+    registered_at = models.DateTimeField()
+    updated_at = models.DateTimeField()

@@ -17,6 +17,9 @@ from .web.preferences import preferences
 from .web.subscribe import subscribe
 from .web import sms
 from .api.view import graphql_view
+from .dashboard import bundle
+from .dashboard.manifest import manifest
+from .dashboard.register import register
 from .web.tracking import click, open_pixel
 from .web.unsubscribe import unsubscribe
 
@@ -32,6 +35,12 @@ urlpatterns = [
     path("sms/<str:provider>/inbound/", csrf_exempt(sms.inbound), name="flows-sms-inbound"),
     # A bearer token, never a cookie, authenticates API calls: nothing for CSRF to protect.
     path("graphql/", csrf_exempt(graphql_view), name="flows-graphql"),
+    # The Dashboard App: its manifest, the token Saleor POSTs at install (proven by asking Saleor, see
+    # dashboard/register.py; no browser session involved), and the built bundle.
+    path("app/", bundle.index, name="flows-app"),
+    path("app/manifest/", manifest, name="flows-app-manifest"),
+    path("app/register/", csrf_exempt(register), name="flows-app-register"),
+    path("app/assets/<path:name>", bundle.asset, name="flows-app-asset"),
     path("o/<str:token>.gif", open_pixel, name="flows-open"),
     path("c/<str:token>/", click, name="flows-click"),
 ]

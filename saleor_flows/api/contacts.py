@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from .. import clock
 from ..engine.contacts import set_consent
+from ..engine.runner import finish_enrolment
 from ..engine.trail import describe
 from ..models import Contact as ContactModel, Enrolment, TrailEntry as TrailModel
 from ..web.untrusted import clean_header
@@ -227,6 +228,28 @@ class ContactConsentUpdate(FlowsMutation):
         return {"contact": contact}
 
 
+class JourneyExit(FlowsMutation):
+    """Take a contact out of a flow now: the journey ends as exited ("exited_by_staff"), its pending steps skipped."""
+
+    permissions = CONTACTS
+
+    class Arguments:
+        id = graphene.ID(required=True, description="The journey (a contact's enrolment), from Contact.journeys.")
+
+    journey = graphene.Field(Journey)
+
+    @classmethod
+    def perform_mutation(cls, root, info, id):
+        enrolment = get_by_global_id(Enrolment, "Journey", id)
+        principal = info.context.principal
+        if not finish_enrolment(enrolment, Enrolment.Status.EXITED, "exited_by_staff", now=clock.now(),
+                                by=principal.user_id or principal.email or principal.app_id):
+            raise MutationError(error(FlowErrorCode.INVALID_STATUS,
+                                      f"The journey has already ended ({enrolment.status}).", "id"))
+        return {"journey": enrolment}
+
+
 class Mutation(graphene.ObjectType):
     contact_consent_update = ContactConsentUpdate.Field()
+    journey_exit = JourneyExit.Field()
 

@@ -99,6 +99,7 @@ class FlowErrorCode(graphene.Enum):
     INVALID_PUBLIC_KEY = "invalid_public_key"
     RATE_LIMITED = "rate_limited"
     SEND_FAILED = "send_failed"
+    NOT_READY = "not_ready"
 
 
 class FlowError(graphene.ObjectType):

@@ -9,7 +9,6 @@ would refuse.
 """
 
 import copy
-import re
 
 import graphene
 from django.db import IntegrityError, transaction
@@ -18,6 +17,7 @@ from django.utils.text import slugify
 from ..engine import definition as flow_definition
 from ..engine.migration import STRATEGIES, migrate_enrolments
 from ..engine.personal_data import steps_sending_contact_data
+from ..engine.readiness import check_flow, split_problem
 from ..engine.report import flow_summary, graph_order
 from .. import models
 from .core import (CONTACTS, FLOWS, JSON, FlowErrorCode, FlowsMutation, MutationError, PermissionDenied,
@@ -25,13 +25,6 @@ from .core import (CONTACTS, FLOWS, JSON, FlowErrorCode, FlowsMutation, Mutation
                    permission_required)
 
 FlowStatusEnum = graphene.Enum("FlowStatusEnum", [(s.upper(), s) for s in models.Flow.Status.values])
-ValidationPathRe = re.compile(r"^([^\s:]+): (.*)$", re.S)
-
-
-def split_problem(problem: str) -> tuple[str | None, str]:
-    """``"steps.email_1.subject: unknown variable"`` → ("steps.email_1.subject", "unknown variable")."""
-    match = ValidationPathRe.match(problem)
-    return (match.group(1), match.group(2)) if match else (None, problem)
 
 
 def definition_errors(definition) -> list[dict]:
@@ -44,10 +37,30 @@ class FlowValidationError(graphene.ObjectType):
     message = graphene.String(required=True)
 
 
+class FlowCheck(graphene.ObjectType):
+    """A problem standing between a flow and messages that arrive as intended (``engine/readiness.py``)."""
+
+    code = graphene.String(required=True, description="invalid_definition, missing_sender, missing_sms_sender, "
+                                                      "missing_consent_key, missing_public_url, missing_checkout_url.")
+    severity = graphene.String(required=True, description="blocking (messages would fail or be skipped) or warning.")
+    message = graphene.String(required=True)
+    path = graphene.String(description="Where in the definition, for validation problems.")
+
+
+def as_check(check) -> FlowCheck:
+    return FlowCheck(code=check.code, severity=check.severity, message=check.message, path=check.path or None)
+
+
+def checks_of(definition) -> list:
+    return [as_check(c) for c in check_flow(definition)]
+
+
 class FlowGraphNode(graphene.ObjectType):
     id = graphene.String(required=True)
     type = graphene.String(required=True)
     is_start = graphene.Boolean(required=True)
+    label = graphene.String(required=True, description="A short name for the step, e.g. 'Email: Welcome!' or "
+                                                       "'Wait 1 hour'.")
     step = JSON(required=True, description="The step as defined.")
 
 
@@ -64,6 +77,22 @@ class FlowGraph(graphene.ObjectType):
     edges = graphene.List(graphene.NonNull(FlowGraphEdge), required=True)
 
 
+def step_label(step: dict) -> str:
+    """What a merchant calls the step: its own ``label``, an email's subject, a wait's duration, else its type."""
+    kind = str(step.get("type", ""))
+    if isinstance(step.get("label"), str) and step["label"].strip():
+        return step["label"].strip()[:80]
+    if kind == "send_email" and isinstance(step.get("subject"), str):
+        return f"Email: {step['subject']}"[:80]
+    if kind == "send_sms" and isinstance(step.get("body"), str):
+        return f"SMS: {step['body']}"[:80]
+    if kind == "wait" and isinstance(step.get("duration"), dict):
+        parts = [f"{value} {unit[:-1] if value == 1 else unit}" for unit, value in step["duration"].items()
+                 if isinstance(value, (int, float))]
+        return "Wait " + " ".join(parts) if parts else "Wait"
+    return kind.replace("_", " ").capitalize() or "Step"
+
+
 def graph_of(definition: dict) -> FlowGraph:
     steps = definition.get("steps") if isinstance(definition, dict) else None
     if not isinstance(steps, dict):
@@ -74,7 +103,7 @@ def graph_of(definition: dict) -> FlowGraph:
     for step_id in graph_order({**definition, "steps": steps}):
         step = steps[step_id]
         nodes.append(FlowGraphNode(id=step_id, type=str(step.get("type", "")), is_start=step_id == definition.get("start"),
-                                   step=step))
+                                   label=step_label(step), step=step))
         for key in flow_definition.NEXT_KEYS.get(step.get("type"), []):
             edges.append(FlowGraphEdge(source=step_id, target=step.get(key), label=key))
         for index, branch in enumerate(step.get("branches") or [] if step.get("type") == "branch" else []):
@@ -156,6 +185,9 @@ class Flow(graphene.ObjectType):
     graph = graphene.Field(FlowGraph, required=True, description="The draft's steps as a graph.")
     validation_errors = graphene.List(graphene.NonNull(FlowValidationError), required=True,
                                       description="Problems of the draft; empty means publishable.")
+    checks = graphene.List(graphene.NonNull(FlowCheck), required=True,
+                           description="The draft's validation problems and what the shop's settings lack for its "
+                                       "messages to go out (sender, consent key, public URL…), before publishing.")
     has_unpublished_changes = graphene.Boolean(required=True)
     metrics = graphene.Field(FlowMetrics, required=True)
     created_at = graphene.DateTime(required=True)
@@ -177,6 +209,10 @@ class Flow(graphene.ObjectType):
     def resolve_validation_errors(root, info):
         return [FlowValidationError(path=path, message=message)
                 for path, message in map(split_problem, flow_definition.validate_definition(root.definition))]
+
+    @staticmethod
+    def resolve_checks(root, info):
+        return checks_of(root.definition)
 
     @staticmethod
     def resolve_has_unpublished_changes(root, info):

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import graphene
 
-from . import contacts, flows, flows_as_code, messages, reports, simulation, storefront, templates
+from . import (contacts, dashboard, flows, flows_as_code, messages, reports, settings, simulation, storefront,
+               templates)
 
 QUERIES = [flows.Query, templates.Query, contacts.Query, messages.Query, flows_as_code.Query, simulation.Query,
-           reports.Query]
+           reports.Query, dashboard.Query, settings.Query]
 MUTATIONS = [flows.Mutation, templates.Mutation, messages.Mutation, contacts.Mutation, storefront.Mutation,
-             flows_as_code.Mutation, simulation.Mutation]
+             flows_as_code.Mutation, simulation.Mutation, settings.Mutation]
 
 Query = type("Query", tuple(reversed(QUERIES)), {})
 Mutation = type("Mutation", tuple(reversed(MUTATIONS)), {})

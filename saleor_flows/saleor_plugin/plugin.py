@@ -28,19 +28,6 @@ FIELDS = [
     ("reply_to", ConfigurationTypeField.STRING, "Reply-to address", "Where customers' replies go."),
     ("abandoned_checkout_idle_minutes", ConfigurationTypeField.STRING, "Abandoned checkout after (minutes)",
      "A checkout with an email and lines that sees no change for this long counts as abandoned."),
-    ("quiet_hours", ConfigurationTypeField.STRING, "Quiet hours (SMS)",
-     "HH:MM-HH:MM in the customer's timezone, e.g. 21:00-08:00: marketing SMS due inside it wait until it "
-     "ends. Empty or 'off' for none. Order and account messages are never held."),
-    ("email_quiet_hours", ConfigurationTypeField.STRING, "Quiet hours (email)",
-     "As for SMS, for marketing emails; empty for none."),
-    ("email_cap_hours", ConfigurationTypeField.STRING, "Marketing emails: at most one per (hours)",
-     "Across all flows, per customer; a later one waits. 0 for no limit."),
-    ("sms_cap_hours", ConfigurationTypeField.STRING, "Marketing SMS: at most one per (hours)",
-     "Across all flows, per customer; a later one waits. 0 for no limit."),
-    ("channel_senders", ConfigurationTypeField.MULTILINE, "Sender per channel (JSON)",
-     'Optional, for channels that send as another brand: {"channel-slug": {"from_email": '
-     '"Brand <hello@brand.example>", "reply_to": "help@brand.example", "sms_from": "Brand"}}. '
-     "Channels not listed use the sender above."),
     ("consent_metadata_key", ConfigurationTypeField.STRING, "Consent metadata key",
      "The user metadata key storefronts set to 'true'/'false' for email marketing consent."),
     ("tracking", ConfigurationTypeField.BOOLEAN, "Track opens and clicks",
@@ -68,9 +55,6 @@ FIELDS = [
      "Only active staff users' addresses get it."),
     ("unsubscribe_mailto", ConfigurationTypeField.STRING, "Unsubscribe mailbox",
      "Optional: an address added to List-Unsubscribe as mailto: next to the one-click link."),
-    ("topics", ConfigurationTypeField.MULTILINE, "Email topics",
-     "The preference centre's topics, one per line: key | English label | de: German label, "
-     "e.g. newsletter | Newsletter | de: Newsletter"),
     ("default_language", ConfigurationTypeField.STRING, "Default language",
      "Language of the unsubscribe and preference pages when the customer's own is not available (en, de)."),
     ("api_allowed_origins", ConfigurationTypeField.STRING, "API allowed origins",
@@ -103,8 +87,10 @@ FIELDS = [
     ("phone_region", ConfigurationTypeField.STRING, "Default phone region",
      "Two-letter country code for reading national phone numbers (e.g. DE); empty: only +numbers."),
 ]
-DEFAULTS = {"abandoned_checkout_idle_minutes": "60", "quiet_hours": "21:00-08:00",
-            "email_cap_hours": "16", "sms_cap_hours": "24",
+# Flow-level settings (quiet hours, marketing caps, senders per channel, email topics) are not here: merchants
+# set them in the Dashboard App's Settings (flowSettingsUpdate, stored in our table). Values a shop saved in
+# the fields this plugin had before are still read (config.as_engine_settings), below the App's.
+DEFAULTS = {"abandoned_checkout_idle_minutes": "60",
             "consent_metadata_key": "marketing_consent", "tracking": True, "smtp_use_tls": True,
             "double_opt_in": False, "default_language": "en", "sms_backend": "console"}
 
@@ -124,7 +110,7 @@ class FlowsPlugin(BasePlugin):
 
     @classmethod
     def validate_plugin_configuration(cls, plugin_configuration, **kwargs):
-        """Quiet hours, caps and channel senders are checked when saved, not found broken at send time."""
+        """Values of the former flow-level fields still stored are checked when saved, not found broken at send time."""
         from django.core.exceptions import ValidationError
         from saleor.plugins.error_codes import PluginErrorCode
 

@@ -8,7 +8,8 @@ import pytest
 
 from saleor_flows.api.core import to_global_id
 from saleor_flows.engine.definition import create_flow
-from saleor_flows.models import Contact, Event, Flow, Message, Simulation
+from saleor_flows.models import (Attribution, Contact, Enrolment, Event, Flow, FlowSettings, Message,
+                                 Simulation)
 from tests.api.conftest import PUBLIC_KEY
 from tests.flowkit import chain, email, nxt
 
@@ -93,6 +94,13 @@ OPERATIONS = [
     ("flowSimulate", "flows", "flowSimulate",
      "mutation { flowSimulate(id: \"%(flow)s\", days: 7) { errors { code } } }"),
     ("flowSimulation", "flows", "flowSimulation", "{ flowSimulation(id: \"%(simulation)s\") { status } }"),
+    ("dashboardHome", "flows", "dashboardHome", "{ dashboardHome(days: 7) { flows { sent } } }"),
+    ("orderAttribution", "contacts", "orderAttribution",
+     "{ orderAttribution(orderId: \"%(order)s\") { flow { slug } } }"),
+    ("flowSettings", "flows", "flowSettings", "{ flowSettings { effective { frequencyCapHours { email } } } }"),
+    ("flowSettingsUpdate", "flows", "flowSettingsUpdate",
+     "mutation { flowSettingsUpdate(input: {quietHours: {sms: \"22:00-07:00\"}}) { errors { code } } }"),
+    ("journeyExit", "contacts", "journeyExit", "mutation { journeyExit(id: \"%(journey)s\") { errors { code } } }"),
     ("subscribe", "public", "subscribe",
      "mutation { subscribe(publicKey: \"%(public_key)s\", input: {email: \"new@example.com\"}) "
      "{ errors { code } } }"),
@@ -123,6 +131,12 @@ def world(flows, api_settings):
     from saleor_flows.engine.simulation import start_simulation
 
     simulation = start_simulation(flow, days=3)
+    Message.objects.filter(pk=message.pk).update(clicked_at=flows.now)
+    flows.event("order_created", email="ann@example.com", payload={"id": "T3JkZXI6Nw==", "total_gross_amount": "9.00",
+                                                                   "currency": "EUR"})
+    assert Attribution.objects.filter(order_key="order:T3JkZXI6Nw==").exists()
+    flows.contact("cy@example.com")
+    flows.event("customer_created", email="cy@example.com")  # an active journey to exit
     ab = flows.flow(chain("order_created", ("ab", {"type": "random_split", "variants": [
         {"name": "a", "weight": 1, "next": "mail_a"}, {"name": "b", "weight": 1, "next": "mail_b"}]}),
         ("mail_a", email("A")), ("mail_b", email("B"))), slug="ab")
@@ -132,7 +146,9 @@ def world(flows, api_settings):
     return {"flow": to_global_id("Flow", flow.pk), "other": to_global_id("Flow", other.pk),
             "leak": to_global_id("Flow", leak.pk),
             "contact": to_global_id("Contact", contact.pk), "message": to_global_id("Message", message.pk),
-            "simulation": to_global_id("Simulation", simulation.pk), "ab": to_global_id("Flow", ab.pk), "public_key": PUBLIC_KEY}
+            "simulation": to_global_id("Simulation", simulation.pk), "ab": to_global_id("Flow", ab.pk), "public_key": PUBLIC_KEY,
+            "order": "T3JkZXI6Nw==", "journey": to_global_id("Journey", Enrolment.objects.filter(
+                status="active").get(flow=flow).pk)}
 
 
 @pytest.mark.parametrize("name, level, root, document", OPERATIONS, ids=[op[0] for op in OPERATIONS])
@@ -163,4 +179,6 @@ def _state():
     """What a refused call must not have changed."""
     return (list(Flow.objects.order_by("pk").values_list("slug", "name", "status", "live_version_id")),
             list(Contact.objects.order_by("pk").values_list("email", "email_consent")),
-            Message.objects.count(), Event.objects.count(), Simulation.objects.count())
+            Message.objects.count(), Event.objects.count(), Simulation.objects.count(),
+            list(Enrolment.objects.order_by("pk").values_list("status", flat=True)),
+            list(FlowSettings.objects.values_list("quiet_hours", flat=True)))

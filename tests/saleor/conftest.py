@@ -92,7 +92,7 @@ if saleor_env.fixtures_loaded:
     from .saleor_graphql import PLUGIN_UPDATE, mutate
 
     @pytest.fixture
-    def flows_plugin(settings, monkeypatch, staff_api_client, permission_manage_plugins):
+    def flows_plugin(request, settings, monkeypatch, staff_api_client, permission_manage_plugins):
         """The Flows plugin installed in Saleor and switched on by a staff user through ``pluginUpdate``.
 
         Saleor's test settings start with ``PLUGINS = []``. In a shop the plugin is
@@ -107,8 +107,14 @@ if saleor_env.fixtures_loaded:
         from saleor_flows import conf
         from saleor_flows.saleor_plugin import config as plugin_config
 
+        from saleor_flows import flow_settings
+
         settings.PLUGINS = [FLOWS_PLUGIN]
-        monkeypatch.setattr(conf, "_sources", [plugin_config.stored_settings])
+        # As in a shop: the App's flow settings first, then the plugin's configuration. Cached per process,
+        # so cleared around each test (its rows are rolled back).
+        monkeypatch.setattr(conf, "_sources", [flow_settings.stored_settings, plugin_config.stored_settings])
+        flow_settings.clear_cache()
+        request.addfinalizer(flow_settings.clear_cache)
         monkeypatch.setattr(plugin_config, "CACHE_SECONDS", 0)
         data = mutate(staff_api_client, "pluginUpdate", PLUGIN_UPDATE, {
             "id": "saleor.flows",

@@ -1,5 +1,6 @@
 """The plugin inside Saleor's plugin manager: activation, at-least-once hooks, failures that stay ours."""
 
+import json
 import logging
 import re
 from urllib.parse import urlsplit
@@ -166,30 +167,47 @@ def test_unsubscribe_link_in_a_sent_email_works_in_saleor(api_client, channel_US
     assert client.get(urlsplit(link).path).status_code == 200  # GET only shows the page
 
 
-def test_bad_quiet_hours_and_channel_senders_are_refused_when_saved(staff_api_client, permission_manage_plugins,
-                                                                    flows_plugin):
-    from saleor.graphql.tests.utils import get_graphql_content
+FLOW_SETTINGS_UPDATE = """mutation($input: FlowSettingsInput!) { flowSettingsUpdate(input: $input) {
+    errors { field code message } settings { stored { quietHours { sms } } } } }"""
 
-    content = get_graphql_content(staff_api_client.post_graphql(PLUGIN_UPDATE, {
-        "id": "saleor.flows", "input": {"configuration": [
-            {"name": "quiet_hours", "value": "9pm-8am"}, {"name": "channel_senders", "value": "{oops"}]}},
-        permissions=[permission_manage_plugins], check_no_permissions=False))
-    errors = {error["field"]: error for error in content["data"]["pluginUpdate"]["errors"]}
-    assert set(errors) == {"quietHours", "channelSenders"}  # Saleor camel-cases field names
-    assert "HH:MM-HH:MM" in errors["quietHours"]["message"] and errors["quietHours"]["code"] == "INVALID"
-    flows_plugin.refresh_from_db()
-    stored = {item["name"]: item["value"] for item in flows_plugin.configuration}
-    assert stored["quiet_hours"] == "21:00-08:00"  # nothing saved
+
+def _flows_api(client, user, query, variables):
+    from saleor.core.jwt import create_access_token
+
+    response = client.post("/plugins/global/saleor.flows/graphql/",
+                           data=json.dumps({"query": query, "variables": variables}), content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {create_access_token(user)}")
+    assert response.status_code == 200, response.content
+    return response.json()["data"]
+
+
+def test_flow_settings_live_in_the_app_not_on_the_plugin_page(client, staff_api_client, staff_user,
+                                                              permission_manage_plugins, flows_plugin):
+    """Saleor's plugin page keeps the install-level fields; quiet hours & co. are the App's, checked per field."""
+    staff_user.user_permissions.add(permission_manage_plugins)
+    data = mutate(staff_api_client, "pluginUpdate", PLUGIN_UPDATE, {"id": "saleor.flows", "input": {
+        "configuration": [{"name": "sender_name", "value": "Shop"}]}}, permissions=[permission_manage_plugins])
+    names = {item["name"] for item in data["plugin"]["globalConfiguration"]["configuration"]}
+    assert {"sender_address", "public_url", "sms_backend"} <= names
+    assert not names & {"quiet_hours", "email_quiet_hours", "email_cap_hours", "sms_cap_hours", "channel_senders",
+                        "topics"}
+    refused = _flows_api(client, staff_user, FLOW_SETTINGS_UPDATE, {"input": {
+        "quietHours": {"sms": "9pm-8am"}, "senders": [{"channel": "default-channel", "fromEmail": "{oops"}]}})
+    errors = {e["field"]: e for e in refused["flowSettingsUpdate"]["errors"]}
+    assert set(errors) == {"quietHours.sms", "senders.0.fromEmail"}
+    assert "HH:MM-HH:MM" in errors["quietHours.sms"]["message"] and errors["quietHours.sms"]["code"] == "INVALID"
+    saved = _flows_api(client, staff_user, FLOW_SETTINGS_UPDATE, {"input": {"quietHours": {"sms": "22:00-07:00"}}})
+    assert saved["flowSettingsUpdate"]["settings"]["stored"]["quietHours"] == {"sms": "22:00-07:00"}
 
 
 def test_each_channel_sends_as_its_configured_sender(user_api_client, customer_user, app_api_client,
-                                                     permission_manage_payments, staff_api_client,
+                                                     permission_manage_payments, client, staff_user,
                                                      permission_manage_plugins, channel_USD, shop_variant, flows,
                                                      journey):
-    mutate(staff_api_client, "pluginUpdate", PLUGIN_UPDATE, {"id": "saleor.flows", "input": {"configuration": [
-        {"name": "channel_senders",
-         "value": f'{{"{channel_USD.slug}": {{"from_email": "US Shop <us@shop.example.com>"}}}}'}]}},
-        permissions=[permission_manage_plugins])
+    staff_user.user_permissions.add(permission_manage_plugins)
+    data = _flows_api(client, staff_user, FLOW_SETTINGS_UPDATE, {"input": {"senders": [
+        {"channel": channel_USD.slug, "fromEmail": "US Shop <us@shop.example.com>"}]}})
+    assert data["flowSettingsUpdate"]["errors"] == []
     journey("post_purchase")
     checkout = create_checkout(user_api_client, channel=channel_USD.slug, variant=shop_variant,
                                email=customer_user.email)
