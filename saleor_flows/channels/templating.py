@@ -84,6 +84,7 @@ import html as html_lib
 import inspect
 import math
 import re
+import threading
 import time
 import types
 import zoneinfo
@@ -110,6 +111,13 @@ MAX_RANGE_ITEMS = 10_000
 MAX_FILTER_WIDTH = 1_000
 MAX_LOOP_ITERATIONS = 100_000
 MAX_RENDER_SECONDS = 10.0
+# The MJML compiler (mrml) and the CSS inliner are native code that recurses once per nesting
+# level: about 12,000 nested elements overflow the stack and kill the whole process (mrml 0.2.4
+# crashes from about 700 nested <mj-hero> on an 8 MB stack, 88 on 1 MB). Markup is measured first
+# (``markup_problem``) and refused past these bounds, and compiles on a thread with a known stack.
+MAX_MJML_DEPTH = 50
+MAX_MJML_ELEMENTS = 10_000
+NATIVE_STACK_BYTES = 64 * 1024 * 1024  # reserved, not used: pages are only touched as needed
 
 # Roots whose first attribute is checked at publish time. `contact.attributes.*`
 # and `event.*` are open: their keys are the merchant's and the event's own.
@@ -683,6 +691,92 @@ def _restore(text, tags):
     return _PLACEHOLDER.sub(lambda m: tags[int(m.group(1) or m.group(2))], text)
 
 
+# Elements that never hold others in HTML (mrml knows them too); any other open tag must be closed.
+_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+                        "track", "wbr"})
+_TAG_NAME = re.compile(r"<(/?)([A-Za-z][^\s/>\"'=]*)")
+_TAG_BODY = re.compile(r"[^>\"']*")
+
+
+def markup_problem(source: str) -> str:
+    """Why ``source`` (MJML or HTML) is too big for the native compilers, or "".
+
+    One pass over the text, never recursing: tags are counted and their nesting
+    tracked on a list (an end tag closes up to its opening tag, as the compiler
+    requires), quotes inside a tag are skipped so ``title="/>"`` cannot hide an
+    open tag, and comments (where Jinja statements wait) count for nothing.
+    """
+    if len(source) > MAX_SOURCE_CHARS:
+        return f"longer than {MAX_SOURCE_CHARS} characters"
+    open_tags, elements, position, end = [], 0, 0, len(source)
+    while (start := source.find("<", position)) >= 0:
+        if source.startswith("<!--", start):
+            close = source.find("-->", start + 4)
+            position = end if close < 0 else close + 3
+            continue
+        name = _TAG_NAME.match(source, start)
+        if name is None:  # "<!doctype", "<?xml", a stray "<": no element
+            position = start + 1
+            continue
+        position = name.end()
+        while True:  # to the tag's '>', stepping over quoted attribute values
+            position = _TAG_BODY.match(source, position).end()
+            if position >= end or source[position] == ">":
+                break
+            quote = source.find(source[position], position + 1)
+            position = end if quote < 0 else quote + 1
+        closing, tag = name.group(1), name.group(2).lower()
+        if closing:
+            if tag in open_tags:
+                del open_tags[len(open_tags) - 1 - open_tags[::-1].index(tag):]
+        else:
+            elements += 1
+            if elements > MAX_MJML_ELEMENTS:
+                return f"more than {MAX_MJML_ELEMENTS} elements; split the email or simplify it"
+            if tag not in _VOID_TAGS and source[position - 1:position] != "/":
+                open_tags.append(tag)
+                if len(open_tags) > MAX_MJML_DEPTH:
+                    return f"elements nested more than {MAX_MJML_DEPTH} deep (at a <{tag}>); flatten the layout"
+        position += 1
+    return ""
+
+
+def _on_native_stack(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` on a thread with ``NATIVE_STACK_BYTES`` of stack.
+
+    The markup bounds keep native recursion far below any stack, and this keeps
+    the margin the same whatever stack the host gives its request threads.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            outcome["error"] = exc
+
+    with _STACK_SIZE_LOCK:
+        previous = threading.stack_size(NATIVE_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=run, name="saleor-flows-mjml", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+_STACK_SIZE_LOCK = threading.Lock()
+
+
+def _compile_native(protected):
+    """MJML → HTML with inlined CSS: the only calls into native code, on a known stack."""
+    output = _run_mrml(protected)
+    return output, _INLINER.inline(output.content)
+
+
 def _run_mrml(source):
     """mrml's output, working around its parser panicking on some non-ASCII text before '>'.
 
@@ -713,9 +807,12 @@ def _mrml_message(exc, protected, original, shifts):
 
 def _mjml_to_html(mjml_source, preheader, prefix, errors, *, check_result):
     protected, tags, shifts = _protect(mjml_source)
+    problem = markup_problem(protected)
+    if problem:
+        errors.append(f"{prefix}mjml: {problem}")
+        return None
     try:
-        output = _run_mrml(protected)
-        html = _INLINER.inline(output.content)
+        output, html = _on_native_stack(_compile_native, protected)
     except (OSError, ValueError) as exc:  # mrml raises OSError, css_inline InlineError (a ValueError)
         errors.append(f"{prefix}mjml: {_mrml_message(exc, protected, mjml_source, shifts)}")
         return None
