@@ -126,6 +126,21 @@ def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
     return schedule_step(enrolment, definition["start"], now=now, contact=contact)
 
 
+def _enrol_isolated(flow: Flow, event: Event, contact, now) -> int | None:
+    """``_enrol`` in its own savepoint: a flow whose decision fails (a bug, a stored value that
+    overflows) is recorded against that flow, and the event still reaches every other flow."""
+    try:
+        with transaction.atomic():
+            return _enrol(flow, event, contact, now)
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: the whole event is retried
+    except Exception as exc:  # noqa: BLE001 - recorded against this flow, logged with its traceback
+        logger.exception("saleor-flows: flow %s failed on event %s (%s)", flow.slug, event.pk, event.name)
+        trail.record(contact.pk, "flow_failed", flow=flow.slug, event=event.name, event_id=event.pk,
+                     error=f"{type(exc).__name__}: {exc}"[:200])
+        return None
+
+
 def _resume_waiting(contact, event: Event, now) -> list[int]:
     """Wake executions of this contact waiting for this event (``wait_event`` steps)."""
     woken = []
@@ -190,7 +205,7 @@ def process_event(event_id: int) -> list[int]:
         to_run = _resume_waiting(contact, event, now)
         for flow in Flow.objects.defer("definition").filter(
                 status=Flow.Status.LIVE, trigger_event=event.name, live_version__isnull=False):
-            first = _enrol(flow, event, contact, now)
+            first = _enrol_isolated(flow, event, contact, now)
             if first:
                 to_run.append(first)
         Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now, contact=contact)

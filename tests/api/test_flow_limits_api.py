@@ -87,3 +87,22 @@ def test_a_layout_with_many_elements_compiles_within_the_bounds(flows, api, toke
         "customer_created", ("email_1", {"type": "send_email", "subject": "Hi", "mjml": mjml(rows),
                                          "next": None}))}}, token=token)["flowCreate"]
     assert api(VALIDATE, {"id": created["flow"]["id"]}, token=token)["flowValidate"] == {"valid": True, "errors": []}
+
+
+def long_chain(count):
+    return chain("customer_created", *[(f"tag_{i}", nxt({"type": "add_tag", "tag": "t"})) for i in range(count)])
+
+
+def test_thousands_of_chained_steps_get_a_clear_error_and_the_list_still_answers(flows, api, tokens):
+    token = tokens.staff("MANAGE_PLUGINS")
+    created = api(CREATE, {"input": {"name": "Long", "definition": long_chain(5_000)}}, token=token)["flowCreate"]
+    expected = {"field": "steps", "code": "INVALID_DEFINITION",
+                "message": f"at most {MAX_STEPS} steps (got 5000)"}
+    assert api(VALIDATE, {"id": created["flow"]["id"]}, token=token)["flowValidate"] == {
+        "valid": False, "errors": [expected]}
+    assert api(PUBLISH, {"id": created["flow"]["id"]}, token=token)["flowPublish"] == {
+        "errors": [expected], "version": None}
+    flows.flow(long_chain(MAX_STEPS), slug="longest-allowed")  # the limit itself publishes
+    nodes = {edge["node"]["slug"]: edge["node"] for edge in api(FLOW_LIST, token=token)["flows"]["edges"]}
+    assert nodes["long"]["validationErrors"] == [{"path": "steps", "message": expected["message"]}]
+    assert nodes["longest-allowed"]["validationErrors"] == []
