@@ -442,6 +442,34 @@ def test_runaway_templates_fail_fast(source):
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.parametrize("source, message", [
+    ("{{ 10**100000 }}", "beyond 18446744073709551616 (2**64)"),
+    # Each step squares the size: the last one would take seconds in one multiplication, holding the GIL.
+    ("{% set a = 3**50000 %}{% set b = a*a*a*a %}{% set c = b*b*b*b %}{% set d = c*c*c*c %}{{ d % 10 }}",
+     "beyond 18446744073709551616 (2**64)"),
+    ("{{ (9**9)*(9**9)*(9**9)*(9**9)*(9**9)*(9**9)*(9**9)*(9**9) }}", "beyond 18446744073709551616 (2**64)"),
+    ("{% set a = 2**64 %}{{ (a * a // 7) % 10 }}", "beyond 18446744073709551616 (2**64)"),
+    ("{{ (event.id - 1) % 10 }}", "beyond 18446744073709551616 (2**64)"),
+    ("{{ 2.5 * 2**70 }}", "beyond 18446744073709551616 (2**64)"),
+    ("{{ (3).to_bytes(10**7, 'big') | length }}", "to_bytes(): 10000000 is too large"),
+    ("{{ 'x'.encode().ljust(10**7) | length }}", "ljust(): 10000000 is too large"),
+    ("{{ 'ab' * 10**7 }}", "'*' would build a value longer than 2000000"),
+])
+def test_arithmetic_on_huge_numbers_and_huge_repetition_are_refused_quickly(source, message):
+    started = time.monotonic()
+    with pytest.raises(TemplateError) as refused:
+        render_text(source, {"event": {"id": 10**30}})
+    assert message in str(refused.value)
+    assert time.monotonic() - started < 0.5
+
+
+def test_everyday_arithmetic_is_untouched_by_the_integer_bound():
+    source = ("{{ 2**64 }} {{ -(2**64) + 2**64 }} {{ 7 // 2 }} {{ 7 / 2 }} {{ 7 % 3 }} {{ 2 ** -1 }} {{ (2**32) * (2**32) }}"
+              " {{ event.price * event.qty }} {{ event.total - 0.5 }} {{ 1e308 * 10 }}")
+    assert render_text(source, {"event": {"price": 19.99, "qty": 3, "total": 40}}) == (
+        "18446744073709551616 0 3 3.5 1 0.5 18446744073709551616 59.97 39.5 inf")
+
+
 def test_reasonable_uses_of_the_guarded_features_still_work():
     source = ("{% for i in range(3) %}{{ i }}{% endfor %} {{ 'ab' * 2 }} {{ 2 ** 10 }} {{ 'x' | center(5) }}|"
               " {{ '%05.1f' | format(3.14159) }} {{ '{:>4}'.format(7) }} {{ 'a-b' | replace('-', '+') }}")

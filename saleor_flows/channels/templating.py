@@ -64,9 +64,11 @@ Runaway guards
 A template is merchant input that runs on every send, so a mistake must not
 take a worker down: output is capped at ``MAX_OUTPUT_CHARS``; ``range()``
 yields at most ``MAX_RANGE_ITEMS`` numbers per render in total; ``*`` and
-``**`` refuse results that would be huge; padding widths in format strings
-and the numeric arguments of ``center``, ``indent``, ``batch`` and ``slice``
-are bounded; ``lipsum`` and ``namespace`` (the only way to grow a value across
+``**`` refuse results that would be huge; arithmetic on whole numbers keeps
+operands and results within ``MAX_TEMPLATE_INTEGER`` (2**64), so no single
+operation can run long between two deadline checks; padding widths in format
+strings, ``int.to_bytes`` lengths and the numeric arguments of ``center``,
+``indent``, ``batch`` and ``slice`` are bounded; ``lipsum`` and ``namespace`` (the only way to grow a value across
 loop iterations) are not available. Loops run at most ``MAX_LOOP_ITERATIONS``
 times per render in total, ``+``, ``~`` and ``join`` refuse results that would be
 huge, ``sum`` adds numbers only, and a value nested so deep or wide that it would
@@ -111,6 +113,9 @@ MAX_RANGE_ITEMS = 10_000
 MAX_FILTER_WIDTH = 1_000
 MAX_LOOP_ITERATIONS = 100_000
 MAX_RENDER_SECONDS = 10.0
+# Whole numbers in template arithmetic: a few lines of `*` could otherwise build a number of
+# gigabytes, each multiplication holding the GIL for seconds between two deadline checks.
+MAX_TEMPLATE_INTEGER = 2**64
 # The MJML compiler (mrml) and the CSS inliner are native code that recurses once per nesting
 # level: about 12,000 nested elements overflow the stack and kill the whole process (mrml 0.2.4
 # crashes from about 700 nested <mj-hero> on an 8 MB stack, 88 on 1 MB). Markup is measured first
@@ -313,7 +318,7 @@ def _bounded_range(*args):
 
 
 def _check_replace(s, old, new, count=None):
-    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
+    if isinstance(s, (str, bytes)) and isinstance(old, type(s)) and isinstance(new, type(s)):
         times = s.count(old) if count is None or count < 0 else min(count, s.count(old))
         if len(s) + times * (len(new) - len(old)) > MAX_OUTPUT_CHARS:
             raise _Runaway(f"replace() would build a value longer than {MAX_OUTPUT_CHARS}")
@@ -389,8 +394,36 @@ _WIDTH_PARAMETERS = {"center": "width", "indent": "width", "batch": "linecount",
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
+_INTEGER_TOO_BIG = f"arithmetic on whole numbers beyond {MAX_TEMPLATE_INTEGER} (2**64) is not available"
+
+
+def _check_integers(*values):
+    for value in values:
+        if isinstance(value, int) and not -MAX_TEMPLATE_INTEGER <= value <= MAX_TEMPLATE_INTEGER:
+            raise _Runaway(_INTEGER_TOO_BIG)
+
+
+def _bounded_arithmetic(operator, left, right, compute):
+    """``left <operator> right`` for two numbers, with every whole number within ``MAX_TEMPLATE_INTEGER``.
+
+    With both operands that small every operator is cheap, except ``**``, whose size is
+    known before computing it; the result is checked too, so no chain of steps can grow.
+    """
+    _check_integers(left, right)
+    if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and \
+            right * (abs(left).bit_length() - 1) > MAX_TEMPLATE_INTEGER.bit_length():
+        raise _Runaway(_INTEGER_TOO_BIG)
+    result = compute()
+    _check_integers(result)
+    return result
+
+
+_NUMBERS = (int, float, decimal.Decimal)
+_SIZED_TEXT = (str, bytes)  # bytes come from .encode() and int.to_bytes(): bounded like text
+
+
 class _FlowsSandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
 
     def __init__(self, **kwargs):
         super().__init__(undefined=StrictUndefined, finalize=self._finalize, **kwargs)
@@ -436,6 +469,9 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):
         _check_time()
+        if isinstance(left, _NUMBERS) and isinstance(right, _NUMBERS):
+            return _bounded_arithmetic(operator, left, right,
+                                       lambda: super(_FlowsSandbox, self).call_binop(context, operator, left, right))
         if operator == "+":
             if _size(left) is not None and _size(right) is not None and \
                     _size(left) + _size(right) > MAX_OUTPUT_CHARS:
@@ -444,10 +480,6 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
             size, times = (_size(left), right) if _size(left) is not None else (_size(right), left)
             if size is not None and isinstance(times, int) and size * times > MAX_OUTPUT_CHARS:
                 raise _Runaway(f"'*' would build a value longer than {MAX_OUTPUT_CHARS}")
-        elif operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and right > 0 and \
-                    right * max(abs(left).bit_length(), 1) > 100_000:
-                raise _Runaway("'**' would build a number too large")
         elif operator == "%" and isinstance(left, str):
             _check_format_string(left)
             _check_weight(right)
@@ -457,12 +489,14 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
         _check_time()
         _check_weight(*args, *kwargs.values())
         owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
-        if isinstance(owner, str) and name == "join" and args:
+        if isinstance(owner, _SIZED_TEXT) and name == "join" and args:
             args = (_checked_join(owner, args[0]), *args[1:])
-        if isinstance(owner, str) and name in _PADDING_METHODS:
+        if isinstance(owner, _SIZED_TEXT) and name in _PADDING_METHODS:
             for arg in (*args, *kwargs.values()):
                 _check_width(name, arg)
-        elif isinstance(owner, str) and name == "replace":
+        elif isinstance(owner, int) and name == "to_bytes":
+            _check_width(name, (args or (kwargs.get("length", 1),))[0])
+        elif isinstance(owner, _SIZED_TEXT) and name == "replace":
             _check_replace(owner, *args, **kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
