@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 
 from saleor_flows.channels.email import build_email, send_email_message
 from saleor_flows.channels.templating import (
+    MAX_MJML_DEPTH,
     RenderedEmail,
     TemplateError,
     check_text_template,
@@ -570,3 +571,22 @@ class FailingBackend:
 
     def send_messages(self, messages):
         raise ConnectionRefusedError("smtp down")
+
+
+@pytest.mark.parametrize("open_tag, close_tag", [
+    ("<div>", "</div>"), ("<mj-wrapper>", "</mj-wrapper>"), ("<DIV>", "</div>"), ("<_a>", "</_a>"),
+    ("<é>", "</é>"), ("<a:b>", "</a:b>"), ("<div title=\"/>\">", "</div>"), ("<div title='a>b'>", "</div>"),
+])
+def test_markup_nesting_is_measured_before_the_native_compiler_whatever_the_tags_look_like(open_tag, close_tag):
+    """Every spelling the MJML compiler nests (and overflows its stack on, thousands deep) is counted."""
+    depth = MAX_MJML_DEPTH + 10
+    deep = {"subject": "Hi", "mjml": simple_mjml(open_tag * depth + "x" + close_tag * depth)}
+    with pytest.raises(TemplateError) as refused:
+        compile_email(deep)
+    assert f"mjml: elements nested more than {MAX_MJML_DEPTH} deep" in str(refused.value)
+
+
+def test_comments_self_closing_and_void_tags_do_not_count_as_nesting():
+    body = ("<!--" + "<div>" * 100 + "-->" + "<br>" * 100 + "<img src='a.png' alt=''/>" * 100
+            + "{% if contact.first_name %}" * 60 + "x" + "{% endif %}" * 60 + "<p>" * 40 + "y" + "</p>" * 40)
+    assert compile_email({"subject": "Hi", "mjml": simple_mjml(body)})["default"]["html"]

@@ -728,7 +728,9 @@ def _restore(text, tags):
 # Elements that never hold others in HTML (mrml knows them too); any other open tag must be closed.
 _VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
                         "track", "wbr"})
-_TAG_NAME = re.compile(r"<(/?)([A-Za-z][^\s/>\"'=]*)")
+# Any name the compiler could take for an element (it accepts "<_a>", "<:a>", "<é>"): counting too
+# much is harmless, missing one is not.
+_TAG_NAME = re.compile(r"<(/?)([^\s/>!?<\"'=][^\s/>\"'=]*)")
 _TAG_BODY = re.compile(r"[^>\"']*")
 
 
