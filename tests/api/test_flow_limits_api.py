@@ -12,7 +12,8 @@ from saleor_flows.engine.definition import MAX_STEPS
 from saleor_flows.models import Flow
 from tests.flowkit import chain, email, mjml, nxt
 
-FLOW_LIST = """{ flows(first: 20) { edges { node { slug status validationErrors { path message } } } } }"""
+FLOW_LIST = """{ flows(first: 20) { edges { node { slug status validationErrors { path message }
+                                                  graph { nodes { id } edges { target } } } } } }"""
 VALIDATE = """mutation($id: ID!) { flowValidate(id: $id) { valid errors { field code message } } }"""
 PUBLISH = """mutation($id: ID!) { flowPublish(id: $id) { errors { field code message } version { number } } }"""
 UPDATE = """mutation($id: ID!, $input: FlowUpdateInput!) { flowUpdate(id: $id, input: $input) {
@@ -106,3 +107,15 @@ def test_thousands_of_chained_steps_get_a_clear_error_and_the_list_still_answers
     nodes = {edge["node"]["slug"]: edge["node"] for edge in api(FLOW_LIST, token=token)["flows"]["edges"]}
     assert nodes["long"]["validationErrors"] == [{"path": "steps", "message": expected["message"]}]
     assert nodes["longest-allowed"]["validationErrors"] == []
+
+
+def test_a_stored_draft_with_malformed_links_only_marks_its_own_flow(flows, api, tokens):
+    token = tokens.staff("MANAGE_PLUGINS")
+    broken = chain("customer_created", ("a", {"type": "add_tag", "tag": "t", "next": ["b"]}),
+                   ("b", {"type": "split", "condition": {"has_tag": "t"}, "yes": {"id": 1}, "no": None}))
+    Flow.objects.create(slug="malformed", name="Malformed", definition=broken, trigger_event="customer_created",
+                        created_at=flows.now, updated_at=flows.now)
+    nodes = {edge["node"]["slug"]: edge["node"] for edge in api(FLOW_LIST, token=token)["flows"]["edges"]}
+    assert {"path": "steps.a", "message": "leads to unknown step ['b']"} in nodes["malformed"]["validationErrors"]
+    assert [node["id"] for node in nodes["malformed"]["graph"]["nodes"]] == ["a", "b"]
+    assert [edge["target"] for edge in nodes["malformed"]["graph"]["edges"]] == ["['b']", "{'id': 1}", None]
