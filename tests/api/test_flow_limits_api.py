@@ -6,6 +6,7 @@ is already stored (saved by an older version) only puts an error on its own flow
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from saleor_flows.channels.templating import MAX_MJML_DEPTH
 from saleor_flows.engine.definition import MAX_STEPS
@@ -43,7 +44,8 @@ def test_the_crashing_markup_is_refused_in_a_separate_process_first():
         else:
             print("compiled")
     """)
-    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parents[2])
     assert child.returncode == 0, f"the compiler process died (exit {child.returncode}): {child.stderr[-500:]}"
     assert f"refused: mjml: elements nested more than {MAX_MJML_DEPTH} deep" in child.stdout
 
