@@ -122,7 +122,7 @@ MAX_TEMPLATE_INTEGER = 2**64
 # (``markup_problem``) and refused past these bounds, and compiles on a thread with a known stack.
 MAX_MJML_DEPTH = 50
 MAX_MJML_ELEMENTS = 10_000
-NATIVE_STACK_BYTES = 64 * 1024 * 1024  # reserved, not used: pages are only touched as needed
+NATIVE_STACK_BYTES = 16 * 1024 * 1024  # about 25 times what depth 50 needs; reserved, pages only touched as used
 
 # Roots whose first attribute is checked at publish time. `contact.attributes.*`
 # and `event.*` are open: their keys are the merchant's and the event's own.
@@ -725,9 +725,6 @@ def _restore(text, tags):
     return _PLACEHOLDER.sub(lambda m: tags[int(m.group(1) or m.group(2))], text)
 
 
-# Elements that never hold others in HTML (mrml knows them too); any other open tag must be closed.
-_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-                        "track", "wbr"})
 # Any name the compiler could take for an element (it accepts "<_a>", "<:a>", "<é>"): counting too
 # much is harmless, missing one is not.
 _TAG_NAME = re.compile(r"<(/?)([^\s/>!?<\"'=][^\s/>\"'=]*)")
@@ -769,7 +766,7 @@ def markup_problem(source: str) -> str:
             elements += 1
             if elements > MAX_MJML_ELEMENTS:
                 return f"more than {MAX_MJML_ELEMENTS} elements; split the email or simplify it"
-            if tag not in _VOID_TAGS and source[position - 1:position] != "/":
+            if tag not in _VOID and source[position - 1:position] != "/":  # any other open tag must be closed
                 open_tags.append(tag)
                 if len(open_tags) > MAX_MJML_DEPTH:
                     return f"elements nested more than {MAX_MJML_DEPTH} deep (at a <{tag}>); flatten the layout"
