@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, transaction
 
 from .. import clock
@@ -132,8 +133,8 @@ def _enrol_isolated(flow: Flow, event: Event, contact, now) -> int | None:
     try:
         with transaction.atomic():
             return _enrol(flow, event, contact, now)
-    except (OperationalError, InterfaceError):
-        raise  # the database is away: the whole event is retried
+    except (OperationalError, InterfaceError, ImproperlyConfigured):
+        raise  # the database is away or a setting is broken: not this flow's fault, the event as a whole fails
     except Exception as exc:  # noqa: BLE001 - recorded against this flow, logged with its traceback
         logger.exception("saleor-flows: flow %s failed on event %s (%s)", flow.slug, event.pk, event.name)
         trail.record(contact.pk, "flow_failed", flow=flow.slug, event=event.name, event_id=event.pk,

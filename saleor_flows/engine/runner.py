@@ -16,6 +16,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils.dateparse import parse_datetime
 
@@ -114,8 +115,9 @@ def run_claimed(execution_ids):
         while next_id is not None and steps < MAX_CHAIN:
             try:
                 next_id = execute(next_id)
-            except (OperationalError, InterfaceError):
-                # The database is away: the execution stays claimed and the sweep retries it after the lease.
+            except (OperationalError, InterfaceError, ImproperlyConfigured):
+                # The database is away, or a setting is broken (the operator fixes it): the execution
+                # stays claimed and the sweep hands it out again after the lease, so nothing is lost.
                 logger.exception("saleor-flows: step execution %s failed", next_id)
                 next_id = None
             except Exception as exc:
