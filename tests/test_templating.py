@@ -465,8 +465,8 @@ def test_arithmetic_on_huge_numbers_and_huge_repetition_are_refused_quickly(sour
 
 
 def test_everyday_arithmetic_is_untouched_by_the_integer_bound():
-    source = ("{{ 2**64 }} {{ -(2**64) + 2**64 }} {{ 7 // 2 }} {{ 7 / 2 }} {{ 7 % 3 }} {{ 2 ** -1 }} {{ (2**32) * (2**32) }}"
-              " {{ event.price * event.qty }} {{ event.total - 0.5 }} {{ 1e308 * 10 }}")
+    source = ("{{ 2**64 }} {{ -(2**64) + 2**64 }} {{ 7 // 2 }} {{ 7 / 2 }} {{ 7 % 3 }} {{ 2 ** -1 }}"
+              " {{ (2**32) * (2**32) }} {{ event.price * event.qty }} {{ event.total - 0.5 }} {{ 1e308 * 10 }}")
     assert render_text(source, {"event": {"price": 19.99, "qty": 3, "total": 40}}) == (
         "18446744073709551616 0 3 3.5 1 0.5 18446744073709551616 59.97 39.5 inf")
 

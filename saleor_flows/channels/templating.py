@@ -68,12 +68,13 @@ yields at most ``MAX_RANGE_ITEMS`` numbers per render in total; ``*`` and
 operands and results within ``MAX_TEMPLATE_INTEGER`` (2**64), so no single
 operation can run long between two deadline checks; padding widths in format
 strings, ``int.to_bytes`` lengths and the numeric arguments of ``center``,
-``indent``, ``batch`` and ``slice`` are bounded; ``lipsum`` and ``namespace`` (the only way to grow a value across
-loop iterations) are not available. Loops run at most ``MAX_LOOP_ITERATIONS``
-times per render in total, ``+``, ``~`` and ``join`` refuse results that would be
-huge, ``sum`` adds numbers only, and a value nested so deep or wide that it would
-print as more than ``MAX_OUTPUT_CHARS`` cannot be printed or passed to a filter or
-method (``{% set %}`` can nest a list in itself ten times over without copying
+``indent``, ``batch`` and ``slice`` are bounded; ``lipsum`` and ``namespace``
+(the only way to grow a value across loop iterations) are not available.
+Loops run at most ``MAX_LOOP_ITERATIONS`` times per render in total, ``+``,
+``~`` and ``join`` refuse results that would be huge, ``sum`` adds numbers
+only, and a value nested so deep or wide that it would print as more than
+``MAX_OUTPUT_CHARS`` cannot be printed or passed to a filter or method
+(``{% set %}`` can nest a list in itself ten times over without copying
 anything: only its printing would explode). As a last resort a render stops
 after ``MAX_RENDER_SECONDS``.
 """
@@ -774,6 +775,9 @@ def markup_problem(source: str) -> str:
     return ""
 
 
+_STACK_SIZE_LOCK = threading.Lock()  # threading.stack_size() is process-wide: set, start, restore
+
+
 def _on_native_stack(function, *args, **kwargs):
     """``function(*args, **kwargs)`` on a thread with ``NATIVE_STACK_BYTES`` of stack.
 
@@ -799,9 +803,6 @@ def _on_native_stack(function, *args, **kwargs):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
-
-
-_STACK_SIZE_LOCK = threading.Lock()
 
 
 def _compile_native(protected):

@@ -283,7 +283,7 @@ def _check_auto_winner(rule, where, errors):
 
 
 def _graph_errors(start, steps: dict) -> list[str]:
-    """Loops and unreachable steps. Depth-first with its own stack: a long chain never meets Python's recursion limit."""
+    """Loops and unreachable steps, depth-first on a stack of its own: no chain meets Python's recursion limit."""
     errors = []
     state = {start: "visiting"}  # "visiting" while on the current path, then "done"
     path, pending = [start], [iter(successors(steps[start]))]
