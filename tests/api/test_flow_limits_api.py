@@ -121,3 +121,13 @@ def test_a_stored_draft_with_malformed_links_only_marks_its_own_flow(flows, api,
     assert {"path": "steps.a", "message": "leads to unknown step ['b']"} in nodes["malformed"]["validationErrors"]
     assert [node["id"] for node in nodes["malformed"]["graph"]["nodes"]] == ["a", "b"]
     assert [edge["target"] for edge in nodes["malformed"]["graph"]["edges"]] == ["['b']", "{'id': 1}", None]
+
+
+def test_the_channel_filter_reads_any_stored_trigger_filter(flows, api, tokens):
+    token = tokens.staff("MANAGE_PLUGINS")
+    odd = {"all": [{"field": "event.channel.slug", "op": "in", "value": [{"slug": "eu"}, "eu"]}]}
+    Flow.objects.create(slug="odd-filter", name="Odd", trigger_event="customer_created", created_at=flows.now,
+                        updated_at=flows.now, definition={"trigger": {"event": "customer_created", "filter": odd}})
+    flows.flow(chain("customer_created", ("email_1", email("Hi"))), slug="everywhere")
+    data = api("""{ flows(first: 20, filter: {channel: "eu"}) { edges { node { slug } } } }""", token=token)
+    assert sorted(edge["node"]["slug"] for edge in data["flows"]["edges"]) == ["everywhere", "odd-filter"]
