@@ -464,6 +464,18 @@ def test_arithmetic_on_huge_numbers_and_huge_repetition_are_refused_quickly(sour
     assert time.monotonic() - started < 0.5
 
 
+def test_no_single_check_of_a_string_takes_quadratic_time():
+    """The render deadline is only checked between operations: each one must stay linear.
+    (Both took over 10 s before: a format-width regex and the Jinja-tag scan before MJML compiling.)"""
+    started = time.monotonic()
+    assert render_text("{{ ('{' ~ ':' * 20000) | format }}", {}) == "{" + ":" * 20000
+    assert time.monotonic() - started < 1
+    started = time.monotonic()
+    with pytest.raises(TemplateError):
+        compile_email({"subject": "Hi", "mjml": simple_mjml("{{" * 20000)})
+    assert time.monotonic() - started < 1
+
+
 def test_everyday_arithmetic_is_untouched_by_the_integer_bound():
     source = ("{{ 2**64 }} {{ -(2**64) + 2**64 }} {{ 7 // 2 }} {{ 7 / 2 }} {{ 7 % 3 }} {{ 2 ** -1 }}"
               " {{ (2**32) * (2**32) }} {{ event.price * event.qty }} {{ event.total - 0.5 }} {{ 1e308 * 10 }}")
