@@ -136,6 +136,24 @@ def test_a_flow_that_fails_to_decide_does_not_stop_a_healthy_flow_on_the_same_tr
     assert failure.detail["error"].startswith("OverflowError")
 
 
+def test_a_waiting_step_that_fails_to_decide_does_not_stop_the_event_reaching_other_flows(flows):
+    stored_live_flow("waits", chain("checkout_started", ("w", {
+        "type": "wait_event", "event": "payment_received", "correlate": 5, "timeout": {"days": 1},
+        "next": None, "timeout_next": None})))
+    flows.flow(chain("payment_received", ("tag", {"type": "add_tag", "tag": "paid", "next": None})), slug="paid")
+    flows.event("checkout_started", email=JANE)
+
+    event = flows.event("payment_received", email=JANE)
+
+    assert Event.objects.get(pk=event.id).status == Event.Status.PROCESSED
+    assert Contact.objects.get(email=JANE).tags == ["paid"]
+    waiting = Enrolment.objects.get(flow__slug="waits")
+    failure = next(entry for entry in flows.trail(JANE) if entry.kind == "flow_failed")
+    assert (failure.enrolment_id, failure.step_id, failure.detail["event_id"]) == (waiting.pk, "w", event.id)
+    assert failure.detail["error"].startswith("TypeError")
+    assert StepExecution.objects.get(enrolment=waiting).state == StepExecution.State.PENDING  # its timeout still holds
+
+
 # --- run time: a step that raises ends failed, never claimed (item 13) ----------------------
 
 def test_a_step_that_raises_is_failed_with_its_reason_and_the_journey_ends(flows):
