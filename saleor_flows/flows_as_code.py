@@ -108,17 +108,17 @@ def _ordered(mapping: dict, first: list[str]) -> dict:
 
 def graph_order(start, steps: dict) -> list[str]:
     """Step ids depth-first from ``start`` (exits in order), then any unreachable ones, sorted."""
-    seen: list[str] = []
+    seen: dict[str, None] = {}  # ordered, and a set's cost per lookup: drafts may hold thousands of steps
     stack = [start]
     while stack:
         step_id = stack.pop()
-        if step_id is None or step_id in seen or step_id not in steps:
+        if not isinstance(step_id, str) or step_id in seen or step_id not in steps:
             continue
-        seen.append(step_id)
+        seen[step_id] = None
         step = steps[step_id]
         targets = successors(step) if isinstance(step, dict) else []
         stack.extend(reversed(targets))
-    return seen + sorted((s for s in steps if s not in seen), key=str)
+    return list(seen) + sorted((s for s in steps if s not in seen), key=str)
 
 
 def _canonical_step(step):

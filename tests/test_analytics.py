@@ -247,7 +247,7 @@ def test_definition_checks_holdout_and_auto_winner():
     errors = validate_definition(definition)
     assert "holdout_percent: a number from 0 to 50 (the share of entrants kept out for comparison)" in errors
     assert "steps.ab.auto_winner.metric: one of click_rate, conversion_rate, open_rate" in errors
-    assert "steps.ab.auto_winner.min_per_variant: a whole number of at least 1" in errors
+    assert "steps.ab.auto_winner.min_per_variant: a whole number from 1 to 1000000" in errors
     assert "steps.ab.auto_winner.probability: a number between 0.5 and 1 (exclusive)" in errors
     assert validate_definition(ab_flow(holdout_percent=10)) == []
 

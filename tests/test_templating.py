@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 
 from saleor_flows.channels.email import build_email, send_email_message
 from saleor_flows.channels.templating import (
+    MAX_MJML_DEPTH,
     RenderedEmail,
     TemplateError,
     check_text_template,
@@ -442,6 +443,46 @@ def test_runaway_templates_fail_fast(source):
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.parametrize("source, message", [
+    ("{{ 10**100000 }}", "beyond 18446744073709551616 (2**64)"),
+    # Each step squares the size: the last one would take seconds in one multiplication, holding the GIL.
+    ("{% set a = 3**50000 %}{% set b = a*a*a*a %}{% set c = b*b*b*b %}{% set d = c*c*c*c %}{{ d % 10 }}",
+     "beyond 18446744073709551616 (2**64)"),
+    ("{{ (9**9)*(9**9)*(9**9)*(9**9)*(9**9)*(9**9)*(9**9)*(9**9) }}", "beyond 18446744073709551616 (2**64)"),
+    ("{% set a = 2**64 %}{{ (a * a // 7) % 10 }}", "beyond 18446744073709551616 (2**64)"),
+    ("{{ (event.id - 1) % 10 }}", "beyond 18446744073709551616 (2**64)"),
+    ("{{ 2.5 * 2**70 }}", "beyond 18446744073709551616 (2**64)"),
+    ("{{ (3).to_bytes(10**7, 'big') | length }}", "to_bytes(): 10000000 is too large"),
+    ("{{ 'x'.encode().ljust(10**7) | length }}", "ljust(): 10000000 is too large"),
+    ("{{ 'ab' * 10**7 }}", "'*' would build a value longer than 2000000"),
+])
+def test_arithmetic_on_huge_numbers_and_huge_repetition_are_refused_quickly(source, message):
+    started = time.monotonic()
+    with pytest.raises(TemplateError) as refused:
+        render_text(source, {"event": {"id": 10**30}})
+    assert message in str(refused.value)
+    assert time.monotonic() - started < 0.5
+
+
+def test_no_single_check_of_a_string_takes_quadratic_time():
+    """The render deadline is only checked between operations: each one must stay linear.
+    (Both took over 10 s before: a format-width regex and the Jinja-tag scan before MJML compiling.)"""
+    started = time.monotonic()
+    assert render_text("{{ ('{' ~ ':' * 20000) | format }}", {}) == "{" + ":" * 20000
+    assert time.monotonic() - started < 1
+    started = time.monotonic()
+    with pytest.raises(TemplateError):
+        compile_email({"subject": "Hi", "mjml": simple_mjml("{{" * 20000)})
+    assert time.monotonic() - started < 1
+
+
+def test_everyday_arithmetic_is_untouched_by_the_integer_bound():
+    source = ("{{ 2**64 }} {{ -(2**64) + 2**64 }} {{ 7 // 2 }} {{ 7 / 2 }} {{ 7 % 3 }} {{ 2 ** -1 }}"
+              " {{ (2**32) * (2**32) }} {{ event.price * event.qty }} {{ event.total - 0.5 }} {{ 1e308 * 10 }}")
+    assert render_text(source, {"event": {"price": 19.99, "qty": 3, "total": 40}}) == (
+        "18446744073709551616 0 3 3.5 1 0.5 18446744073709551616 59.97 39.5 inf")
+
+
 def test_reasonable_uses_of_the_guarded_features_still_work():
     source = ("{% for i in range(3) %}{{ i }}{% endfor %} {{ 'ab' * 2 }} {{ 2 ** 10 }} {{ 'x' | center(5) }}|"
               " {{ '%05.1f' | format(3.14159) }} {{ '{:>4}'.format(7) }} {{ 'a-b' | replace('-', '+') }}")
@@ -567,3 +608,22 @@ def test_the_order_email_reads_well_as_plain_text_and_free_shipping_says_free(la
     assert shipping in ("Shipping — Free", "Versand — Kostenlos") and free in email.html
     assert f">{zero}<" not in email.html
     assert f"2 × {shoe}" in email.html  # the same format in the HTML
+
+
+@pytest.mark.parametrize("open_tag, close_tag", [
+    ("<div>", "</div>"), ("<mj-wrapper>", "</mj-wrapper>"), ("<DIV>", "</div>"), ("<_a>", "</_a>"),
+    ("<é>", "</é>"), ("<a:b>", "</a:b>"), ("<div title=\"/>\">", "</div>"), ("<div title='a>b'>", "</div>"),
+])
+def test_markup_nesting_is_measured_before_the_native_compiler_whatever_the_tags_look_like(open_tag, close_tag):
+    """Every spelling the MJML compiler nests (and overflows its stack on, thousands deep) is counted."""
+    depth = MAX_MJML_DEPTH + 10
+    deep = {"subject": "Hi", "mjml": simple_mjml(open_tag * depth + "x" + close_tag * depth)}
+    with pytest.raises(TemplateError) as refused:
+        compile_email(deep)
+    assert f"mjml: elements nested more than {MAX_MJML_DEPTH} deep" in str(refused.value)
+
+
+def test_comments_self_closing_and_void_tags_do_not_count_as_nesting():
+    body = ("<!--" + "<div>" * 100 + "-->" + "<br>" * 100 + "<img src='a.png' alt=''/>" * 100
+            + "{% if contact.first_name %}" * 60 + "x" + "{% endif %}" * 60 + "<p>" * 40 + "y" + "</p>" * 40)
+    assert compile_email({"subject": "Hi", "mjml": simple_mjml(body)})["default"]["html"]

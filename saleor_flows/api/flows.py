@@ -249,19 +249,18 @@ CHANNEL_FIELDS = {"event.channel.slug", "event.channel"}
 def flow_channels(definition) -> set | None:
     """Channel slugs a flow's trigger filter limits it to (eq/in on event.channel.slug); None: every channel."""
     found: set = set()
-
-    def walk(node):
+    # A stored draft may nest anything: walked with a stack of its own, never recursing.
+    pending = [((definition or {}).get("trigger") or {}).get("filter") if isinstance(definition, dict) else None]
+    while pending:
+        node = pending.pop()
         if isinstance(node, dict):
             if node.get("field") in CHANNEL_FIELDS and node.get("op") in ("eq", "in"):
                 values = node.get("value")
-                found.update(values if isinstance(values, list) else [values])
-            for value in node.values():
-                walk(value)
+                found.update(value for value in (values if isinstance(values, list) else [values])
+                             if isinstance(value, str))
+            pending.extend(node.values())
         elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(((definition or {}).get("trigger") or {}).get("filter") if isinstance(definition, dict) else None)
+            pending.extend(node)
     return found or None
 
 

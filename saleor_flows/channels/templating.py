@@ -64,14 +64,17 @@ Runaway guards
 A template is merchant input that runs on every send, so a mistake must not
 take a worker down: output is capped at ``MAX_OUTPUT_CHARS``; ``range()``
 yields at most ``MAX_RANGE_ITEMS`` numbers per render in total; ``*`` and
-``**`` refuse results that would be huge; padding widths in format strings
-and the numeric arguments of ``center``, ``indent``, ``batch`` and ``slice``
-are bounded; ``lipsum`` and ``namespace`` (the only way to grow a value across
-loop iterations) are not available. Loops run at most ``MAX_LOOP_ITERATIONS``
-times per render in total, ``+``, ``~`` and ``join`` refuse results that would be
-huge, ``sum`` adds numbers only, and a value nested so deep or wide that it would
-print as more than ``MAX_OUTPUT_CHARS`` cannot be printed or passed to a filter or
-method (``{% set %}`` can nest a list in itself ten times over without copying
+``**`` refuse results that would be huge; arithmetic on whole numbers keeps
+operands and results within ``MAX_TEMPLATE_INTEGER`` (2**64), so no single
+operation can run long between two deadline checks; padding widths in format
+strings, ``int.to_bytes`` lengths and the numeric arguments of ``center``,
+``indent``, ``batch`` and ``slice`` are bounded; ``lipsum`` and ``namespace``
+(the only way to grow a value across loop iterations) are not available.
+Loops run at most ``MAX_LOOP_ITERATIONS`` times per render in total, ``+``,
+``~`` and ``join`` refuse results that would be huge, ``sum`` adds numbers
+only, and a value nested so deep or wide that it would print as more than
+``MAX_OUTPUT_CHARS`` cannot be printed or passed to a filter or method
+(``{% set %}`` can nest a list in itself ten times over without copying
 anything: only its printing would explode). As a last resort a render stops
 after ``MAX_RENDER_SECONDS``.
 """
@@ -84,6 +87,7 @@ import html as html_lib
 import inspect
 import math
 import re
+import threading
 import time
 import types
 import zoneinfo
@@ -110,6 +114,16 @@ MAX_RANGE_ITEMS = 10_000
 MAX_FILTER_WIDTH = 1_000
 MAX_LOOP_ITERATIONS = 100_000
 MAX_RENDER_SECONDS = 10.0
+# Whole numbers in template arithmetic: a few lines of `*` could otherwise build a number of
+# gigabytes, each multiplication holding the GIL for seconds between two deadline checks.
+MAX_TEMPLATE_INTEGER = 2**64
+# The MJML compiler (mrml) and the CSS inliner are native code that recurses once per nesting
+# level: about 12,000 nested elements overflow the stack and kill the whole process (mrml 0.2.4
+# crashes from about 700 nested <mj-hero> on an 8 MB stack, 88 on 1 MB). Markup is measured first
+# (``markup_problem``) and refused past these bounds, and compiles on a thread with a known stack.
+MAX_MJML_DEPTH = 50
+MAX_MJML_ELEMENTS = 10_000
+NATIVE_STACK_BYTES = 16 * 1024 * 1024  # <mj-hero> overflows it at ~1,436 levels: 28 times the bound
 
 # Roots whose first attribute is checked at publish time. `contact.attributes.*`
 # and `event.*` are open: their keys are the merchant's and the event's own.
@@ -144,7 +158,7 @@ class RenderedEmail:
 _PLAIN_MODULES = frozenset({"builtins", "datetime", "decimal", "markupsafe", "jinja2.runtime", "jinja2.utils"})
 
 _PRINTF_TOO_WIDE = re.compile(r"%[-#0 +]*(?:\*|\d{4,})|%[-#0 +]*\d*\.(?:\*|\d{4,})")
-_FORMAT_TOO_WIDE = re.compile(r"\{[^{}]*:[^{}]*?(?:\d{4,}|\{)")
+_FORMAT_TOO_WIDE = re.compile(r"\{[^{}:]*:[^{}]*?(?:\d{4,}|\{)")  # from the first ':': linear, not quadratic
 
 
 @dataclass
@@ -305,7 +319,7 @@ def _bounded_range(*args):
 
 
 def _check_replace(s, old, new, count=None):
-    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
+    if isinstance(s, (str, bytes)) and isinstance(old, type(s)) and isinstance(new, type(s)):
         times = s.count(old) if count is None or count < 0 else min(count, s.count(old))
         if len(s) + times * (len(new) - len(old)) > MAX_OUTPUT_CHARS:
             raise _Runaway(f"replace() would build a value longer than {MAX_OUTPUT_CHARS}")
@@ -381,8 +395,36 @@ _WIDTH_PARAMETERS = {"center": "width", "indent": "width", "batch": "linecount",
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
+_INTEGER_TOO_BIG = f"arithmetic on whole numbers beyond {MAX_TEMPLATE_INTEGER} (2**64) is not available"
+
+
+def _check_integers(*values):
+    for value in values:
+        if isinstance(value, int) and not -MAX_TEMPLATE_INTEGER <= value <= MAX_TEMPLATE_INTEGER:
+            raise _Runaway(_INTEGER_TOO_BIG)
+
+
+def _bounded_arithmetic(operator, left, right, compute):
+    """``left <operator> right`` for two numbers, with every whole number within ``MAX_TEMPLATE_INTEGER``.
+
+    With both operands that small every operator is cheap, except ``**``, whose size is
+    known before computing it; the result is checked too, so no chain of steps can grow.
+    """
+    _check_integers(left, right)
+    if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and \
+            right * (abs(left).bit_length() - 1) > MAX_TEMPLATE_INTEGER.bit_length():
+        raise _Runaway(_INTEGER_TOO_BIG)
+    result = compute()
+    _check_integers(result)
+    return result
+
+
+_NUMBERS = (int, float, decimal.Decimal)
+_SIZED_TEXT = (str, bytes)  # bytes come from .encode() and int.to_bytes(): bounded like text
+
+
 class _FlowsSandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
 
     def __init__(self, **kwargs):
         super().__init__(undefined=StrictUndefined, finalize=self._finalize, **kwargs)
@@ -428,6 +470,9 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):
         _check_time()
+        if isinstance(left, _NUMBERS) and isinstance(right, _NUMBERS):
+            return _bounded_arithmetic(operator, left, right,
+                                       lambda: super(_FlowsSandbox, self).call_binop(context, operator, left, right))
         if operator == "+":
             if _size(left) is not None and _size(right) is not None and \
                     _size(left) + _size(right) > MAX_OUTPUT_CHARS:
@@ -436,10 +481,6 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
             size, times = (_size(left), right) if _size(left) is not None else (_size(right), left)
             if size is not None and isinstance(times, int) and size * times > MAX_OUTPUT_CHARS:
                 raise _Runaway(f"'*' would build a value longer than {MAX_OUTPUT_CHARS}")
-        elif operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and right > 0 and \
-                    right * max(abs(left).bit_length(), 1) > 100_000:
-                raise _Runaway("'**' would build a number too large")
         elif operator == "%" and isinstance(left, str):
             _check_format_string(left)
             _check_weight(right)
@@ -449,12 +490,14 @@ class _FlowsSandbox(ImmutableSandboxedEnvironment):
         _check_time()
         _check_weight(*args, *kwargs.values())
         owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
-        if isinstance(owner, str) and name == "join" and args:
+        if isinstance(owner, _SIZED_TEXT) and name == "join" and args:
             args = (_checked_join(owner, args[0]), *args[1:])
-        if isinstance(owner, str) and name in _PADDING_METHODS:
+        if isinstance(owner, _SIZED_TEXT) and name in _PADDING_METHODS:
             for arg in (*args, *kwargs.values()):
                 _check_width(name, arg)
-        elif isinstance(owner, str) and name == "replace":
+        elif isinstance(owner, int) and name == "to_bytes":
+            _check_width(name, (args or (kwargs.get("length", 1),))[0])
+        elif isinstance(owner, _SIZED_TEXT) and name == "replace":
             _check_replace(owner, *args, **kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -652,7 +695,8 @@ def _compile_variant(variant, prefix, errors):
 
 
 # Jinja comments are dropped, statements become HTML comments, expressions plain words.
-_JINJA_TAG = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.S)
+_JINJA_OPEN = re.compile(r"\{[#%{]")
+_JINJA_CLOSE = {"{#": "#}", "{%": "%}", "{{": "}}"}
 _PLACEHOLDER = re.compile(r"<!--flowstag(\d+)-->|flows(?:tag|var)(\d+)x")
 _MRML_PARSER = mrml.ParserOptions(include_loader=mrml.noop_loader())  # <mj-include> never reads files or URLs
 _MRML_RENDER = mrml.RenderOptions(disable_comments=False)  # our statement placeholders are comments
@@ -663,6 +707,25 @@ _HIDDEN = ("display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:
            "max-width:0px;opacity:0;overflow:hidden;mso-hide:all;")
 
 
+def _jinja_tags(source):
+    """(start, end) of every Jinja comment, statement and expression, left to right.
+
+    What ``{#.*?#}|{%.*?%}|{{.*?}}`` finds, in one pass: that regex rescans to the end
+    for every opener left unclosed, so 20,000 stray ``{{`` took 12 s. Here an opener
+    whose closer is nowhere after it means no later opener of its kind is closed either.
+    """
+    position, unclosed = 0, set()
+    while (opener := _JINJA_OPEN.search(source, position)) is not None:
+        kind = opener.group(0)
+        close = -1 if kind in unclosed else source.find(_JINJA_CLOSE[kind], opener.end())
+        if close < 0:
+            unclosed.add(kind)
+            position = opener.start() + 1
+            continue
+        yield opener.start(), close + 2
+        position = close + 2
+
+
 def _protect(source, *, statement="<!--flowstag{}-->"):
     """``source`` with Jinja tags replaced by placeholders, the tags, and the shifts for error positions.
 
@@ -670,8 +733,8 @@ def _protect(source, *, statement="<!--flowstag{}-->"):
     own; equal expressions share one word, so ``href="{{ url }}">{{ url }}`` stays equal.
     """
     tags, seen, shifts, parts, last = [], {}, [], [], 0
-    for match in _JINJA_TAG.finditer(source):
-        tag = match.group(0)
+    for start, end in _jinja_tags(source):
+        tag = source[start:end]
         if tag.startswith("{#"):
             placeholder = ""
         elif tag.startswith("{%"):
@@ -682,15 +745,100 @@ def _protect(source, *, statement="<!--flowstag{}-->"):
                 seen[tag] = len(tags)
                 tags.append(tag)
             placeholder = f"flowsvar{seen[tag]}x"
-        parts += [source[last:match.start()], placeholder]
-        shifts.append((match.start(), len(tag) - len(placeholder)))
-        last = match.end()
+        parts += [source[last:start], placeholder]
+        shifts.append((start, len(tag) - len(placeholder)))
+        last = end
     parts.append(source[last:])
     return "".join(parts), tags, shifts
 
 
 def _restore(text, tags):
     return _PLACEHOLDER.sub(lambda m: tags[int(m.group(1) or m.group(2))], text)
+
+
+# Any name the compiler could take for an element (it accepts "<_a>", "<:a>", "<é>"): counting too
+# much is harmless, missing one is not.
+_TAG_NAME = re.compile(r"<(/?)([^\s/>!?<\"'=][^\s/>\"'=]*)")
+_TAG_BODY = re.compile(r"[^>\"']*")
+
+
+def markup_problem(source: str) -> str:
+    """Why ``source`` (MJML or HTML) is too big for the native compilers, or "".
+
+    One pass over the text, never recursing: tags are counted and their nesting
+    tracked on a list (an end tag closes up to its opening tag, as the compiler
+    requires), quotes inside a tag are skipped so ``title="/>"`` cannot hide an
+    open tag, and comments (where Jinja statements wait) count for nothing.
+    """
+    if len(source) > MAX_SOURCE_CHARS:
+        return f"longer than {MAX_SOURCE_CHARS} characters"
+    open_tags, elements, position, end = [], 0, 0, len(source)
+    while (start := source.find("<", position)) >= 0:
+        if source.startswith("<!--", start):
+            close = source.find("-->", start + 4)
+            position = end if close < 0 else close + 3
+            continue
+        name = _TAG_NAME.match(source, start)
+        if name is None:  # "<!doctype", "<?xml", a stray "<": no element
+            position = start + 1
+            continue
+        position = name.end()
+        while True:  # to the tag's '>', stepping over quoted attribute values
+            position = _TAG_BODY.match(source, position).end()
+            if position >= end or source[position] == ">":
+                break
+            quote = source.find(source[position], position + 1)
+            position = end if quote < 0 else quote + 1
+        closing, tag = name.group(1), name.group(2).lower()
+        if closing:
+            if tag in open_tags:
+                del open_tags[len(open_tags) - 1 - open_tags[::-1].index(tag):]
+        else:
+            elements += 1
+            if elements > MAX_MJML_ELEMENTS:
+                return f"more than {MAX_MJML_ELEMENTS} elements; split the email or simplify it"
+            if tag not in _VOID and source[position - 1:position] != "/":  # any other open tag must be closed
+                open_tags.append(tag)
+                if len(open_tags) > MAX_MJML_DEPTH:
+                    return f"elements nested more than {MAX_MJML_DEPTH} deep (at a <{tag}>); flatten the layout"
+        position += 1
+    return ""
+
+
+_STACK_SIZE_LOCK = threading.Lock()  # threading.stack_size() is process-wide: set, start, restore
+
+
+def _on_native_stack(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` on a thread with ``NATIVE_STACK_BYTES`` of stack.
+
+    The markup bounds keep native recursion far below any stack, and this keeps
+    the margin the same whatever stack the host gives its request threads.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            outcome["error"] = exc
+
+    with _STACK_SIZE_LOCK:
+        previous = threading.stack_size(NATIVE_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=run, name="saleor-flows-mjml", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _compile_native(protected):
+    """MJML → HTML with inlined CSS: the only calls into native code, on a known stack."""
+    output = _run_mrml(protected)
+    return output, _INLINER.inline(output.content)
 
 
 def _run_mrml(source):
@@ -723,9 +871,12 @@ def _mrml_message(exc, protected, original, shifts):
 
 def _mjml_to_html(mjml_source, preheader, prefix, errors, *, check_result):
     protected, tags, shifts = _protect(mjml_source)
+    problem = markup_problem(protected)
+    if problem:
+        errors.append(f"{prefix}mjml: {problem}")
+        return None
     try:
-        output = _run_mrml(protected)
-        html = _INLINER.inline(output.content)
+        output, html = _on_native_stack(_compile_native, protected)
     except (OSError, ValueError) as exc:  # mrml raises OSError, css_inline InlineError (a ValueError)
         errors.append(f"{prefix}mjml: {_mrml_message(exc, protected, mjml_source, shifts)}")
         return None

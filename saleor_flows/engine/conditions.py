@@ -33,6 +33,8 @@ TYPES = {"string", "number", "datetime", "bool", "list", "any"}
 DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 MESSAGE_ACTIONS = ("sent", "opened", "clicked")
 MAX_DEPTH = 32  # deeper nesting is a mistake, and would risk RecursionError
+MAX_WINDOW = timedelta(days=36_525)  # a hundred years: windows (within_last, since…) are clamped, never overflow
+MAX_MIN_COUNT = 1_000_000
 
 _ORDERED = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 _SPAN_OPS = ("within_last", "older_than", "within_next")
@@ -144,6 +146,19 @@ def parse_duration(obj) -> timedelta:
         return timedelta(**obj)
     except OverflowError:
         raise ValueError(f"duration {_short(obj)} is too large") from None
+
+
+def bounded_duration(obj, limit: timedelta, *, negative: bool = False) -> timedelta:
+    """``parse_duration`` for what a merchant writes: at most ``limit`` long, and not negative unless allowed.
+
+    Raises ValueError with a message fit for a merchant.
+    """
+    span = parse_duration(obj)
+    if span < timedelta(0) and not negative:
+        raise ValueError("a duration must not be negative")
+    if abs(span) > limit:
+        raise ValueError(f"duration {_short(obj)} is longer than {limit.days} days")
+    return span
 
 
 def _kind(cond) -> tuple[str | None, str | None]:
@@ -309,10 +324,10 @@ def _expected(op, ftype) -> str:
 def _value_problems(op, ftype, value) -> list[tuple[str, str]]:
     if op in _SPAN_OPS:
         try:
-            span = parse_duration(value)
+            bounded_duration(value, MAX_WINDOW)
         except ValueError as exc:
             return [("value", str(exc))]
-        return [("value", "a duration must not be negative")] if span < timedelta(0) else []
+        return []
     if op in ("in", "not_in"):
         if not isinstance(value, list):
             return [("value", f"{op!r} needs a list, got {_short(value)}")]
@@ -333,10 +348,13 @@ def _since_problem(since) -> str | None:
     if since is None or since in ("entered", "triggered"):
         return None
     try:
-        if parse_duration(since) < timedelta(0):
-            return "a duration must not be negative"
+        parse_duration(since)
     except ValueError as exc:
         return f"expected 'entered', 'triggered', a duration like {{\"days\": 30}} or null: {exc}"
+    try:
+        bounded_duration(since, MAX_WINDOW)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -361,8 +379,9 @@ def _check_history(cond, path, errors, scope, depth):
     if problem := _since_problem(cond.get("since")):
         errors.append(f"{_at(path, 'since')}: {problem}")
     count = cond.get("min_count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        errors.append(f"{_at(path, 'min_count')}: expected a whole number of at least 1, got {_short(count)}")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_MIN_COUNT:
+        errors.append(f"{_at(path, 'min_count')}: expected a whole number from 1 to {MAX_MIN_COUNT}, "
+                      f"got {_short(count)}")
 
 
 # --- evaluation (run time) --------------------------------------------------

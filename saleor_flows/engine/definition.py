@@ -8,8 +8,10 @@ its email templates compiled to HTML, as an immutable ``FlowVersion``.
 
 import copy
 import functools
+import logging
+import math
 import re
-from datetime import date
+from datetime import date, timedelta
 
 from django.db import transaction
 
@@ -18,11 +20,20 @@ from ..channels import staff, webhook
 from ..channels.links import store_links
 from ..channels.templating import TemplateError, check_text_template, compile_email
 from ..models import Flow, FlowVersion
-from .conditions import parse_duration, validate_condition
+from .conditions import bounded_duration, validate_condition
 from .gate import HIGH_INTENT, ON_BLOCKED
 from .waits import WEEKDAYS
 
+logger = logging.getLogger(__name__)
+
+# Every number a definition holds is checked against a range (docs/flows.md, "Limits"): a value
+# that would overflow at run time (a date past year 9999, a float sum that is inf) never goes live.
 MAX_STEPS = 500
+MAX_OPTIONS = 100  # branches of a branch step, variants of a random split
+MAX_WAIT = timedelta(days=3660)  # about ten years: waits, timeouts, offsets, stale_after, re-entry periods
+MAX_SPLIT_WEIGHT = 1_000_000
+MAX_MIN_PER_VARIANT = 1_000_000
+FIRST_DATE, LAST_DATE = date(1970, 1, 1), date(2199, 12, 31)  # wait_date dates
 REENTRY_MODES = {"once", "always", "once_per_period", "single_active"}
 KINDS = {"marketing", "transactional"}
 
@@ -84,11 +95,20 @@ def successors(step: dict) -> list:
     return targets
 
 
-def _check_duration(value, where, errors):
+def _check_duration(value, where, errors, *, negative=False):
     try:
-        parse_duration(value)
+        bounded_duration(value, MAX_WAIT, negative=negative)
     except (ValueError, TypeError) as exc:
         errors.append(f"{where}: {exc}")
+
+
+def _in_range(value, low, high, *, whole=False, low_open=False) -> bool:
+    """A finite JSON number (never a boolean) within [low, high] (or (low, high] with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return (low < value if low_open else low <= value) and value <= high
 
 
 def _check_condition(cond, where, errors, *, allow_event=True):
@@ -136,7 +156,7 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
         if key not in step:
             errors.append(f"{where}.{key}: missing (use null to end the journey here)")
     for target in successors(step):
-        if target is not None and target not in steps:
+        if target is not None and (not isinstance(target, str) or target not in steps):
             errors.append(f"{where}: leads to unknown step {target!r}")
 
     if kind in ("wait_until", "wait_date") and step.get("time") is not None and not (
@@ -186,21 +206,22 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
             errors.append(f"{where}: give exactly one of 'date' or 'field'")
         if step.get("date"):
             try:
-                date.fromisoformat(str(step["date"]))
+                if not FIRST_DATE <= date.fromisoformat(str(step["date"])) <= LAST_DATE:
+                    errors.append(f"{where}.date: a date from {FIRST_DATE} to {LAST_DATE}")
             except ValueError:
-                errors.append(f"{where}.date: expected YYYY-MM-DD, got {step['date']!r}")
+                errors.append(f"{where}.date: expected YYYY-MM-DD, got {str(step['date'])[:40]!r}")
         if step.get("field"):
             # A date-only operator: rejects unknown fields and fields that are not dates.
             errors.extend(validate_condition({"field": str(step["field"]), "op": "within_next", "value": {"days": 0}},
                                              path=where))
         if step.get("offset") is not None:
-            _check_duration(step["offset"], f"{where}.offset", errors)
+            _check_duration(step["offset"], f"{where}.offset", errors, negative=True)
     elif kind == "split":
         _check_condition(step.get("condition"), f"{where}.condition", errors)
     elif kind == "branch":
         branches = step.get("branches")
-        if not isinstance(branches, list) or not branches:
-            errors.append(f"{where}.branches: a non-empty list of {{condition, next}}")
+        if not isinstance(branches, list) or not branches or len(branches) > MAX_OPTIONS:
+            errors.append(f"{where}.branches: a non-empty list of at most {MAX_OPTIONS} {{condition, next}}")
         else:
             for i, branch in enumerate(branches):
                 if not isinstance(branch, dict) or "next" not in branch:
@@ -211,16 +232,16 @@ def _check_step(step_id: str, step, steps: dict, errors: list):
             errors.append(f"{where}.else: missing (use null to end the journey here)")
     elif kind == "random_split":
         variants = step.get("variants")
-        if not isinstance(variants, list) or len(variants) < 2:
-            errors.append(f"{where}.variants: at least two {{name, weight, next}}")
+        if not isinstance(variants, list) or not 2 <= len(variants) <= MAX_OPTIONS:
+            errors.append(f"{where}.variants: from two to {MAX_OPTIONS} {{name, weight, next}}")
         else:
             names = [v.get("name") for v in variants if isinstance(v, dict)]
-            if len(set(names)) != len(variants) or not all(isinstance(n, str) and n for n in names):
+            if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(variants):
                 errors.append(f"{where}.variants: each variant needs a unique name")
             for i, variant in enumerate(variants):
                 weight = variant.get("weight") if isinstance(variant, dict) else None
-                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
-                    errors.append(f"{where}.variants[{i}].weight: a positive number")
+                if not _in_range(weight, 0, MAX_SPLIT_WEIGHT, low_open=True):
+                    errors.append(f"{where}.variants[{i}].weight: a positive number up to {MAX_SPLIT_WEIGHT}")
                 if isinstance(variant, dict) and "next" not in variant:
                     errors.append(f"{where}.variants[{i}].next: missing (use null to end the journey here)")
         _check_auto_winner(step.get("auto_winner"), f"{where}.auto_winner", errors)
@@ -266,40 +287,57 @@ def _check_auto_winner(rule, where, errors):
         return
     if "metric" in rule and rule["metric"] not in AUTO_WINNER_METRICS:
         errors.append(f"{where}.metric: one of {', '.join(sorted(AUTO_WINNER_METRICS))}")
-    minimum = rule.get("min_per_variant", 1)
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
-        errors.append(f"{where}.min_per_variant: a whole number of at least 1")
+    if not _in_range(rule.get("min_per_variant", 1), 1, MAX_MIN_PER_VARIANT, whole=True):
+        errors.append(f"{where}.min_per_variant: a whole number from 1 to {MAX_MIN_PER_VARIANT}")
     probability = rule.get("probability", 0.9)
     if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0.5 < probability < 1:
         errors.append(f"{where}.probability: a number between 0.5 and 1 (exclusive)")
 
 
 def _graph_errors(start, steps: dict) -> list[str]:
+    """Loops and unreachable steps, depth-first on a stack of its own: no chain meets Python's recursion limit."""
     errors = []
-    state: dict[str, str] = {}  # "visiting" / "done"
-
-    def visit(step_id, path):
-        # Iterative DFS would be longer; 500 steps is well inside Python's recursion limit.
-        state[step_id] = "visiting"
-        for target in successors(steps[step_id]):
-            if target is None or target not in steps:
-                continue
-            if state.get(target) == "visiting":
-                cycle = path[path.index(target):] + [target]
-                errors.append(f"steps.{step_id}: leads back to {target!r}, making a loop ({' -> '.join(cycle)})")
-            elif target not in state:
-                visit(target, path + [target])
-        state[step_id] = "done"
-
-    visit(start, [start])
+    state = {start: "visiting"}  # "visiting" while on the current path, then "done"
+    path, pending = [start], [iter(successors(steps[start]))]
+    while path:
+        step_id = path[-1]
+        target = next(pending[-1], _DONE)
+        if target is _DONE:
+            state[step_id] = "done"
+            path.pop()
+            pending.pop()
+        elif not isinstance(target, str) or target not in steps:
+            continue  # the end, or an unknown step (reported by the step's own check)
+        elif state.get(target) == "visiting":
+            cycle = path[path.index(target):] + [target]
+            errors.append(f"steps.{step_id}: leads back to {target!r}, making a loop ({' -> '.join(cycle)})")
+        elif target not in state:
+            state[target] = "visiting"
+            path.append(target)
+            pending.append(iter(successors(steps[target])))
     for step_id in steps:
         if step_id not in state:
             errors.append(f"steps.{step_id}: unreachable from the start step {start!r}")
     return errors
 
 
+_DONE = object()
+
+
 def validate_definition(definition) -> list[str]:
-    """Every problem of a draft, each naming where it is. Empty means publishable."""
+    """Every problem of a draft, each naming where it is. Empty means publishable.
+
+    Never raises: a draft that trips something unforeseen gets one error of its own,
+    so a stored draft cannot take the whole flow list (or the publish button) down.
+    """
+    try:
+        return _definition_problems(definition)
+    except Exception:  # noqa: BLE001 - reported against this draft; the traceback goes to the log
+        logger.exception("saleor-flows: validating a flow definition failed")
+        return ["definition: could not be checked (an internal error, logged); simplify the draft and try again"]
+
+
+def _definition_problems(definition) -> list[str]:
     if not isinstance(definition, dict):
         return ["definition: expected an object"]
     errors = []
@@ -312,11 +350,10 @@ def validate_definition(definition) -> list[str]:
     if not isinstance(reentry, dict) or reentry.get("mode") not in REENTRY_MODES:
         errors.append(f"reentry.mode: one of {', '.join(sorted(REENTRY_MODES))}")
     elif reentry["mode"] == "once_per_period":
-        days = reentry.get("days")
-        if isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0:
-            errors.append("reentry.days: a positive number of days")
+        if not _in_range(reentry.get("days"), 0, MAX_WAIT.days, low_open=True):
+            errors.append(f"reentry.days: a positive number of days, at most {MAX_WAIT.days}")
     holdout = definition.get("holdout_percent", 0)
-    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout <= 50:
+    if not _in_range(holdout, 0, 50):
         errors.append("holdout_percent: a number from 0 to 50 (the share of entrants kept out for comparison)")
     if definition.get("kind", "marketing") not in KINDS:
         errors.append(f"kind: one of {', '.join(sorted(KINDS))}")
@@ -328,14 +365,15 @@ def validate_definition(definition) -> list[str]:
     if not isinstance(steps, dict) or not steps:
         errors.append("steps: at least one step")
         return errors
-    if len(steps) > MAX_STEPS:
+    if len(steps) > MAX_STEPS:  # before anything walks or compiles them
         errors.append(f"steps: at most {MAX_STEPS} steps (got {len(steps)})")
+        return errors
     start = definition.get("start")
-    if start not in steps:
+    if not isinstance(start, str) or start not in steps:
         errors.append(f"start: {start!r} is not a step")
     for step_id, step in steps.items():
         _check_step(str(step_id), step, steps, errors)
-    if start in steps:
+    if isinstance(start, str) and start in steps:
         errors.extend(_graph_errors(start, steps))
     return errors
 

@@ -8,9 +8,11 @@ commit, in the same task (``process_event_and_continue``).
 
 import logging
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, transaction
 
 from .. import clock
@@ -126,6 +128,33 @@ def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
     return schedule_step(enrolment, definition["start"], now=now, contact=contact)
 
 
+@contextmanager
+def _isolated(contact, event: Event, **where):
+    """One flow's decision about this event (enrol, exit, wake a wait). If it raises (a bug, a
+    stored definition that overflows), the block is left, the failure is logged and recorded
+    against that flow in the contact's trail, and the event goes on to the other flows.
+
+    The database being away, or a broken setting, is no flow's fault: the event as a whole fails.
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError, ImproperlyConfigured):
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded against this flow, logged with its traceback
+        logger.exception("saleor-flows: a flow failed on event %s (%s): %s", event.pk, event.name, where)
+        trail.record(contact.pk, "flow_failed", event=event.name, event_id=event.pk,
+                     error=f"{type(exc).__name__}: {exc}"[:200], **where)
+
+
+def _wakes(execution, step: dict, contact, event: Event, now) -> bool:
+    """Whether this event is the one the waiting ``wait_event`` step awaits."""
+    if step.get("filter") and not evaluate(step["filter"], EvalContext(
+            contact=contact.as_context(), event=event.payload, now=now)).result:
+        return False
+    # Not about another order/checkout than the one this journey is for:
+    return correlated(step.get("correlate"), event.payload, execution.enrolment.trigger_event.payload)
+
+
 def _resume_waiting(contact, event: Event, now) -> list[int]:
     """Wake executions of this contact waiting for this event (``wait_event`` steps)."""
     woken = []
@@ -134,12 +163,12 @@ def _resume_waiting(contact, event: Event, now) -> list[int]:
         enrolment__contact=contact, enrolment__status=Enrolment.Status.ACTIVE,
     )
     for execution in waiting:
-        step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
-        if step.get("filter") and not evaluate(step["filter"], EvalContext(
-                contact=contact.as_context(), event=event.payload, now=now)).result:
+        wakes = False
+        with _isolated(contact, event, enrolment_id=execution.enrolment_id, step_id=execution.step_id):
+            step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
+            wakes = _wakes(execution, step, contact, event, now)
+        if not wakes:
             continue
-        if not correlated(step.get("correlate"), event.payload, execution.enrolment.trigger_event.payload):
-            continue  # about another order/checkout than the one this journey is for
         claimed = StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
             state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.pk},
         )
@@ -181,7 +210,9 @@ def process_event(event_id: int) -> list[int]:
 
         for enrolment in Enrolment.objects.select_related("trigger_event").filter(
                 contact=contact, status=Enrolment.Status.ACTIVE):
-            outcome = check_exit(enrolment, contact, now)
+            outcome = None
+            with _isolated(contact, event, enrolment_id=enrolment.pk):
+                outcome = check_exit(enrolment, contact, now)
             if outcome:
                 status, detail = outcome
                 finish_enrolment(enrolment, status, detail["reason"], now=now,
@@ -190,7 +221,9 @@ def process_event(event_id: int) -> list[int]:
         to_run = _resume_waiting(contact, event, now)
         for flow in Flow.objects.defer("definition").filter(
                 status=Flow.Status.LIVE, trigger_event=event.name, live_version__isnull=False):
-            first = _enrol(flow, event, contact, now)
+            first = None
+            with _isolated(contact, event, flow=flow.slug), transaction.atomic():  # a savepoint: all or nothing
+                first = _enrol(flow, event, contact, now)
             if first:
                 to_run.append(first)
         Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now, contact=contact)

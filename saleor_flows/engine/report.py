@@ -32,7 +32,7 @@ def graph_order(definition: dict) -> list[str]:
         step_id = queue.popleft()
         order.append(step_id)
         for target in successors(steps[step_id]):
-            if target in steps and target not in seen:
+            if isinstance(target, str) and target in steps and target not in seen:  # a draft may hold anything
                 seen.add(target)
                 queue.append(target)
     return order + [step_id for step_id in steps if step_id not in seen]

@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
@@ -133,12 +134,37 @@ def run_claimed(execution_ids):
                 # Not this journey's fault: stop, drop the dead connection, let the task try again.
                 drop_broken_connection()
                 raise Interrupted([next_id, *execution_ids[index + 1:]]) from exc
-            except Exception:
-                # A bug in one journey must not stop the others in this batch. The
-                # execution stays claimed and the sweep retries it after the lease.
+            except ImproperlyConfigured:
+                # A broken setting (the operator fixes it): the execution stays claimed and the
+                # sweep hands it out again after the lease, so nothing is lost.
                 logger.exception("saleor-flows: step execution %s failed", next_id)
                 next_id = None
+            except Exception as exc:
+                # A bug, or a stored definition that cannot run: retrying would fail the same way
+                # forever. The step fails with the reason and the journey ends; the batch goes on.
+                logger.exception("saleor-flows: step execution %s failed", next_id)
+                _fail_unexpectedly(next_id, exc)
+                next_id = None
             steps += 1
+
+
+def _fail_unexpectedly(execution_id: int, exc: Exception):
+    """A claimed execution whose step raised: failed (never left claimed), recorded in the trail, journey ended."""
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            execution = StepExecution.objects.select_related("enrolment").filter(pk=execution_id).first()
+            if execution is None or not StepExecution.objects.filter(
+                    pk=execution_id, state=State.CLAIMED).update(state=State.FAILED, finished_at=now,
+                                                                 result={"error": error, "unexpected": True}):
+                return  # it moved on meanwhile (e.g. to `sending`, which the sweep resolves)
+            trail.record(execution.enrolment.contact_id, "failed", enrolment_id=execution.enrolment_id,
+                         step_id=execution.step_id, error=error[:200])
+            finish_enrolment(execution.enrolment, Enrolment.Status.EXITED, "step_failed", now=now,
+                             step=execution.step_id)
+    except Exception:  # noqa: BLE001 - the lease then releases it, as before
+        logger.exception("saleor-flows: could not mark step execution %s failed", execution_id)
 
 
 def execute(execution_id: int) -> int | None:
