@@ -19,7 +19,7 @@ What must survive, and how (docs/retention.md has the full list):
 * **Attribution**: messages and message events younger than the attribution
   windows are never pruned, whatever the settings say.
 * **Conversions**: an enrolment is pruned only after its conversion window.
-* **Dedupe**: a pruned processed event leaves the SHA-256 digest of its dedupe
+* **Dedupe**: a pruned processed event leaves 16 bytes of the SHA-256 of its dedupe
   key (``PrunedEventKey``) for ``RETENTION_DEDUPE_DAYS``; processing a
   re-delivered copy dead-letters it as a duplicate instead of enrolling again.
 * **Re-entry**: a pruned enrolment leaves one ``PastEntry`` per (flow, contact)
@@ -45,8 +45,9 @@ LOCK_TIMEOUT = "5s"
 WINDOW_DIVISOR = {"enrolment": 10, "message": 2, "event": 1}
 
 
-def key_digest(dedupe_key: str) -> str:
-    return hashlib.sha256(dedupe_key.encode()).hexdigest()
+def key_digest(dedupe_key: str) -> bytes:
+    """What is kept of a pruned event's dedupe key: 128 bits of its SHA-256 (as the pruner computes it in SQL)."""
+    return hashlib.sha256(dedupe_key.encode()).digest()[:16]
 
 
 def pruned_duplicate(dedupe_key: str) -> str:
@@ -201,7 +202,7 @@ def _events(processed_cutoff, dead_cutoff, dedupe_cutoff):
             return {}, {}
         cursor.execute(f"""
             INSERT INTO {T}prunedeventkey (digest, received_at)
-            SELECT encode(sha256(convert_to(dedupe_key, 'UTF8')), 'hex'), received_at FROM {T}event
+            SELECT substring(sha256(convert_to(dedupe_key, 'UTF8')) FROM 1 FOR 16), received_at FROM {T}event
              WHERE id = ANY(%s) AND status = 'processed' AND dedupe_key NOT LIKE 'auto:%%'
                AND (%s::timestamptz IS NULL OR received_at >= %s::timestamptz)
             ON CONFLICT (digest) DO NOTHING""", [ids, dedupe_cutoff, dedupe_cutoff])

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
             name='PrunedEventKey',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('digest', models.CharField(max_length=64, unique=True)),
+                ('digest', models.BinaryField(max_length=16, unique=True)),
                 ('received_at', models.DateTimeField()),
             ],
         ),
