@@ -223,3 +223,14 @@ def test_flows_prune_command_prints_per_table(flows, capsys):
     out = capsys.readouterr().out
     assert "enrolment        deleted            1" in out and "message          deleted            2" in out
     assert not Contact.objects.filter(email="cmd@example.com", enrolments__isnull=False).exists()
+
+
+def test_the_nightly_task_is_on_the_beat_schedule_and_prunes(flows):
+    from saleor_flows import tasks
+
+    assert tasks.BEAT_SCHEDULE["saleor-flows-prune"]["task"] == "saleor_flows.prune" == tasks.prune.name
+    flows.flow(welcome(), slug="welcome")
+    sign_up(flows, "task@example.com")
+    clock.advance(timedelta(days=200))
+    result = tasks.prune()
+    assert result["deleted"]["enrolment"] == 1 and not Enrolment.objects.exists()
