@@ -80,6 +80,22 @@ DEFAULTS = {
     "CONVERSION_WINDOW_DAYS": 30,
     # Counting changes folded into the report's rollup per statement.
     "ROLLUP_BATCH_SIZE": 200000,
+    # Data lifecycle (engine/retention.py, docs/retention.md): days to keep each kind of row, pruned
+    # nightly in small batches. None keeps them forever. Consent changes and suppressions are never pruned.
+    "RETENTION_EVENT_DAYS": 90,  # processed events (payloads); pending events are never pruned
+    "RETENTION_DEAD_EVENT_DAYS": 180,  # dead-lettered events, kept longer so they can be replayed
+    # A pruned event's dedupe key is kept as a 64-character digest this long after the event was
+    # received: a re-delivery of it (host retries, a replayed webhook, a re-import) still counts as a duplicate.
+    "RETENTION_DEDUPE_DAYS": 365,
+    "RETENTION_TRAIL_DAYS": 180,  # why-trail rows, except those of journeys still running
+    # Finished enrolments with their step executions, trail and conversions (a compact PastEntry row
+    # per flow and contact keeps the re-entry rules exact). Versions with a holdout group keep theirs.
+    "RETENTION_ENROLMENT_DAYS": 180,
+    "RETENTION_MESSAGE_DAYS": 180,  # sent messages (no bodies are stored: see docs/retention.md)
+    "RETENTION_MESSAGE_EVENT_DAYS": 180,  # delivery and engagement events of messages
+    "RETENTION_SIMULATION_DAYS": 30,  # finished dry runs and their results
+    # Rows deleted per transaction (one short DELETE by primary-key range each).
+    "RETENTION_BATCH_SIZE": 5000,
     # Marketing only (transactional and staff messages bypass these; see engine/gate.py):
     # at most one marketing message per channel per this many hours (0/None: no cap),
     "FREQUENCY_CAP_HOURS": {"email": 16, "sms": 24},

@@ -579,3 +579,31 @@ class SaleorAppInstallation(models.Model):
     token_encrypted = models.TextField()
     registered_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+
+
+# --- data lifecycle (engine/retention.py explains what is pruned and what must stay) ---
+
+class PastEntry(models.Model):
+    """A contact entered this flow before, though its enrolment rows were pruned: re-entry rules stay exact.
+
+    One row per (flow, contact), written by the pruner as it deletes finished
+    enrolments; ``last_entered_at`` answers "once per period", its existence "once".
+    """
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="+", db_index=False)  # (flow, contact)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    last_entered_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flow", "contact"], name="flows_past_entry_once")]
+
+
+class PrunedEventKey(models.Model):
+    """The dedupe key of a pruned event, as 16 bytes of its SHA-256: a re-delivery of it is still a duplicate.
+
+    Kept ``RETENTION_DEDUPE_DAYS`` after the event was received (the host's
+    redelivery horizon); holds no personal data; about 70 bytes with its index.
+    """
+
+    digest = models.BinaryField(max_length=16, unique=True)
+    received_at = models.DateTimeField()

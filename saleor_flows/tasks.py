@@ -114,6 +114,16 @@ def rollup():
     return {"folded": result["folded"], "holdouts_ended": result["holdouts_ended"], "winners": len(result["winners"])}
 
 
+@shared_task(name="saleor_flows.prune", **TASK_OPTIONS)
+def prune():
+    """Delete what the retention settings let go, in small batches (engine/retention.py)."""
+    from .engine.retention import prune as run_prune
+
+    with allow_writer():
+        report = run_prune()
+    return {"folded": report.folded, "deleted": report.deleted, "transactions": report.transactions}
+
+
 # Add to the host's beat schedule (Saleor: see the plugin's README section).
 BEAT_SCHEDULE = {
     "saleor-flows-sweep": {"task": "saleor_flows.sweep", "schedule": 10.0},
@@ -123,4 +133,6 @@ BEAT_SCHEDULE = {
     "saleor-flows-predictions": {"task": "saleor_flows.refresh_predictions", "schedule": crontab(hour=3, minute=17)},
     # Reports are exact without it (they add what is not folded yet); it keeps that tail short.
     "saleor-flows-rollup": {"task": "saleor_flows.rollup", "schedule": 60.0},
+    # Nightly, off the hour: small batches, so it may run beside live traffic.
+    "saleor-flows-prune": {"task": "saleor_flows.prune", "schedule": crontab(hour=4, minute=41)},
 }

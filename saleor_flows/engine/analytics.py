@@ -131,6 +131,9 @@ def rollup() -> dict:
 def rebuild() -> int:
     """Recount everything from the tables (after restoring a backup, or for data from before 0007).
 
+    After pruning (engine/retention.py) the tables hold only the retained period: a rebuild
+    would then count only that, and the reports would lose what was pruned.
+
     One snapshot for the deletion and the replay: changes committed meanwhile
     keep their deltas and are not in the replay, so nothing counts twice.
     """

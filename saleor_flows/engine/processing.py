@@ -17,7 +17,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from .. import clock
 from ..events import valid_email
-from ..models import Enrolment, Event, Flow, StepExecution
+from ..models import Enrolment, Event, Flow, PastEntry, StepExecution
 from . import attribution, resolvers, trail
 from .conditions import EvalContext, correlated, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
@@ -25,6 +25,7 @@ from .criteria import check_exit
 from .definition import version_definition, version_number
 from .derived import derive
 from .history import DatabaseHistory
+from .retention import pruned_duplicate
 from .runner import finish_enrolment, run_claimed, schedule_step
 
 logger = logging.getLogger(__name__)
@@ -87,11 +88,14 @@ def reentry_reason(definition: dict, now, *, has_entered, has_active, entered_si
 
 
 def _reentry_blocked(flow: Flow, definition: dict, contact, now) -> str:
+    # Enrolments pruned by retention left a PastEntry behind (engine/retention.py): both count.
     previous = Enrolment.objects.filter(flow=flow, contact=contact)
+    pruned = PastEntry.objects.filter(flow=flow, contact=contact)
     return reentry_reason(
-        definition, now, has_entered=previous.exists,
+        definition, now, has_entered=lambda: previous.exists() or pruned.exists(),
         has_active=lambda: previous.filter(status=Enrolment.Status.ACTIVE).exists(),
-        entered_since=lambda since: previous.filter(entered_at__gt=since).exists())
+        entered_since=lambda since: (previous.filter(entered_at__gt=since).exists()
+                                     or pruned.filter(last_entered_at__gt=since).exists()))
 
 
 def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
@@ -185,8 +189,9 @@ def process_event(event_id: int) -> list[int]:
             pk=event_id, status=Event.Status.PENDING).first()
         if event is None:
             return []  # processed already, or another worker has it right now
-        problem = ""
-        if resolvers.needs_resolving(event.payload):
+        # A re-delivery of an event already processed and pruned (its key outlives it).
+        problem = pruned_duplicate(event.dedupe_key)
+        if not problem and resolvers.needs_resolving(event.payload):
             try:
                 resolvers.resolve(event)
             except resolvers.Unresolvable as exc:

@@ -8,7 +8,7 @@ class Command(BaseCommand):
         "Fold counted changes (sends, opens, clicks, exits, orders...) into the flow reports' daily "
         "rollup, end held-out enrolments whose window passed and let A/B splits pick their winners. "
         "The beat task saleor_flows.rollup does this every minute; reports are exact either way. "
-        "--rebuild recounts everything from the tables."
+        "--rebuild recounts everything from the tables (after pruning, only what is left: see docs/retention.md)."
     )
 
     def add_arguments(self, parser):
