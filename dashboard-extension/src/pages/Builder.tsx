@@ -3,7 +3,7 @@
  * definition (flowGraph.ts), kept in an undo stack; "Save draft" stores it (flowUpdate), "Publish"
  * validates and publishes (flowPublish) then moves people already in the flow as chosen.
  */
-import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Connection, type Edge, type Node, type NodeProps, type NodeChange, applyNodeChanges } from "@xyflow/react";
+import { Background, Controls, Handle, MiniMap, Position, ReactFlow, ReactFlowProvider, useReactFlow, type Connection, type Edge, type Node, type NodeProps, type NodeChange, applyNodeChanges } from "@xyflow/react";
 import { Box, Button, Text } from "@saleor/macaw-ui";
 import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { fieldErrors, gql, type FlowError } from "../api";
@@ -38,6 +38,16 @@ const StepNode = memo(function StepNode({ data, selected }: NodeProps<Node<StepN
   );
 });
 const NODE_TYPES = { step: StepNode };
+
+/** Re-fits the view when steps are added or removed (not when they are dragged), never zooming past 100 %. */
+function AutoFit({ count }: { count: number }) {
+  const { fitView } = useReactFlow();
+  useEffect(() => {
+    const frame = requestAnimationFrame(() => fitView({ maxZoom: 1, padding: 0.2 }));
+    return () => cancelAnimationFrame(frame);
+  }, [count, fitView]);
+  return null;
+}
 
 export function Builder({ flowId }: { flowId: string }) {
   const [flow, setFlow] = useState<FlowData | null>(null);
@@ -230,11 +240,14 @@ export function Builder({ flowId }: { flowId: string }) {
       </Box>
       <div className="flows-two">
         <div className="flows-canvas" data-testid="canvas">
+          <ReactFlowProvider>
           <ReactFlow nodes={nodes} edges={edges} nodeTypes={NODE_TYPES} onNodesChange={onNodesChange} onConnect={onConnect}
             onEdgesDelete={onEdgesDelete} onNodesDelete={onNodesDelete} onPaneClick={() => setSelected(null)}
-            onNodeClick={(_, n) => setSelected(n.id)} fitView minZoom={0.1} onlyRenderVisibleElements proOptions={{ hideAttribution: true }}>
+            onNodeClick={(_, n) => setSelected(n.id)} fitView fitViewOptions={{ maxZoom: 1 }} minZoom={0.1} onlyRenderVisibleElements proOptions={{ hideAttribution: true }}>
             <Background /><Controls /><MiniMap pannable zoomable />
+            <AutoFit count={nodes.length} />
           </ReactFlow>
+          </ReactFlowProvider>
         </div>
         <Card title={selectedStep ? `${STEP_TYPES[selectedStep.type] ?? selectedStep.type}: ${selected}` : "Flow"}>
           {selectedStep ? (

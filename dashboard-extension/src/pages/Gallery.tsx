@@ -108,7 +108,7 @@ function TemplateDetail({ slug }: { slug: string }) {
   const t = one.data.flowTemplate;
   const current = language ?? t.languages[0] ?? "en";
   const preview = t.previews[Math.min(previewIndex, t.previews.length - 1)];
-  const blocking = t.checks.filter((c) => c.severity === "error");
+  const blocking = t.checks.filter((c) => c.severity === "blocking");
   return (
     <Box display="flex" flexDirection="column" gap={4}>
       <PageHeader
@@ -124,7 +124,7 @@ function TemplateDetail({ slug }: { slug: string }) {
       <Card title="Before it goes live" data-testid="checks">
         {t.checks.length === 0 ? <Text color="success1">✓ All checks pass: the journey can send as configured.</Text> :
           t.checks.map((c, i) => (
-            <Text key={i} color={c.severity === "error" ? "critical1" : "default2"}>{c.severity === "error" ? "✗" : "!"} {c.message}</Text>
+            <Text key={i} color={c.severity === "blocking" ? "critical1" : "default2"}>{c.severity === "blocking" ? "✗" : "!"} {c.message}</Text>
           ))}
         {result?.errors.map((e, i) => <Text key={`e${i}`} role="alert" color="critical1">{e.message}</Text>)}
       </Card>

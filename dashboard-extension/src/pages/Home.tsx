@@ -76,7 +76,7 @@ function HomeBody({ data, locale }: { data: HomeData["dashboardHome"]; locale: s
           {attention.blockedFlows.map((blocked) => (
             <Box key={blocked.flow.id} display="flex" flexDirection="column" gap={1}>
               <a className="flows-link" href={href({ name: "builder", flowId: blocked.flow.id })}><Text fontWeight="bold">{blocked.flow.name}</Text></a>
-              {blocked.checks.map((check, i) => <Text key={i} size={2} color={check.severity === "error" ? "critical1" : "default2"}>{check.message}</Text>)}
+              {blocked.checks.map((check, i) => <Text key={i} size={2} color={check.severity === "blocking" ? "critical1" : "default2"}>{check.message}</Text>)}
             </Box>
           ))}
         </Card>

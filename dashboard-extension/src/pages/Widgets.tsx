@@ -1,10 +1,11 @@
 /**
  * The Dashboard's WIDGET extensions: CUSTOMER_DETAILS_WIDGETS and ORDER_DETAILS_WIDGETS. The Dashboard
- * passes the entity's id in the iframe URL (`customerId` / `orderId`); the contact is found by
- * Saleor user id, falling back to email when the Dashboard passes one.
+ * passes the entity's id in the iframe URL (`customerId` / `orderId`). The flows API knows contacts by
+ * email, so the customer widget asks Saleor's own API (AppBridge's `saleorApiUrl`, with the same
+ * token; the App holds MANAGE_USERS) for the customer's email first.
  */
 import { Box, Text } from "@saleor/macaw-ui";
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import { formatDate, formatMoney } from "../format";
 import { href, pageParam } from "../router";
 import { reportHeight, useSession } from "../session";
@@ -25,19 +26,23 @@ function useAutoHeight() {
 
 export function CustomerWidget() {
   const ref = useAutoHeight();
-  const customerId = pageParam("customerId") ?? pageParam("contactId");
-  const email = pageParam("email");
-  const found = useQuery<{ contacts: { edges: { node: { id: string } }[] } }>(
-    `query($search: String) { contacts(filter: { search: $search }, first: 1) { edges { node { id } } } }`,
-    { search: email || customerId }, Boolean(email || customerId));
-  const id = found.data?.contacts.edges[0]?.node.id;
-  const contact = useQuery<{ contact: any }>(`query($id: ID) { contact(id: $id) { ${CONTACT_FIELDS} } }`, { id }, Boolean(id));
+  const session = useSession();
+  const customerId = pageParam("customerId");
+  const [email, setEmail] = useState<string | null>(pageParam("email"));
+  const [lookupError, setLookupError] = useState("");
+  useEffect(() => {
+    if (email || !customerId || !session.token) return;
+    const saleorApiUrl = session.bridge?.getState().saleorApiUrl || pageParam("saleorApiUrl");
+    if (!saleorApiUrl) return setLookupError("The Dashboard did not say where Saleor's API is.");
+    customerEmail(saleorApiUrl, session.token, customerId).then(setEmail, (e: Error) => setLookupError(e.message));
+  }, [customerId, email, session]);
+  const contact = useQuery<{ contact: any }>(`query($email: String) { contact(email: $email) { ${CONTACT_FIELDS} } }`, { email }, Boolean(email));
   return (
     <Box ref={ref} padding={2} display="flex" flexDirection="column" gap={2}>
       {!customerId && !email && <EmptyState title="No customer given" />}
-      {(found.loading || contact.loading) && <Loading />}
-      {(found.error || contact.error) && <ErrorState message={(found.error || contact.error)!} />}
-      {found.data && !id && <Text color="default2">This customer has not been in any flow yet.</Text>}
+      {(contact.loading || (!email && customerId && !lookupError)) && <Loading />}
+      {(lookupError || contact.error) && <ErrorState message={(lookupError || contact.error)!} />}
+      {contact.data && !contact.data.contact && <Text color="default2">This customer has not been in any flow yet.</Text>}
       {contact.data?.contact && <ContactPanels contact={contact.data.contact} onChange={contact.reload} compact />}
     </Box>
   );
@@ -66,4 +71,17 @@ export function OrderWidget() {
       )}
     </Box>
   );
+}
+
+/** The customer's email from Saleor's API (`user(id)`), with the token the Dashboard gave the App. */
+export async function customerEmail(saleorApiUrl: string, token: string, customerId: string): Promise<string> {
+  const response = await fetch(saleorApiUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: "query($id: ID!) { user(id: $id) { email } }", variables: { id: customerId } }),
+  });
+  const body = await response.json().catch(() => ({}));
+  const email = body?.data?.user?.email;
+  if (!email) throw new Error(body?.errors?.[0]?.message ?? "Saleor did not return this customer's email.");
+  return email;
 }
