@@ -12,6 +12,7 @@ describe("formatting", () => {
     expect(formatRevenue([{ currency: "USD", amount: "3" }, { currency: "EUR", amount: "4" }], "en")).toBe("$3.00 · €4.00");
     expect(mergeRevenue([{ currency: "USD", amount: "1.10" }, { currency: "USD", amount: "2" }, { currency: "EUR", amount: "1" }]))
       .toEqual([{ currency: "USD", amount: "3.10" }, { currency: "EUR", amount: "1.00" }]);
+    expect(formatRevenue([], "en")).toBe("–");
     expect(formatPercent(0.1234)).toBe("12.3%");
     expect(formatPercent(null)).toBe("–");
   });

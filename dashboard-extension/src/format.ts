@@ -16,7 +16,7 @@ export function formatMoney(money: Money, locale = "en"): string {
 
 /** "€120.00 · $30.00": revenue per currency is never summed across currencies. */
 export function formatRevenue(revenue: Money[] | undefined, locale = "en"): string {
-  if (!revenue?.length) return formatMoney({ currency: "USD", amount: 0 }, locale).replace(/[^0-9.,\s]/g, "").trim() || "0";
+  if (!revenue?.length) return "–";
   return revenue.map((m) => formatMoney(m, locale)).join(" · ");
 }
 
