@@ -141,17 +141,37 @@ await step("builder", async () => {
   await add("split");       // the start
   await add("wait");        // on the split's "yes"
   await add("send_email");  // after the delay
+  // An email without a subject: publishing is refused and the problem shows on that step.
+  await app.locator("#f-subject").fill("");
+  await app.getByTestId("publish").click();
+  await app.getByTestId("publish-confirm").click();
+  await app.locator(".flow-node.invalid").first().waitFor();
+  seen.builder = { invalidStep: await app.locator(".flow-node.invalid").first().textContent(), stepErrors: await app.getByTestId("step-errors").innerText() };
+  await shot("builder-step-error-1280");
   await app.locator("#f-subject").fill("Thanks for being a regular");
   await app.getByRole("button", { name: "Flow settings" }).click();
   await app.locator("#flow-name").fill("Regulars (drawn in e2e)");
   await app.getByTestId("flow-node").nth(2).waitFor();
-  seen.builder = { nodes: await app.getByTestId("flow-node").count() };
+  seen.builder.nodes = await app.getByTestId("flow-node").count();
   await shot("builder-1280");
   await app.getByTestId("publish").click();
   await app.getByTestId("publish-confirm").click();
   await app.getByTestId("builder-notice").filter({ hasText: "Published version 1" }).waitFor({ timeout: 15000 });
   seen.builder.notice = await app.getByTestId("builder-notice").innerText();
   seen.builder.flowUrl = await page.frames().find((f) => f.parentFrame()).evaluate(() => location.hash);
+});
+
+await step("settings", async () => {
+  await open("#/settings");
+  await app.locator("[data-field='quietHours.email']").fill("after dinner");
+  await app.getByRole("button", { name: "Save" }).click();
+  const error = app.locator("#err-quietHours\\.email");
+  await error.waitFor();
+  seen.settings = { error: await error.innerText(), describedBy: await app.locator("[data-field='quietHours.email']").getAttribute("aria-describedby") };
+  await shot("settings-error-1280");
+  await app.locator("[data-field='quietHours.email']").fill("21:00-08:00");
+  await app.getByRole("button", { name: "Save" }).click();
+  await app.getByText(/^Saved/).waitFor();
 });
 
 await step("report", async () => {

@@ -59,7 +59,7 @@ function Shell() {
           <Box marginTop={4}><Button variant="tertiary" size="small" onClick={session.signOut}>Sign out</Button></Box>
         )}
       </Box>
-      <Box as="main" padding={{ mobile: 3, tablet: 4, desktop: 6 }} minWidth={0}>
+      <Box as="main" className="flows-main" minWidth={0}>
         <Page route={route} />
       </Box>
     </div>

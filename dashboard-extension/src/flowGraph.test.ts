@@ -91,11 +91,13 @@ describe("validation errors -> steps", () => {
       { path: "definition.steps.ab.variants", message: "Weights must be positive." },
       { path: "trigger.event", message: "Unknown event." },
       { path: null, message: "step 'bye': unreachable" },
+      { path: "steps.has_orders", message: "unreachable from the start step" },
       { path: "steps.gone.next", message: "Refers to a removed step." },
     ], cart);
-    expect(grouped.mail).toEqual(["A subject is required."]);
-    expect(grouped.ab).toEqual(["Weights must be positive."]);
+    expect(grouped.mail).toEqual(["subject: A subject is required."]);
+    expect(grouped.ab).toEqual(["variants: Weights must be positive."]);
     expect(grouped.bye).toEqual(["step 'bye': unreachable"]);
+    expect(grouped.has_orders).toEqual(["unreachable from the start step"]);
     expect(grouped[""]).toEqual(["Unknown event.", "Refers to a removed step."]);
   });
 });

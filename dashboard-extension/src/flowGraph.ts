@@ -277,14 +277,18 @@ export function errorsByStep(errors: { path?: string | null; message: string }[]
   for (const error of errors) {
     const path = error.path ?? "";
     let stepId = "";
-    const match = /^(?:definition\.)?steps\.([^.[\]]+)/.exec(path);
-    if (match && definition.steps[match[1]]) stepId = match[1];
+    let message = error.message;
+    const match = /^(?:definition\.)?steps\.([^.[\]]+)\.?(.*)$/.exec(path);
+    if (match && definition.steps[match[1]]) {
+      stepId = match[1];
+      if (match[2]) message = `${match[2]}: ${error.message}`; // "subject: required"
+    }
     else {
       // Messages that name a step ("step 'email_1': …") without a path.
       const named = /step ['"]?([A-Za-z0-9_-]+)['"]?/.exec(error.message);
       if (named && definition.steps[named[1]]) stepId = named[1];
     }
-    (grouped[stepId] ??= []).push(error.message);
+    (grouped[stepId] ??= []).push(stepId ? message : error.message);
   }
   return grouped;
 }

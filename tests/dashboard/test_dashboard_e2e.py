@@ -22,7 +22,7 @@ from django.core.cache import cache
 
 from saleor_flows.api import auth
 from saleor_flows.api.core import to_global_id
-from saleor_flows.models import Contact, Flow, Message
+from saleor_flows.models import Contact, Flow, FlowSettings, Message
 from tests.api.conftest import JwksServer, Tokens, jwk_of, new_key
 from tests.flowkit import chain, email, nxt
 
@@ -109,6 +109,14 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     mail = stored["steps"][delay["next"]]
     assert mail["type"] == "send_email" and mail["subject"] == "Thanks for being a regular" and mail["next"] is None
     assert seen["builder"]["nodes"] == 3
+    # Before that, the same flow with an empty subject was refused, the problem shown on the email step.
+    assert "subject" in seen["builder"]["stepErrors"] and "⚠" in seen["builder"]["invalidStep"]
+    assert drawn.versions.count() == 1
+
+    # Settings: the API's field error appears under the field it concerns; the corrected value is stored.
+    assert "HH:MM" in seen["settings"]["error"]
+    assert seen["settings"]["describedBy"] == "err-quietHours.email"
+    assert FlowSettings.objects.get().quiet_hours["email"] == "21:00-08:00"
 
     # Report: totals with the seeded numbers, four series per day, a funnel of six bars; no sideways scroll.
     assert "€" in seen["report"]["totals"]

@@ -85,6 +85,7 @@ export function Builder({ flowId }: { flowId: string }) {
   useEffect(() => { load(); }, [load]);
 
   const change = useCallback((next: Definition) => {
+    setProblems([]); // the API's problems were about the previous draft; saving re-checks
     setDefinition((current) => {
       if (current) setHistory((h) => [...h.slice(-99), current]);
       return next;

@@ -111,7 +111,7 @@ export function ContactPanels({ contact, onChange, compact = false }: { contact:
           <Table caption="Journeys" columns={["Flow", "Status", "Entered", "Now at", ""]}
             rows={contact.journeys.map((j: any) => [
               compact ? j.flow.name : <a className="flows-link" href={href({ name: "builder", flowId: j.flow.id })}>{j.flow.name}</a>,
-              <Badge tone={STATUS_TONE[j.status]}>{humanize(j.status.toLowerCase())}{j.exitReason ? `: ${j.exitReason}` : ""}</Badge>,
+              <Badge tone={STATUS_TONE[j.status]}>{humanize(j.status.toLowerCase())}{j.exitReason && j.exitReason !== j.status.toLowerCase() ? `: ${j.exitReason}` : ""}</Badge>,
               formatDate(j.enteredAt, locale), j.currentStep || "–",
               j.status === "ACTIVE" ? <Box display="flex" flexDirection="column" gap={1}>
                 <Button size="small" variant="secondary" onClick={() => exit(j.id)} aria-label={`Exit ${j.flow.name}`}>Exit flow</Button>

@@ -22,12 +22,13 @@ function Field({ label, children, error, id }: { label: string; children: ReactN
 
 /** A JSON field edited as text, applied when it parses. */
 function JsonField({ id, label, value, onChange }: { id: string; label: string; value: unknown; onChange: (v: unknown) => void }) {
-  const [text, setText] = useState(() => JSON.stringify(value ?? null, null, 2));
+  const [text, setText] = useState(() => (value == null ? "" : JSON.stringify(value, null, 2)));
   const [error, setError] = useState("");
   return (
     <Field id={id} label={label} error={error}>
       <textarea id={id} className="flows-textarea" rows={5} value={text} aria-invalid={Boolean(error)} onChange={(e) => {
         setText(e.target.value);
+        if (!e.target.value.trim()) { onChange(undefined); setError(""); return; }
         try { onChange(JSON.parse(e.target.value)); setError(""); } catch { setError("Not valid JSON yet."); }
       }} />
     </Field>
