@@ -158,6 +158,11 @@ await step("builder", async () => {
   await app.getByTestId("publish-confirm").click();
   await app.getByTestId("builder-notice").filter({ hasText: "Published version 1" }).waitFor({ timeout: 15000 });
   seen.builder.notice = await app.getByTestId("builder-notice").innerText();
+  // Try before publishing: replay the stored events through the draft, with a progress bar.
+  await app.getByRole("button", { name: "Simulate" }).click();
+  await app.getByRole("button", { name: "Run simulation" }).click();
+  await app.getByTestId("simulation").getByText(/entries by/).waitFor({ timeout: 20000 });
+  seen.builder.simulation = await app.getByTestId("simulation").innerText();
   seen.builder.flowUrl = await page.frames().find((f) => f.parentFrame()).evaluate(() => location.hash);
 });
 
@@ -200,6 +205,13 @@ await step("widget", async () => {
   await app.getByTestId("why-trail").waitFor();
   await shot("widget-customer");
   seen.widget = { text: (await app.getByTestId("why-trail").innerText()).slice(0, 200), bridge: await page.evaluate(() => window.bridgeLog) };
+});
+
+await step("orderWidget", async () => {
+  await open("#/widgets/order", `&orderId=${encodeURIComponent(config.orderId)}`);
+  await app.getByText(/Credited to/).waitFor();
+  seen.orderWidget = { text: await app.locator("body").innerText() };
+  await shot("widget-order");
 });
 
 await step("narrow", async () => {

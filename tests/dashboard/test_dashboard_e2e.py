@@ -80,7 +80,7 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     token = saleor_tokens.app("MANAGE_PLUGINS", "MANAGE_USERS")  # an App page token: thirdparty, Saleor's claims
     config = {"appUrl": f"{live_server.url}{PREFIX}app/", "token": token,
               "reportFlowId": to_global_id("Flow", report_flow.pk), "contactId": to_global_id("Contact", ann.pk),
-              "customerId": ann.user_id, "customerEmail": ann.email,
+              "customerId": ann.user_id, "customerEmail": ann.email, "orderId": "T3JkZXI60",
               "outDir": str(tmp_path), "screenshotsDir": str(SCREENSHOTS)}
     run = subprocess.run([node, "e2e/run.mjs"], cwd=EXTENSION, capture_output=True, text=True, timeout=240,
                          env={**os.environ, "E2E_CONFIG": json.dumps(config), "CHROMIUM": chromium})
@@ -127,5 +127,8 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     assert "Welcome aboard" in seen["contact"]["trail"] or "hello" in seen["contact"]["trail"]
     assert seen["saleorApi"] == {"asked": ann.user_id, "withToken": True}
     assert seen["widget"]["text"]
+    assert "Cart rescue (seeded)" in seen["orderWidget"]["text"] and "€40.00" in seen["orderWidget"]["text"]
+    assert "Simulation" in seen["builder"]["simulation"] and "entries by" in seen["builder"]["simulation"]
     assert seen["dark"]["theme"] == "dark"
+    assert seen["keyboard"]["focused"] in {"Flows", "Templates", "Contacts", "Settings"}
     assert seen["consoleErrors"] == []
