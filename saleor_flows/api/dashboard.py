@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import graphene
 from django.db.models import Count
+from graphql import GraphQLError
 
 from .. import clock, models
 from ..engine.analytics import flow_report
@@ -155,8 +156,6 @@ class Query(graphene.ObjectType):
     @staticmethod
     @permission_required(*FLOWS)
     def resolve_dashboard_home(root, info, days=30):
-        from graphql import GraphQLError
-
         if not 1 <= days <= MAX_DAYS:
             raise GraphQLError(f"`days` must be between 1 and {MAX_DAYS}.")
         return home(days)
