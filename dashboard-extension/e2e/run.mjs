@@ -4,7 +4,8 @@
 // (handshake with the token, theme, answers to the App's actions). tests/dashboard/ starts the
 // server, seeds the data, runs this with E2E_CONFIG (JSON) and checks the database afterwards.
 //
-// Config: {appUrl, token, reportFlowId, contactId, customerId, outDir, screenshotsDir}
+// Config: {appUrl, token, reportFlowId, contactId, customerId, customerEmail, orderId, outDir,
+// screenshotsDir, only?: [step names], reportRange?: "?since=…&until=…", shotPrefix?}
 // Prints one JSON line with what it saw; exits non-zero on the first failed step.
 import { chromium } from "playwright-core";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -75,9 +76,10 @@ async function open(hash, extra = "") {
 }
 async function shot(name) {
   await page.waitForTimeout(200);
-  await page.screenshot({ path: `${config.screenshotsDir}/${name}.png` });
+  await page.screenshot({ path: `${config.screenshotsDir}/${config.shotPrefix ?? ""}${name}.png` });
 }
 async function step(name, fn) {
+  if (config.only && !config.only.includes(name)) return;
   const started = Date.now();
   try {
     await fn();
@@ -180,7 +182,7 @@ await step("settings", async () => {
 });
 
 await step("report", async () => {
-  await open(`#/flows/${config.reportFlowId}/report`);
+  await open(`#/flows/${config.reportFlowId}/report${config.reportRange ?? ""}`);
   await app.getByTestId("report-totals").waitFor();
   await app.locator("[data-testid=chart-days] .recharts-line").first().waitFor();
   await app.locator("[data-testid=chart-funnel] .recharts-bar-rectangle").first().waitFor();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fieldErrors, apiUrl } from "./api";
-import { formatMoney, formatRevenue, formatPercent, isoDaysAgo, smsSegments } from "./format";
+import { fillDays, formatMoney, formatRevenue, formatPercent, isoDaysAgo, smsSegments } from "./format";
 import { parseRoute, href, pageParam } from "./router";
 import { settingsInput } from "./pages/Settings";
 import { funnelOf } from "./pages/Report";
@@ -28,6 +28,12 @@ describe("formatting", () => {
   it("date presets are inclusive ISO days", () => {
     expect(isoDaysAgo(0, new Date("2026-03-01T23:00:00Z"))).toBe("2026-03-01");
     expect(isoDaysAgo(29, new Date("2026-03-01T10:00:00Z"))).toBe("2026-01-31");
+  });
+
+  it("fills the quiet days of a range with zeros, keeping the days with data", () => {
+    const rows = fillDays([{ day: "2026-03-02", sent: 4 }], "2026-02-28", "2026-03-03", (day) => ({ day, sent: 0 }));
+    expect(rows).toEqual([{ day: "2026-02-28", sent: 0 }, { day: "2026-03-01", sent: 0 }, { day: "2026-03-02", sent: 4 }, { day: "2026-03-03", sent: 0 }]);
+    expect(fillDays([], "2026-01-01", "2030-01-01", (day) => ({ day }))).toHaveLength(400);
   });
 
   it("the funnel reads from entered to ordered", () => {

@@ -43,6 +43,21 @@ export function isoDaysAgo(days: number, today = new Date()): string {
   return date.toISOString().slice(0, 10);
 }
 
+/**
+ * One row per day from `since` to `until` (ISO dates, inclusive): the API lists only days with
+ * activity, a chart needs the quiet days as zeros. At most 400 days.
+ */
+export function fillDays<T extends { day: string }>(rows: T[], since: string | null, until: string | null, empty: (day: string) => T): T[] {
+  if (!since || !until) return rows;
+  const byDay = new Map(rows.map((r) => [r.day, r]));
+  const out: T[] = [];
+  for (let t = Date.parse(`${since}T00:00:00Z`), end = Date.parse(`${until}T00:00:00Z`); t <= end && out.length < 400; t += 864e5) {
+    const day = new Date(t).toISOString().slice(0, 10);
+    out.push(byDay.get(day) ?? empty(day));
+  }
+  return out;
+}
+
 /** The first amount of a money list as a number (charts plot one currency: the first the shop earns in). */
 export function firstAmount(revenue: Money[] | undefined): number {
   return revenue?.length ? Number(revenue[0].amount) : 0;

@@ -68,6 +68,14 @@ def seed_report_data(flows):
     return flow, Contact.objects.get(email="ann@example.com")
 
 
+def browse(node, chromium, config) -> dict:
+    """Run the browser script (dashboard-extension/e2e/run.mjs) and return what it saw."""
+    run = subprocess.run([node, "e2e/run.mjs"], cwd=EXTENSION, capture_output=True, text=True, timeout=240,
+                         env={**os.environ, "E2E_CONFIG": json.dumps(config), "CHROMIUM": chromium})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard(flows, transactional_db, live_server,
                                                                                  saleor_tokens, tmp_path):
     node = shutil.which("node")
@@ -82,10 +90,7 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
               "reportFlowId": to_global_id("Flow", report_flow.pk), "contactId": to_global_id("Contact", ann.pk),
               "customerId": ann.user_id, "customerEmail": ann.email, "orderId": "T3JkZXI60",
               "outDir": str(tmp_path), "screenshotsDir": str(SCREENSHOTS)}
-    run = subprocess.run([node, "e2e/run.mjs"], cwd=EXTENSION, capture_output=True, text=True, timeout=240,
-                         env={**os.environ, "E2E_CONFIG": json.dumps(config), "CHROMIUM": chromium})
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    seen = browse(node, chromium, config)
 
     # The handshake: the App said it is ready, the parent answered with the token, and the API accepted it.
     assert "notifyReady" in seen["home"]["bridge"]
@@ -132,3 +137,24 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     assert seen["dark"]["theme"] == "dark"
     assert seen["keyboard"]["focused"] in {"Flows", "Templates", "Contacts", "Settings"}
     assert seen["consoleErrors"] == []
+
+    # Later: a shopper abandons a checkout, gets the journey's first email, clicks and orders. The merchant
+    # opens the report of the journey turned on above and sees the send and the revenue in the charts.
+    flows.contact("dee@example.com", email_consent="subscribed", first_name="Dee")
+    flows.event("checkout_abandoned", email="dee@example.com",
+                payload={"token": "c-1", "total_gross_amount": "64.00", "currency": "EUR",
+                         "lines": [{"product_name": "Monospace Tee", "variant_name": "M", "quantity": 2,
+                                    "base_price": "32.00", "thumbnail": ""}]})
+    flows.advance(hours=1, minutes=5)
+    flows.sweep()
+    reminder = Message.objects.get(to="dee@example.com")
+    Message.objects.filter(pk=reminder.pk).update(opened_at=flows.now, clicked_at=flows.now)
+    flows.event("order_created", email="dee@example.com",
+                payload={"id": "T3JkZXI6OTk=", "total_gross_amount": "64.00", "currency": "EUR"})
+    today = flows.now.date()  # the range the merchant picks: yesterday and today (a line needs two days)
+    later = browse(node, chromium, {**config, "only": ["report"], "reportFlowId": to_global_id("Flow", turned_on.pk),
+                                    "reportRange": f"?since={today - timedelta(days=1)}&until={today}",
+                                    "shotPrefix": "abandoned-checkout-"})
+    assert "€64.00" in later["report"]["totals"]
+    assert later["report"]["totals"].split("\n")[-2].split("\t")[:3] == ["1", "0", "1"]  # entered, active, sent
+    assert later["report"]["lines"] == 4

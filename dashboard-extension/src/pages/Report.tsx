@@ -1,8 +1,8 @@
 import { Box, Button, Text } from "@saleor/macaw-ui";
 import { useState } from "react";
 import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
-import { firstAmount, formatMoney, formatNumber, formatPercent, humanize, isoDaysAgo } from "../format";
-import { href } from "../router";
+import { fillDays, firstAmount, formatMoney, formatNumber, formatPercent, humanize, isoDaysAgo } from "../format";
+import { href, pageParam } from "../router";
 import { useSession } from "../session";
 import { Card, EmptyState, ErrorState, Loading, PageHeader, Table, useQuery } from "../ui";
 
@@ -37,8 +37,9 @@ function moneyList(map: Record<string, string> | undefined) {
 
 export function Report({ flowId }: { flowId: string }) {
   const { locale } = useSession();
-  const [since, setSince] = useState(isoDaysAgo(29));
-  const [until, setUntil] = useState(isoDaysAgo(0));
+  // A link may carry its range: #/flows/<id>/report?since=2026-01-01&until=2026-01-31.
+  const [since, setSince] = useState(() => pageParam("since") || isoDaysAgo(29));
+  const [until, setUntil] = useState(() => pageParam("until") || isoDaysAgo(0));
   const [version, setVersion] = useState<number | null>(null);
   const rangeError = since && until && since > until ? "The start date must be on or before the end date." : "";
   const report = useQuery<{ flow: { name: string; status: string; versions: { number: number }[] } | null; flowReport: FlowReport; flowHoldoutReport: any }>(
@@ -68,15 +69,16 @@ export function Report({ flowId }: { flowId: string }) {
       {report.loading && <Loading />}
       {report.error && <ErrorState message={report.error} onRetry={report.reload} />}
       {report.data && !report.data.flow && <EmptyState title="This flow does not exist" />}
-      {report.data?.flow && <ReportBody flowId={flowId} report={report.data.flowReport} holdout={report.data.flowHoldoutReport} locale={locale} />}
+      {report.data?.flow && <ReportBody flowId={flowId} report={report.data.flowReport} holdout={report.data.flowHoldoutReport} locale={locale} since={since} until={until} />}
     </Box>
   );
 }
 
-function ReportBody({ flowId, report, holdout, locale }: { flowId: string; report: FlowReport; holdout: any; locale: string }) {
+function ReportBody({ flowId, report, holdout, locale, since, until }: { flowId: string; report: FlowReport; holdout: any; locale: string; since: string; until: string }) {
   const t = report.totals;
   const n = (v: number | undefined) => formatNumber(v ?? 0, locale);
-  const days = report.days.map((d) => ({ ...d, revenue: firstAmount(moneyList(d.revenue)) }));
+  const days = fillDays(report.days.map((d) => ({ ...d, revenue: firstAmount(moneyList(d.revenue)) })), since, until,
+    (day) => ({ day, revenue: 0, sent: 0, opened: 0, clicked: 0, orders: 0 }) as never);
   const currency = moneyList(t.revenue)[0]?.currency;
   if (!t.entered && !t.sent && !report.days.length) {
     return <EmptyState title="No data in this range yet"><Text color="default2">Numbers appear once contacts enter the flow.</Text></EmptyState>;
