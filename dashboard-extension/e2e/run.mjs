@@ -216,6 +216,17 @@ await step("orderWidget", async () => {
   await shot("widget-order");
 });
 
+if (config.exitEmail) await step("exit", async () => {
+  // Contacts: search, open one, exit them from the flow they are in.
+  await open("#/contacts");
+  await app.getByLabel("Search contacts").fill(config.exitEmail);
+  await app.getByRole("link", { name: config.exitEmail }).click();
+  await app.getByRole("button", { name: /^Exit / }).click();
+  await app.getByText(/^Exited/).first().waitFor();
+  seen.exit = { journeys: await app.locator("section", { hasText: "Journeys" }).first().innerText() };
+  await shot("contact-exited-1280");
+});
+
 await step("narrow", async () => {
   await page.setViewportSize({ width: 768, height: 1000 });
   await open("#/");

@@ -151,10 +151,23 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     Message.objects.filter(pk=reminder.pk).update(opened_at=flows.now, clicked_at=flows.now)
     flows.event("order_created", email="dee@example.com",
                 payload={"id": "T3JkZXI6OTk=", "total_gross_amount": "64.00", "currency": "EUR"})
+    flows.contact("eve@example.com", email_consent="subscribed", first_name="Eve")  # still waiting for her email
+    flows.event("checkout_abandoned", email="eve@example.com",
+                payload={"token": "c-2", "total_gross_amount": "12.00", "currency": "EUR",
+                         "lines": [{"product_name": "Cold Brew", "variant_name": "", "quantity": 1,
+                                    "base_price": "12.00", "thumbnail": ""}]})
+    assert flows.enrolments("eve@example.com")[0].status == "active"
     today = flows.now.date()  # the range the merchant picks: yesterday and today (a line needs two days)
-    later = browse(node, chromium, {**config, "only": ["report"], "reportFlowId": to_global_id("Flow", turned_on.pk),
+    later = browse(node, chromium, {**config, "only": ["report", "exit"], "exitEmail": "eve@example.com", "reportFlowId": to_global_id("Flow", turned_on.pk),
                                     "reportRange": f"?since={today - timedelta(days=1)}&until={today}",
                                     "shotPrefix": "abandoned-checkout-"})
     assert "€64.00" in later["report"]["totals"]
-    assert later["report"]["totals"].split("\n")[-2].split("\t")[:3] == ["1", "0", "1"]  # entered, active, sent
+    # entered (Dee and Eve), active (Eve, waiting for her first email), sent (Dee)
+    assert later["report"]["totals"].split("\n")[-2].split("\t")[:3] == ["2", "1", "1"]
     assert later["report"]["lines"] == 4
+    # …and exits Eve from the journey on her contact page: the API stored it, nothing more goes to her.
+    eve = flows.enrolments("eve@example.com")[0]
+    assert eve.status == "exited" and "Exited" in later["exit"]["journeys"]
+    flows.advance(hours=2)
+    flows.sweep()
+    assert not Message.objects.filter(to="eve@example.com").exists()
