@@ -132,6 +132,15 @@ await step("gallery", async () => {
   await shot("home-after-turn-on-1280");
 });
 
+await step("customize", async () => {
+  // "Customize first": the journey becomes a draft and opens in the builder.
+  await open("#/gallery/welcome");
+  await app.getByRole("button", { name: "Customize first" }).click();
+  await app.getByTestId("canvas").waitFor();
+  await app.getByTestId("flow-node").first().waitFor();
+  seen.customize = { nodes: await app.getByTestId("flow-node").count() };
+});
+
 await step("builder", async () => {
   await open("#/");
   await app.getByRole("button", { name: "New flow" }).click();

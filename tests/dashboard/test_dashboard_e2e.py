@@ -103,6 +103,11 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     turned_on = Flow.objects.get(definition__trigger__event="checkout_abandoned")
     assert turned_on.status == Flow.Status.LIVE and turned_on.live_version is not None
 
+    # "Customize first" made a draft of the welcome journey and opened it on the canvas.
+    draft = Flow.objects.get(definition__trigger__event="customer_created")
+    assert draft.status == Flow.Status.DRAFT and draft.live_version is None
+    assert seen["customize"]["nodes"] == len(draft.definition["steps"])
+
     # Builder: the drawn split → delay → email, published as version 1 with that definition.
     drawn = Flow.objects.get(name="Regulars (drawn in e2e)")
     assert drawn.status == Flow.Status.LIVE and drawn.live_version.number == 1
