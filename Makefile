@@ -17,9 +17,11 @@ $(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
 demo: $(STAMP)
 	$(PY) -m demo
 
-## The whole suite on real PostgreSQL, Redis and a Celery worker (started here if they are down).
+## The whole suite on real PostgreSQL, Redis and a Celery worker (started here if they are down),
+## with the Dashboard extension's vitest, build and Chromium tests (tests/dashboard/).
 test: $(STAMP)
 	scripts/ensure-services
+	scripts/ensure-dashboard-tools
 	$(PY) -m pytest
 
 ## Benchmarks for the docs/design.md targets; results go in docs/performance.md.

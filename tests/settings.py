@@ -21,6 +21,8 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The live server (tests/dashboard) wraps the app in a static-files handler, which needs a STATIC_URL.
+STATIC_URL = "/static/"
 ROOT_URLCONF = "tests.urls"
 EMAIL_BACKEND = os.environ.get("FLOWS_TEST_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 DEFAULT_FROM_EMAIL = "Test Shop <shop@example.com>"

@@ -1,9 +1,7 @@
 """The shipped Dashboard bundle is built from the current source (issue 9: no Node for shop admins, CI proves it).
 
-TO BE ENABLED AT MERGE: rename this file to tests/test_bundle_source.py once the Dashboard build output
-(saleor_flows/dashboard/static/, with build-info.json written by dashboard-extension/scripts/) and
-dashboard-extension/ are on the branch. It is not collected before (its name does not start with test_) so
-that it never counts as a skip, and never fails for a bundle that does not exist yet.
+Enabled now that dashboard-extension/ and its build output (saleor_flows/dashboard/static/, with
+build-info.json written by dashboard-extension/scripts/build-info.mjs) are on the branch.
 """
 
 from saleor_flows.dashboard import bundle
