@@ -127,6 +127,18 @@ DEFAULTS = {
     "API_JWKS_CACHE_SECONDS": 3600,
     # Origins (e.g. the dashboard App's) allowed to call the API from a browser.
     "API_ALLOWED_ORIGINS": [],
+    # Bounds on every GraphQL document, checked before it is validated or run (api/limits.py,
+    # docs/api.md): its size, tokens, operations, fields (aliases and fragments expanded), depth,
+    # and cost (about a millisecond of work per unit: expensive fields weigh more, a connection's
+    # `first` multiplies what is under it).
+    "API_QUERY_MAX_BYTES": 50_000,
+    "API_QUERY_MAX_TOKENS": 5_000,
+    "API_QUERY_MAX_OPERATIONS": 10,
+    "API_QUERY_MAX_FIELDS": 500,
+    "API_QUERY_MAX_DEPTH": 15,
+    "API_QUERY_MAX_COST": 5_000,
+    # Schema introspection (__schema, __type) for callers without a token; staff and Apps may always.
+    "API_INTROSPECTION_ANONYMOUS": False,
     # trackEvent calls allowed per client IP per minute.
     "TRACK_RATE_LIMIT_PER_MINUTE": 120,
     # Our open pixel and click redirect in marketing emails (docs/tracking.md). Turn off when the
