@@ -135,6 +135,9 @@ DEFAULTS = {
     "API_QUERY_MAX_TOKENS": 5_000,
     "API_QUERY_MAX_OPERATIONS": 10,
     "API_QUERY_MAX_FIELDS": 500,
+    # Fields answering under the same name in one selection (repeats, aliases, fragments): graphql-core
+    # compares them pairwise.
+    "API_QUERY_MAX_SAME_NAME_FIELDS": 25,
     "API_QUERY_MAX_DEPTH": 15,
     "API_QUERY_MAX_COST": 5_000,
     # Schema introspection (__schema, __type) for callers without a token; staff and Apps may always.

@@ -22,6 +22,7 @@ would expand exponentially is measured in time linear in its length.
 """
 
 import re
+from collections import Counter
 
 from graphql import parse
 from graphql.error import GraphQLSyntaxError
@@ -155,6 +156,8 @@ class Measure:
         self.measured: dict = {}  # fragment name → (fields, depth, cost)
         self.open: list = []  # fragments being measured: a cycle, and how deeply spreads nest
         self.max_depth = flows_setting("API_QUERY_MAX_DEPTH")
+        self.max_fields = flows_setting("API_QUERY_MAX_FIELDS")
+        self.max_same_name = flows_setting("API_QUERY_MAX_SAME_NAME_FIELDS")
 
     def check(self) -> None:
         max_operations = flows_setting("API_QUERY_MAX_OPERATIONS")
@@ -165,7 +168,7 @@ class Measure:
         for operation in self.operations:
             root = {"query": self.schema.get_query_type(),
                     "mutation": self.schema.get_mutation_type()}.get(operation.operation)
-            op_fields, op_depth, cost = self.selection_set(operation.selection_set, root)
+            op_fields, op_depth, cost, _ = self.selection_set(operation.selection_set, root)
             fields, depth = min(fields + op_fields, CEILING), max(depth, op_depth)
             if cost > max_cost:
                 raise QueryRefused("QueryTooExpensive", "API_QUERY_MAX_COST",
@@ -173,18 +176,18 @@ class Measure:
                                    "items (first), fewer aliases or fewer expensive fields (previews, reports…).")
         for name in set(self.fragments) - set(self.measured):  # unused fragments are validated too
             fields = min(fields + self.fragment(name)[0], CEILING)
-        for name, (_, fragment_depth, _) in self.measured.items():
+        for _, fragment_depth, _, _ in self.measured.values():
             depth = max(depth, fragment_depth)
-        max_fields = flows_setting("API_QUERY_MAX_FIELDS")
-        if fields > max_fields:
-            raise QueryRefused("TooManyFields", "API_QUERY_MAX_FIELDS",
-                               f"The query selects {_shown(fields)} fields (aliases and fragments expanded); "
-                               f"at most {max_fields}.")
+        if fields > self.max_fields:
+            raise _too_many_fields(fields)
         if depth > self.max_depth:
             raise _too_deep()
 
-    def selection_set(self, selection_set, parent_type) -> tuple[int, int, int]:
+    def selection_set(self, selection_set, parent_type) -> tuple[int, int, int, Counter]:
+        """Fields, depth and cost under a selection set, and how many fields answer under each name at its
+        level: graphql-core compares those pairwise (the quadratic part of validation)."""
         fields = depth = cost = 0
+        names = Counter()
         for selection in selection_set.selections:
             if isinstance(selection, ast.Field):
                 counts = self.field(selection, parent_type)
@@ -194,10 +197,19 @@ class Measure:
                                             self.schema.get_type(condition.name.value) if condition else parent_type)
             else:
                 counts = self.fragment(selection.name.value)
-            fields, depth, cost = fields + counts[0], max(depth, counts[1]), cost + counts[2]
-        return min(fields, CEILING), depth, min(cost, CEILING)
+            # A spread or inline fragment counts as one more: graphql-core compares fragments pairwise too.
+            fields += counts[0] + (0 if isinstance(selection, ast.Field) else 1)
+            depth, cost = max(depth, counts[1]), cost + counts[2]
+            names.update(counts[3])
+            if fields > self.max_fields:
+                raise _too_many_fields(fields)
+        if names and max(names.values()) > self.max_same_name:
+            name, count = names.most_common(1)[0]
+            raise QueryRefused("TooManySameNameFields", "API_QUERY_MAX_SAME_NAME_FIELDS",
+                               f"{count} fields answer as {name!r} in one selection; at most {self.max_same_name}.")
+        return min(fields, CEILING), depth, min(cost, CEILING), names
 
-    def field(self, field, parent_type) -> tuple[int, int, int]:
+    def field(self, field, parent_type) -> tuple[int, int, int, Counter]:
         name = field.name.value
         if name in INTROSPECTION_FIELDS and not self.introspection:
             raise QueryRefused("IntrospectionDisabled", "API_INTROSPECTION_ANONYMOUS",
@@ -205,11 +217,12 @@ class Measure:
         definition = getattr(parent_type, "fields", {}).get(name) if parent_type is not None else None
         key = f"{getattr(parent_type, 'name', '')}.{name}"
         weight = WEIGHTS.get(key, 0 if field.selection_set is None else 1)
+        answers_as = Counter([field.alias.value if field.alias else name])
         if field.selection_set is None:
-            return 1, 1, weight
+            return 1, 1, weight, answers_as
         child_type = get_named_type(definition.type) if definition is not None else None
-        fields, depth, cost = self.selection_set(field.selection_set, child_type)
-        return fields + 1, depth + 1, weight + self.multiplier(field, key) * cost
+        fields, depth, cost, _ = self.selection_set(field.selection_set, child_type)
+        return fields + 1, depth + 1, weight + self.multiplier(field, key) * cost, answers_as
 
     def multiplier(self, field, key: str) -> int:
         """How many items a list field returns at most: its ``first`` (up to MAX_PAGE), or its known size."""
@@ -223,12 +236,12 @@ class Measure:
                 return min(max(value, 1), MAX_PAGE) if isinstance(value, int) else MAX_PAGE
         return LIST_SIZES.get(key, 1)
 
-    def fragment(self, name: str) -> tuple[int, int, int]:
+    def fragment(self, name: str) -> tuple[int, int, int, Counter]:
         if name in self.measured:
             return self.measured[name]
         definition = self.fragments.get(name)
         if definition is None:
-            return 0, 0, 0  # validation reports the unknown fragment
+            return 0, 0, 0, Counter()  # validation reports the unknown fragment
         if name in self.open:
             raise QueryRefused("FragmentCycle", None,
                                f"Fragment {name} spreads itself (through {' → '.join(self.open)}).")
@@ -240,6 +253,12 @@ class Measure:
         self.open.pop()
         self.measured[name] = counts
         return counts
+
+
+def _too_many_fields(fields: int):
+    return QueryRefused("TooManyFields", "API_QUERY_MAX_FIELDS",
+                        f"The query selects {_shown(fields)} fields and fragments (aliases and fragments expanded); "
+                        f"at most {flows_setting('API_QUERY_MAX_FIELDS')}.")
 
 
 def _shown(number: int) -> str:
