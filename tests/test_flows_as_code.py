@@ -256,8 +256,9 @@ def test_yaml_aliases_are_refused_before_the_document_is_built():
         validate_flows(merge_key)
 
 
-@pytest.mark.parametrize("text", ["flows: " + "[" * 10_000 + "]" * 10_000, "{\"flows\": " + "[" * 100_000 + "]" * 100_000 + "}",
-                                  "{\"flows\": " + "[" * 60 + "]" * 60 + "}"])
+@pytest.mark.parametrize("text", ["flows: " + "[" * 10_000 + "]" * 10_000,
+                                  '{"flows": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  '{"flows": ' + "[" * 60 + "]" * 60 + "}"])
 def test_deeply_nested_documents_are_refused_with_a_reason(text):
     with pytest.raises(FlowsFileError) as caught:
         validate_flows(text, source="deep.yaml")

@@ -183,18 +183,24 @@ class Measure:
         if depth > self.max_depth:
             raise _too_deep()
 
-    def selection_set(self, selection_set, parent_type) -> tuple[int, int, int, Counter]:
+    def selection_set(self, selection_set, parent_type, level: int = 0) -> tuple[int, int, int, Counter]:
         """Fields, depth and cost under a selection set, and how many fields answer under each name at its
-        level: graphql-core compares those pairwise (the quadratic part of validation)."""
+        level: graphql-core compares those pairwise (the quadratic part of validation).
+
+        ``level`` is the depth inside the operation or fragment being measured: refusing as soon as it
+        passes the limit keeps this walk's recursion short (at most the limit per fragment in a chain)."""
+        if level > self.max_depth:
+            raise _too_deep()
         fields = depth = cost = 0
         names = Counter()
         for selection in selection_set.selections:
             if isinstance(selection, ast.Field):
-                counts = self.field(selection, parent_type)
+                counts = self.field(selection, parent_type, level)
             elif isinstance(selection, ast.InlineFragment):
                 condition = selection.type_condition
                 counts = self.selection_set(selection.selection_set,
-                                            self.schema.get_type(condition.name.value) if condition else parent_type)
+                                            self.schema.get_type(condition.name.value) if condition else parent_type,
+                                            level)
             else:
                 counts = self.fragment(selection.name.value)
             # A spread or inline fragment counts as one more: graphql-core compares fragments pairwise too.
@@ -209,7 +215,7 @@ class Measure:
                                f"{count} fields answer as {name!r} in one selection; at most {self.max_same_name}.")
         return min(fields, CEILING), depth, min(cost, CEILING), names
 
-    def field(self, field, parent_type) -> tuple[int, int, int, Counter]:
+    def field(self, field, parent_type, level: int) -> tuple[int, int, int, Counter]:
         name = field.name.value
         if name in INTROSPECTION_FIELDS and not self.introspection:
             raise QueryRefused("IntrospectionDisabled", "API_INTROSPECTION_ANONYMOUS",
@@ -221,7 +227,7 @@ class Measure:
         if field.selection_set is None:
             return 1, 1, weight, answers_as
         child_type = get_named_type(definition.type) if definition is not None else None
-        fields, depth, cost, _ = self.selection_set(field.selection_set, child_type)
+        fields, depth, cost, _ = self.selection_set(field.selection_set, child_type, level + 1)
         return fields + 1, depth + 1, weight + self.multiplier(field, key) * cost, answers_as
 
     def multiplier(self, field, key: str) -> int:

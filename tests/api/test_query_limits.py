@@ -89,6 +89,10 @@ def test_fragments_are_counted_expanded_and_cycles_refused(api, tokens):
 def test_deep_nesting_is_refused_before_the_parser_recurses(api):
     query = "{" + "a {" * 1000 + "b" + "}" * 1001
     refused(api.post(query), "QueryTooDeep", "API_QUERY_MAX_DEPTH")
+    # Each fragment under the bracket bound, but 15 of them in a chain nest 660 levels.
+    chain = [f"fragment F{i} on Query {{ " + "a { " * 44 + (f"...F{i + 1}" if i < 14 else "b") + " }" * 44 + " }"
+             for i in range(15)]
+    refused(api.post("{ ...F0 } " + " ".join(chain)), "QueryTooDeep", "API_QUERY_MAX_DEPTH")
 
 
 def test_deep_selections_are_refused_for_staff_too(api, tokens):
@@ -147,7 +151,8 @@ def test_introspection_is_refused_to_anonymous_callers_and_allowed_to_staff(api,
 def test_limits_come_from_settings(api, settings):
     query = "{ __typename a: __typename b: __typename }"
     assert api(query) == {"__typename": "Query", "a": "Query", "b": "Query"}
-    for name, value, code in [("API_QUERY_MAX_FIELDS", 2, "TooManyFields"), ("API_QUERY_MAX_TOKENS", 6, "TooManyTokens"),
+    for name, value, code in [("API_QUERY_MAX_FIELDS", 2, "TooManyFields"),
+                              ("API_QUERY_MAX_TOKENS", 6, "TooManyTokens"),
                               ("API_QUERY_MAX_BYTES", 20, "QueryTooLarge")]:
         settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, name: value}
         error = refused(api.post(query), code, name)
