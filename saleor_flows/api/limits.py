@@ -32,6 +32,7 @@ from graphql.type.definition import get_named_type
 from ..conf import flows_setting
 from ..journeys import JOURNEYS
 from .core import MAX_PAGE
+from .schema import schema
 
 # Cost units are roughly milliseconds of server work, about one database query each: object
 # fields cost 1, scalar fields 0, and these cost what their resolvers were measured to take on
@@ -146,14 +147,12 @@ class Measure:
     """Fields, depth and cost of a parsed document against the schema, fragments measured once each."""
 
     def __init__(self, document, variables: dict, *, introspection: bool):
-        from .schema import schema
-
         self.schema = schema
         self.variables = variables
         self.introspection = introspection
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, ast.FragmentDefinition)}
         self.operations = [d for d in document.definitions if isinstance(d, ast.OperationDefinition)]
-        self.measured: dict = {}  # fragment name → (fields, depth, cost)
+        self.measured: dict = {}  # fragment name → (fields, depth, cost, names), as selection_set returns
         self.open: list = []  # fragments being measured: a cycle, and how deeply spreads nest
         self.max_depth = flows_setting("API_QUERY_MAX_DEPTH")
         self.max_fields = flows_setting("API_QUERY_MAX_FIELDS")
