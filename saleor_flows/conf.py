@@ -172,6 +172,21 @@ DEFAULTS = {
     # Who may embed the App's pages in a frame (CSP frame-ancestors): "*" or a list of origins,
     # e.g. ["https://dashboard.shop.example"] when the Dashboard is self-hosted.
     "DASHBOARD_FRAME_ANCESTORS": "*",
+    # Bounds on every GraphQL document, checked before it is validated or run (api/limits.py,
+    # docs/api.md): its size, tokens, operations, fields (aliases and fragments expanded), depth,
+    # and cost (about a millisecond of work per unit: expensive fields weigh more, a connection's
+    # `first` multiplies what is under it).
+    "API_QUERY_MAX_BYTES": 50_000,
+    "API_QUERY_MAX_TOKENS": 5_000,
+    "API_QUERY_MAX_OPERATIONS": 10,
+    "API_QUERY_MAX_FIELDS": 500,
+    # Fields answering under the same name in one selection (repeats, aliases, fragments): graphql-core
+    # compares them pairwise.
+    "API_QUERY_MAX_SAME_NAME_FIELDS": 25,
+    "API_QUERY_MAX_DEPTH": 15,
+    "API_QUERY_MAX_COST": 5_000,
+    # Schema introspection (__schema, __type) for callers without a token; staff and Apps may always.
+    "API_INTROSPECTION_ANONYMOUS": False,
     # trackEvent calls allowed per client IP per minute.
     "TRACK_RATE_LIMIT_PER_MINUTE": 120,
     # Our open pixel and click redirect in marketing emails (docs/tracking.md). Turn off when the

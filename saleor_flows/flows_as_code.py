@@ -57,6 +57,8 @@ FORMATS = ("yaml", "json")
 TOP_ORDER = ["name", "description", "version", "trigger", "reentry", "kind", "exit", "goal", "start", "steps"]
 TRIGGER_ORDER = ["event", "filter"]
 CONDITION_FIRST = ["history", "field", "op", "value"]
+# How deeply lists and objects may nest in a document (a definition needs about ten levels).
+MAX_DOCUMENT_DEPTH = 50
 # Filled in by the engine at publish time: never part of what a merchant edits.
 DERIVED_STEP_KEYS = {"id", "compiled"}
 
@@ -189,6 +191,10 @@ def _yaml_dumper():
     import yaml
 
     class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data):
+            # A value used twice is written twice: imports refuse aliases (_yaml_loader).
+            return True
+
         def increase_indent(self, flow=False, indentless=False):
             # Lists indented under their key, as people write YAML by hand.
             return super().increase_indent(flow, False)
@@ -206,18 +212,66 @@ def _yaml_dumper():
 # --- reading and checking --------------------------------------------------------------
 
 def parse(text: str, *, source: str = "<text>") -> dict:
-    """A document from YAML or JSON text (JSON is valid YAML; it is read as JSON when it looks like it)."""
+    """A document from YAML or JSON text (JSON is valid YAML; it is read as JSON when it looks like it).
+
+    YAML aliases are refused and nesting is bounded while the document is built, so its size in
+    memory follows the size of the text (see ``_yaml_loader``)."""
     stripped = text.lstrip()
     try:
         if stripped.startswith("{"):
-            return json.loads(text)
+            document = json.loads(text)
+            if _deeper_than(document, MAX_DOCUMENT_DEPTH):
+                raise RecursionError
+            return document
         import yaml
 
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader without aliases
     except json.JSONDecodeError as exc:
         raise FlowsFileError([f"{source}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
+    except RecursionError:
+        raise FlowsFileError([f"{source}: nested deeper than {MAX_DOCUMENT_DEPTH} levels"]) from None
     except Exception as exc:  # yaml.YAMLError, with its own line and column
         raise FlowsFileError([f"{source}: not valid YAML: {exc}"]) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml_loader():
+    """PyYAML's SafeLoader, refusing aliases (``*name``, ``<<: *name``) and deep nesting as it composes.
+
+    Why: an alias makes the loader reuse a node, so a few hundred bytes of aliases of aliases
+    (a "billion laughs") become a document that every later step walks in full: 573 bytes took
+    60 s and 1.3 GB to import. Flows files never need them; exports never write them."""
+    import yaml
+    from yaml.composer import ComposerError
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise ComposerError(None, None, "aliases (*name) are not allowed in flows files: write the value out",
+                                    self.peek_event().start_mark)
+            if self.depth >= MAX_DOCUMENT_DEPTH:
+                raise RecursionError
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return Loader
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` levels (iterative: no recursion to run out of)."""
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def check_document(document, *, source: str = "<text>") -> list[dict]:

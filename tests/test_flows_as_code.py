@@ -229,3 +229,54 @@ def test_command_validate_fails_with_messages(tmp_path):
     with pytest.raises(CommandError):
         call_command("flows", "import", str(path))
     assert not Flow.objects.exists()
+
+
+# --- hostile documents (issue 11, item 9) -------------------------------------------------------
+
+def alias_bomb(levels: int = 8) -> str:
+    """A valid small flow whose description is a "billion laughs": 9 ** levels strings from ~600 bytes."""
+    lines = ["format: saleor-flows/1", "flows:", "  - slug: bomb", "    definition:",
+             "      trigger: {event: customer_created}", "      start: w",
+             "      steps: {w: {type: wait, duration: {days: 1}, next: null}}",
+             '      description: &x0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"      x{i}: &x{i} [" + ",".join([f"*x{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_are_refused_before_the_document_is_built():
+    bomb = alias_bomb()
+    assert len(bomb) < 700
+    with pytest.raises(FlowsFileError) as caught:
+        import_flows(bomb, source="bomb.yaml")
+    (message,) = caught.value.errors
+    assert message.startswith("bomb.yaml: not valid YAML: aliases (*name) are not allowed") and "line 9" in message
+    assert not Flow.objects.exists()
+    merge_key = SMALL_YAML.replace("  - slug: small\n", "  - slug: small\n    extra: &d {a: 1}\n    more: {<<: *d}\n")
+    with pytest.raises(FlowsFileError, match="aliases"):
+        validate_flows(merge_key)
+
+
+@pytest.mark.parametrize("text", ["flows: " + "[" * 10_000 + "]" * 10_000,
+                                  '{"flows": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  '{"flows": ' + "[" * 60 + "]" * 60 + "}"])
+def test_deeply_nested_documents_are_refused_with_a_reason(text):
+    with pytest.raises(FlowsFileError) as caught:
+        validate_flows(text, source="deep.yaml")
+    assert caught.value.errors == ["deep.yaml: nested deeper than 50 levels"]
+
+
+def test_exports_never_write_aliases():
+    from saleor_flows.flows_as_code import dump
+
+    shared = {"days": 1}
+    text = dump({"format": "saleor-flows/1", "a": shared, "b": shared})
+    assert "&" not in text and "*" not in text and text.count("days: 1") == 2
+
+
+def test_command_refuses_an_alias_bomb(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb())
+    for action in ("validate", "import"):
+        with pytest.raises(CommandError, match=r"bomb\.yaml: not valid YAML: aliases \(\*name\) are not allowed"):
+            call_command("flows", action, str(path))
+    assert not Flow.objects.exists()

@@ -17,6 +17,7 @@ from ..conf import flows_setting
 from ..web.untrusted import BadJson, read_json
 from .auth import AuthenticationError, authenticate
 from .core import PermissionDenied
+from .limits import QueryRefused, check_query
 from .schema import schema
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,10 @@ def _execute(request):
         return _error("Must provide a query string.", "BadRequest", 400)
     if not isinstance(variables, dict):
         return _error("Variables must be a JSON object.", "BadRequest", 400)
+    try:
+        check_query(query, variables, anonymous=request.principal.is_anonymous)
+    except QueryRefused as exc:
+        return JsonResponse({"errors": [exc.error()]}, status=400)
     try:
         result = schema.execute(query, variable_values=variables, operation_name=body.get("operationName"),
                                 context_value=request)

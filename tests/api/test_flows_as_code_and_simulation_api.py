@@ -79,3 +79,15 @@ def test_a_simulation_of_a_broken_draft_or_a_bad_window_is_refused(flows, api, t
     data = api(SIMULATE, {"id": _gid("Flow", good.pk), "days": 0}, token=token)["flowSimulate"]
     assert data["errors"] == [{"field": "days", "code": "INVALID", "message": "days: a whole number from 1 to 366"}]
     assert not Simulation.objects.exists()
+
+
+def test_an_alias_bomb_is_refused_with_a_reason(flows, api, tokens):
+    from tests.test_flows_as_code import SMALL_YAML, alias_bomb
+
+    token = tokens.staff("MANAGE_PLUGINS")
+    data = api(IMPORT, {"text": alias_bomb()}, token=token)["flowsImport"]
+    assert data["result"] is None and not Flow.objects.exists()
+    (error,) = data["errors"]
+    assert error["code"] == "INVALID_DEFINITION" and error["field"] == "text"
+    assert "aliases (*name) are not allowed" in error["message"]
+    assert api(IMPORT, {"text": SMALL_YAML}, token=token)["flowsImport"]["result"]["created"] == ["small"]
