@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 from ..conf import flows_setting
 from ..models import Message
+from .conditions import parse_duration
+from .waits import WEEKDAYS, contact_zone, next_matching_moment, parse_time_of_day
 
 HOURS_PER_WEEK = 7 * 24
 SHOP_SAMPLE = 20000  # the most recent engagements the shop's best hour is computed from
@@ -39,13 +41,10 @@ def hour_of_week(moment: datetime, zone: ZoneInfo) -> int:
     return local.weekday() * 24 + local.hour
 
 
-def _tally(rows, zone_of) -> Counter:
-    """rows: (opened_at, clicked_at, contact timezone name); clicks weigh two."""
-    from .waits import contact_zone
-
+def _tally(rows) -> Counter:
+    """rows: (opened_at, clicked_at, the contact's zone); clicks weigh two."""
     counts: Counter = Counter()
-    for opened_at, clicked_at, timezone_name in rows:
-        zone = zone_of(timezone_name) if zone_of else contact_zone({"timezone": timezone_name})
+    for opened_at, clicked_at, zone in rows:
         if opened_at:
             counts[hour_of_week(opened_at, zone)] += 1
         if clicked_at:
@@ -68,7 +67,7 @@ def _engagements(since: datetime):
 def contact_best_hour(contact_id: int, zone: ZoneInfo, *, now: datetime) -> int | None:
     since = now - timedelta(days=flows_setting("SEND_TIME_HISTORY_DAYS"))
     rows = _engagements(since).filter(contact_id=contact_id).values_list("opened_at", "clicked_at")
-    counts = _tally(((opened, clicked, None) for opened, clicked in rows), lambda _: zone)
+    counts = _tally((opened, clicked, zone) for opened, clicked in rows)
     return _best(counts, flows_setting("SEND_TIME_MIN_ENGAGEMENTS"))
 
 
@@ -80,23 +79,19 @@ def shop_best_hour(*, now: datetime) -> int | None:
         return _shop_cache["value"]
     rows = (_engagements(now - timedelta(days=days)).order_by("-created_at")
             .values_list("opened_at", "clicked_at", "contact__timezone")[:SHOP_SAMPLE])
-    value = _best(_tally(rows, None), 10 * flows_setting("SEND_TIME_MIN_ENGAGEMENTS"))
+    engagements = ((opened, clicked, contact_zone({"timezone": name})) for opened, clicked, name in rows)
+    value = _best(_tally(engagements), 10 * flows_setting("SEND_TIME_MIN_ENGAGEMENTS"))
     _shop_cache.update(at=monotonic_time.monotonic(), key=key, value=value)
     return value
 
 
 def next_hour_of_week(now: datetime, zone: ZoneInfo, hour: int) -> datetime:
     """The first moment at or after ``now`` that starts local hour-of-week ``hour``."""
-    from .waits import next_matching_moment, parse_time_of_day, WEEKDAYS
-
     return next_matching_moment(now, zone, parse_time_of_day(f"{hour % 24:02d}:00"), [WEEKDAYS[hour // 24]])
 
 
 def best_moment(step: dict, *, now: datetime, contact_id: int | None, zone: ZoneInfo) -> tuple[datetime, str]:
     """(when, why): the due time of a ``wait_best_time`` step and which rule chose it."""
-    from .conditions import parse_duration
-    from .waits import next_matching_moment, parse_time_of_day
-
     limit = now + parse_duration(step.get("within") or {"days": 7})
     for source, hour in (("contact", contact_best_hour(contact_id, zone, now=now) if contact_id else None),
                          ("shop", shop_best_hour(now=now))):
