@@ -60,7 +60,8 @@ def _noop_enqueue():
     """Patch the Celery task so that the on-commit enqueue does nothing."""
     from saleor_flows import tasks
 
-    return mock.patch.object(tasks, "process_event", types.SimpleNamespace(delay=lambda *args, **kwargs: None))
+    noop = types.SimpleNamespace(name="process_event", apply_async=lambda *args, **kwargs: None)
+    return mock.patch.object(tasks, "process_event", noop)  # dispatch.publish calls apply_async
 
 
 def record_events(start, count, *, prefix="c", timed=True, per_transaction=1):
