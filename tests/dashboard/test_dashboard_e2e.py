@@ -7,6 +7,10 @@ reads a report and a why-trail; this test then checks what the API stored.
 Needs Node (with `npm ci` done in dashboard-extension/) and Chromium at /usr/bin/chromium (or
 $CHROMIUM); `make test` installs both (scripts/ensure-dashboard-tools). Without them it fails,
 it does not skip.
+
+Screenshots of every page go to build/screenshots/ (git ignores build/), so a test run leaves the
+tree clean; `FLOWS_UPDATE_SCREENSHOTS=1` writes them to docs/screenshots/ instead, to refresh the
+pictures the README shows (then commit them).
 """
 
 import json
@@ -28,7 +32,14 @@ from tests.flowkit import chain, email, nxt
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "dashboard-extension"
-SCREENSHOTS = REPO / "docs" / "screenshots"
+PUBLISHED_SCREENSHOTS = REPO / "docs" / "screenshots"
+
+
+def screenshots_dir() -> Path:
+    """docs/screenshots/ only when asked (FLOWS_UPDATE_SCREENSHOTS=1); otherwise an ignored folder."""
+    if os.environ.get("FLOWS_UPDATE_SCREENSHOTS") == "1":
+        return PUBLISHED_SCREENSHOTS
+    return REPO / "build" / "screenshots"
 PREFIX = "/plugins/global/saleor.flows/"
 
 
@@ -89,7 +100,7 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     config = {"appUrl": f"{live_server.url}{PREFIX}app/", "token": token,
               "reportFlowId": to_global_id("Flow", report_flow.pk), "contactId": to_global_id("Contact", ann.pk),
               "customerId": ann.user_id, "customerEmail": ann.email, "orderId": "T3JkZXI60",
-              "outDir": str(tmp_path), "screenshotsDir": str(SCREENSHOTS)}
+              "outDir": str(tmp_path), "screenshotsDir": str(screenshots_dir())}
     seen = browse(node, chromium, config)
 
     # The handshake: the App said it is ready, the parent answered with the token, and the API accepted it.
