@@ -31,16 +31,21 @@ def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str 
     a conflicting row is left alone.
     """
     table = connection.ops.quote_name(model._meta.db_table)
-    json_columns = {field.column for field in model._meta.concrete_fields if field.get_internal_type() == "JSONField"}
+    fields = {field.column: field for field in model._meta.concrete_fields}
+    json_columns = {column for column, field in fields.items() if field.get_internal_type() == "JSONField"}
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
     columns = ", ".join(connection.ops.quote_name(column) for column in values)
     placeholders = ", ".join(f"%s{cast}" if column in json_columns else "%s" for column in values)
     action = f"DO UPDATE SET {update.format(table=table)}" if update else "DO NOTHING"
+    # Each value in the column's stored form, as the ORM would write it: on SQLite an aware datetime
+    # passed raw is stored as "…+00:00" text, which the ORM's "due_at <= now" compares wrongly.
+    params = [value if column in json_columns else fields[column].get_db_prep_save(value, connection)
+              for column, value in values.items()]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
             f" ON CONFLICT ({', '.join(conflict)}) {action} RETURNING id",
-            list(values.values()),
+            params,
         )
         row = cursor.fetchone()
     return row[0] if row else None
