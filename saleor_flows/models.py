@@ -260,6 +260,9 @@ class Message(models.Model):
     step_id = models.CharField(max_length=100, blank=True, default="")
     channel = models.CharField(max_length=8, choices=Channel.choices)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MARKETING)
+    # Marketing only: the consent rule that let it out (engine/consent.marketing_basis: consent,
+    # soft_opt_in, opt_out), counted by the reports; "" for other kinds and for sends before 0012.
+    basis = models.CharField(max_length=16, blank=True, default="")
     is_test = models.BooleanField(default=False)  # a test send: never in analytics
     to = models.CharField(max_length=254)
     subject = models.CharField(max_length=255, blank=True, default="")
