@@ -429,6 +429,8 @@ def _deliver(execution, step, *, now, contact):
         message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
         message.kind, message.segments = kind, outgoing.segments
         message.basis = basis
+        message.high_intent = kind == "marketing" and gate.step_option(
+            step, definition, "frequency_cap", True) == gate.HIGH_INTENT
         # Taken under the contact's lock: the moment the decision to send was made
         # (what the frequency cap counts from, and what an unsubscribe is compared with).
         message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()

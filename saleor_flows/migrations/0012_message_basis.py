@@ -1,5 +1,5 @@
-"""Each marketing message records the consent rule that let it out (``basis``); the message
-trigger counts ``sent`` by basis.
+"""Each marketing message records the consent rule that let it out (``basis``) and whether it went
+out under the high-intent cap (``high_intent``); the message trigger counts ``sent`` by basis.
 
 The trigger is 0009's with one change: the ``sent`` delta's ``reason`` is the basis (``unknown``
 for a marketing message without one, "" for other kinds), so the flow report can say how many
@@ -43,10 +43,21 @@ SENT_BY_BASIS = message_trigger(
     "CASE WHEN NEW.kind = 'marketing' THEN coalesce(nullif(NEW.basis, ''), 'unknown') ELSE '' END")
 SENT_WITHOUT_REASON = message_trigger("''")
 
+# Reminders of the last week (older ones are outside any cap), by their step's "frequency_cap", else
+# their flow's, in any published version: the high-intent cap counts them right after the upgrade.
+BACKFILL_HIGH_INTENT = """
+UPDATE saleor_flows_message m SET high_intent = true
+ WHERE m.kind = 'marketing' AND m.created_at > now() - interval '7 days' AND EXISTS (
+       SELECT 1 FROM saleor_flows_flowversion v WHERE v.flow_id = m.flow_id
+          AND coalesce(v.definition -> 'steps' -> m.step_id ->> 'frequency_cap',
+                       v.definition ->> 'frequency_cap') = 'high_intent')
+"""
+
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":  # the triggers exist on PostgreSQL only (0009)
         schema_editor.execute(SENT_BY_BASIS)
+        schema_editor.execute(BACKFILL_HIGH_INTENT)
 
 
 def backwards(apps, schema_editor):
@@ -65,6 +76,11 @@ class Migration(migrations.Migration):
             model_name='message',
             name='basis',
             field=models.CharField(blank=True, default='', max_length=16),
+        ),
+        migrations.AddField(
+            model_name='message',
+            name='high_intent',
+            field=models.BooleanField(default=False),
         ),
         migrations.RunPython(forwards, backwards),
     ]
