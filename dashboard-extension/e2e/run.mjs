@@ -196,6 +196,7 @@ await step("report", async () => {
     totals: await app.getByTestId("report-totals").innerText(),
     lines: await app.locator("[data-testid=chart-days] .recharts-line").count(),
     funnelBars: await app.locator("[data-testid=chart-funnel] .recharts-bar-rectangle").count(),
+    basis: await app.getByTestId("sent-by-basis").innerText(),
     wide: await noHorizontalOverflow(),
   };
   await shot("report-1280");

@@ -142,6 +142,9 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     # Report: totals with the seeded numbers, four series per day, a funnel of six bars; no sideways scroll.
     assert "€" in seen["report"]["totals"]
     assert seen["report"]["lines"] == 4 and seen["report"]["funnelBars"] >= 5
+    # Every seeded send went to a subscriber: all of them under consent (issue 13 item 6).
+    sent = Message.objects.filter(flow=report_flow, status="sent").count()
+    assert seen["report"]["basis"] == f"Marketing messages sent under: consent (subscribed) {sent}" and sent == 6
     assert seen["narrow"]["home"] is True and seen["narrow"]["report"] is True
 
     # Contact page and the customer widget (found by the Saleor customer id the Dashboard passes, with the
