@@ -234,3 +234,38 @@ def test_the_nightly_task_is_on_the_beat_schedule_and_prunes(flows):
     clock.advance(timedelta(days=200))
     result = tasks.prune()
     assert result["deleted"]["enrolment"] == 1 and not Enrolment.objects.exists()
+
+
+def test_spent_checkout_timers_and_sent_stock_alerts_go_and_live_ones_stay(flows):
+    from saleor_flows.models import IdleTimer, StockAlert
+
+    flows.contact("cart@example.com", email_consent="subscribed")
+    lines = [{"product_name": "Tee", "quantity": 1, "base_price": "20.00", "currency": "EUR"}]
+
+    def activity(token, **extra):
+        flows.event("checkout_updated", email="cart@example.com",
+                    payload={"token": token, "email": "cart@example.com", "lines": lines, **extra})
+
+    activity("fired")
+    activity("cancelled")
+    flows.event("order_created", email="cart@example.com", payload={"checkout_token": "cancelled", **ORDER})
+    flows.advance(hours=2)  # "fired" goes quiet and fires
+    flows.event("back_in_stock_requested", email="cart@example.com", payload={"variant_id": "sent"})
+    StockAlert.objects.filter(variant_id="sent").update(notified_at=flows.now)
+    flows.event("back_in_stock_requested", email="cart@example.com", payload={"variant_id": "open"})
+    flows.travel_to(flows.now + timedelta(days=200))
+    activity("waiting")  # the one live timer (young), next to a live alert that is old but not sent
+    IdleTimer.objects.filter(key="checkout:waiting").update(last_activity_at=flows.now - timedelta(days=200))
+    assert dict(IdleTimer.objects.values_list("key", "state")) == {
+        "checkout:fired": "fired", "checkout:cancelled": "cancelled", "checkout:waiting": "waiting"}
+
+    report = prune()
+
+    assert report.deleted["idletimer"] == 2 and report.deleted["stockalert"] == 1
+    assert list(IdleTimer.objects.values_list("key", "state")) == [("checkout:waiting", "waiting")]
+    assert list(StockAlert.objects.values_list("variant_id", flat=True)) == ["open"]
+    # The pruned checkout comes back to life: a new activity arms a fresh timer that fires once.
+    activity("fired", updated="again")
+    flows.advance(hours=2)
+    (fired,) = Event.objects.filter(name="checkout_abandoned", payload__token="fired")  # the old one is pruned
+    assert fired.payload["updated"] == "again" and IdleTimer.objects.get(key="checkout:fired").state == "fired"

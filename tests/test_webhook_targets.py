@@ -208,6 +208,25 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_deadline(flows, l
     assert elapsed < 5  # one deadline for the whole request, not one per byte
 
 
+def test_a_name_server_that_never_answers_is_cut_off_at_the_same_deadline(flows, monkeypatch, settings):
+    # getaddrinfo has no timeout of its own; a resolver stuck on a dead name server must not hold the worker.
+    released = threading.Event()
+
+    def stuck(host, port):
+        released.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(webhook, "resolve", stuck)
+    allow(settings, WEBHOOK_TIMEOUT_SECONDS=1, WEBHOOK_MAX_ATTEMPTS=1)
+    flows.flow(hook_flow(f"http://{NAME}/"))
+    started = time.monotonic()
+    flows.event("go", email="jane@example.com")
+    elapsed = time.monotonic() - started
+    released.set()
+    assert trail_errors() == ["timeout"]
+    assert elapsed < 5
+
+
 # --- the address check itself (no connection is made) ---------------------------------------
 
 INTERNAL_URLS = [

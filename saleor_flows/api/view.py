@@ -23,6 +23,9 @@ from .schema import schema
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
+# A document that passes every limit can still fail validation many times over (1,200 unused
+# variables gave a 180 KB answer): the first errors say what is wrong, the rest only weigh.
+MAX_LISTED_ERRORS = 20
 
 
 def _cors(request, response):
@@ -35,6 +38,15 @@ def _cors(request, response):
         response["Access-Control-Max-Age"] = "86400"
         response["Vary"] = "Origin"
     return response
+
+
+def _listed_errors(errors: list) -> list[dict]:
+    """The first MAX_LISTED_ERRORS errors, then one that says how many more there were."""
+    listed = [format_error(err) for err in errors[:MAX_LISTED_ERRORS]]
+    if len(errors) > MAX_LISTED_ERRORS:
+        listed.append({"message": f"{len(errors) - MAX_LISTED_ERRORS} more errors not listed.",
+                       "extensions": {"exception": {"code": "TooManyErrors"}}})
+    return listed
 
 
 def _error(message: str, code: str, status: int):
@@ -108,7 +120,7 @@ def _execute(request):
         return _error(str(exc), "GraphQLError", 400)
     payload = {"data": result.data}
     if result.errors:
-        payload["errors"] = [format_error(err) for err in result.errors]
+        payload["errors"] = _listed_errors(result.errors)
     # 400 for a document that does not parse or validate; resolver errors (PermissionDenied…) are 200, as in Saleor.
     status = 400 if getattr(result, "invalid", False) else 200
     return JsonResponse(payload, status=status)

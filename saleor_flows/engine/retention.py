@@ -24,7 +24,8 @@ What must survive, and how (docs/retention.md has the full list):
   re-delivered copy dead-letters it as a duplicate instead of enrolling again.
 * **Re-entry**: a pruned enrolment leaves one ``PastEntry`` per (flow, contact)
   with the latest entry time, which "once" and "once per period" consult.
-* Pending events, running journeys, consent changes and suppressions are never pruned.
+* Pending events, running journeys, waiting idle timers, open stock alerts, consent changes and
+  suppressions are never pruned.
 """
 
 import hashlib
@@ -250,4 +251,12 @@ def prune(*, dry_run: bool = False, now=None) -> PruneReport:
     latest = max((c for c in (processed, dead) if c is not None), default=None)
     _in_batches(report, "event", "received_at", latest, _events(processed, dead, dedupe))
     _in_batches(report, "prunedeventkey", "received_at", dedupe, _simple("prunedeventkey", "received_at", dedupe))
+    # Derived-event state that is spent: a checkout timer that fired or was cancelled (one row per
+    # checkout that ever had lines), a stock alert already sent. A late copy of the activity that armed
+    # a timer is a duplicate event, so nothing re-arms it; a new activity arms a fresh one as before.
+    # Waiting timers and open alerts are never pruned.
+    _in_batches(report, "idletimer", "last_activity_at", processed,
+                _simple("idletimer", "last_activity_at", processed, "state IN ('fired', 'cancelled')"))
+    _in_batches(report, "stockalert", "created_at", processed,
+                _simple("stockalert", "created_at", processed, "notified_at IS NOT NULL"))
     return report

@@ -176,3 +176,17 @@ def test_odd_text_in_a_query_is_a_clear_refusal_or_a_syntax_error_never_a_500(ap
     assert response.status_code in (200, 400) and response.json()["errors"]
     response = api.post("{ flows(first: 5) { ")
     assert response.status_code == 400 and "Syntax Error" in response.json()["errors"][0]["message"]
+
+
+def test_a_document_with_many_validation_errors_gets_a_short_answer(api):
+    # 1,200 unused variables pass every size limit but fail validation once each: the answer lists
+    # the first 20 and says how many more there were, instead of 180 KB of repeated messages.
+    variables = " ".join(f"$v{i}: Int" for i in range(1200))
+    response = api.post(f"query Q({variables}) {{ __typename }}")
+    body = response.json()
+    assert response.status_code == 400, body
+    assert len(body["errors"]) == 21
+    assert all("$v" in error["message"] for error in body["errors"][:20])
+    assert body["errors"][-1] == {"message": "1180 more errors not listed.",
+                                  "extensions": {"exception": {"code": "TooManyErrors"}}}
+    assert len(response.content) < 10_000
