@@ -6,7 +6,10 @@ Without configuration it needs nothing but this package: a fresh SQLite file
 (``saleor-flows-demo.sqlite3`` in the temporary folder, ``DEMO_SQLITE`` to move it) and the engine running inline in this process. With
 ``DATABASE_URL=postgres://…`` it uses PostgreSQL; with
 ``CELERY_BROKER_URL=redis://…`` the work goes through Redis to a real Celery
-worker, started here in a thread so it shares the simulated clock.
+worker, started here in a thread so it shares the simulated clock. The same
+seed gives the same month in every mode (the main thread waits for the worker
+before it moves the clock on); only emails sent in the same sweep may be
+numbered in another order in the outbox.
 """
 
 import argparse

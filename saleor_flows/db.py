@@ -6,6 +6,8 @@ written in a single statement whose unique key turns a repeat into nothing
 SQLite (3.35+) both speak this syntax.
 """
 
+import functools
+
 from django.db import InterfaceError, OperationalError, connection
 
 # What a lost connection raises (a PostgreSQL restart, a network cut): worth another try, unlike a bug.
@@ -23,6 +25,14 @@ def drop_broken_connection():
         connection.close()
 
 
+@functools.cache
+def _column_kinds(model) -> tuple[set[str], set[str]]:
+    """The model's JSON columns and its datetime columns."""
+    kinds = {field.column: field.get_internal_type() for field in model._meta.concrete_fields}
+    return ({column for column, kind in kinds.items() if kind == "JSONField"},
+            {column for column, kind in kinds.items() if kind == "DateTimeField"})
+
+
 def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str = "") -> int | None:
     """Insert ``values`` (JSON columns already serialized); return the new id, or None on a conflict.
 
@@ -31,16 +41,15 @@ def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str 
     a conflicting row is left alone.
     """
     table = connection.ops.quote_name(model._meta.db_table)
-    fields = {field.column: field for field in model._meta.concrete_fields}
-    json_columns = {column for column, field in fields.items() if field.get_internal_type() == "JSONField"}
+    json_columns, datetime_columns = _column_kinds(model)
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
     columns = ", ".join(connection.ops.quote_name(column) for column in values)
     placeholders = ", ".join(f"%s{cast}" if column in json_columns else "%s" for column in values)
     action = f"DO UPDATE SET {update.format(table=table)}" if update else "DO NOTHING"
-    # Each value in the column's stored form, as the ORM would write it: on SQLite an aware datetime
-    # passed raw is stored as "…+00:00" text, which the ORM's "due_at <= now" compares wrongly.
-    params = [value if column in json_columns else fields[column].get_db_prep_save(value, connection)
-              for column, value in values.items()]
+    # Times in the column's stored form, as the ORM writes them: on SQLite an aware datetime passed raw
+    # is stored as "…+00:00" text, which the ORM's "due_at <= now" compares wrongly (PostgreSQL: as is).
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [adapt(value) if column in datetime_columns else value for column, value in values.items()]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"

@@ -260,6 +260,12 @@ class Message(models.Model):
     step_id = models.CharField(max_length=100, blank=True, default="")
     channel = models.CharField(max_length=8, choices=Channel.choices)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MARKETING)
+    # Marketing only: the consent rule that let it out (engine/consent.marketing_basis: consent,
+    # soft_opt_in, opt_out), counted by the reports; "" for other kinds and for sends before 0012.
+    basis = models.CharField(max_length=16, blank=True, default="")
+    # Sent under the high-intent cap (its step or flow said "frequency_cap": "high_intent"): what
+    # that cap counts as the previous reminder (engine/gate.py).
+    high_intent = models.BooleanField(default=False)
     is_test = models.BooleanField(default=False)  # a test send: never in analytics
     to = models.CharField(max_length=254)
     subject = models.CharField(max_length=255, blank=True, default="")

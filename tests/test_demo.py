@@ -1,7 +1,14 @@
 """The demo's simulated month on the test database: journeys run, reminders stop at the order, the outbox is complete."""
 
 import email
+import os
+import re
+import subprocess
+import sys
 from email import policy
+from pathlib import Path
+
+import pytest
 
 from demo import store
 from saleor_flows.models import Enrolment, Event, Flow, Message
@@ -85,3 +92,44 @@ def test_progress_prints_plain_lines_when_not_a_terminal(capsys, db):
     assert lines == ["day 7/18  emails 0", "day 14/18  emails 0",
                      "day 18/18  emails 0  (month over: no new shoppers, journeys finishing)"]
     assert not any("\r" in line or "\033" in line for line in lines)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_demo(outbox: Path, **env) -> tuple[str, str, list[str]]:
+    """``python -m demo`` as a newcomer runs it (small month, seed 11): the worker it says it used, its
+    summary without the timing and the outbox path, and the emails it wrote as "simulated time, recipient,
+    subject" (sorted: emails sent in the same sweep may be numbered in another order)."""
+    clean = {key: value for key, value in os.environ.items()
+             if key not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL")}
+    run = subprocess.run([sys.executable, "-m", "demo", "--customers", "40", "--days", "10", "--seed", "11",
+                          "--outbox", str(outbox)], cwd=REPO, env={**clean, **env},
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = re.sub(r" in [0-9.]+ s:", ":", run.stdout.split("\nOutbox:")[0])
+    sent = sorted(f"{parsed['Date']} {parsed['To']} {parsed['Subject']}" for parsed in (
+        email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in outbox.glob("*.eml")))
+    worker = re.search(r"worker: (\w+)", run.stderr).group(1)
+    return worker, summary, sent
+
+
+@pytest.mark.celery
+def test_the_same_seed_gives_the_same_month_on_sqlite_inline_and_on_postgresql_with_celery(settings, tmp_path):
+    """The README promises the same month for the same seed, whichever of its two commands runs it."""
+    import psycopg
+
+    database = settings.DATABASES["default"]
+    name = (database["TEST"]["NAME"] or f"test_{database['NAME']}") + "_demo"
+    conninfo = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"],
+                "password": database["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{name}"
+    try:
+        inline = run_demo(tmp_path / "inline", DEMO_SQLITE=str(tmp_path / "demo.sqlite3"))
+        celery = run_demo(tmp_path / "celery", DATABASE_URL=url, CELERY_BROKER_URL=settings.CELERY_BROKER_URL)
+    finally:
+        with psycopg.connect(**{key: value for key, value in conninfo.items() if value}) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    assert (inline[0], celery[0]) == ("inline", "Celery")
+    assert "emails" in inline[1] and len(inline[2]) > 50
+    assert inline[1:] == celery[1:]

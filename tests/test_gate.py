@@ -144,6 +144,34 @@ def test_a_subscriber_welcomed_an_hour_ago_still_gets_the_cart_reminder_but_two_
     assert _subjects(flows) == ["Welcome!", "About your cart", "About your browse"]
 
 
+def test_a_step_that_is_high_intent_counts_as_a_reminder_for_other_flows_and_one_that_opts_out_does_not(flows,
+                                                                                                         gated):
+    """The high-intent cap counts each message by its own step's rule, not only its flow's."""
+    flows.contact(JANE, email_consent="subscribed")
+    # Only the step says so: its flow is an ordinary one.
+    flows.flow(chain("stock", ("stock_mail", email("Back in stock", frequency_cap="high_intent"))), slug="stock")
+    flows.flow(chain("cart", ("cart_mail", email("About your cart")), frequency_cap="high_intent"), slug="cart")
+    # The flow says so, but this step opts back into the shop's cap: not a reminder.
+    flows.flow(chain("digest", ("digest_mail", email("Your digest", frequency_cap=True)), frequency_cap="high_intent"),
+               slug="digest")
+    start = flows.now
+    flows.event("stock", email=JANE)
+    flows.advance(hours=1)
+    flows.event("cart", email=JANE)
+    assert _subjects(flows) == ["Back in stock"]
+    (deferred,) = _deferrals(flows)
+    assert deferred["reason"] == "high-intent cap (email)"
+    flows.travel_to(start + timedelta(hours=4))
+    assert _subjects(flows) == ["Back in stock", "About your cart"]
+
+    flows.contact("sam@example.com", email_consent="subscribed")
+    flows.travel_to(start + timedelta(days=2))
+    flows.event("digest", email="sam@example.com")
+    flows.advance(hours=1)
+    flows.event("cart", email="sam@example.com")  # the digest is no reminder: the cart reminder goes at once
+    assert [m.subject for m in flows.emails_to("sam@example.com")] == ["Your digest", "About your cart"]
+
+
 def _sms_contact(flows, zone):
     return flows.contact(JANE, sms_consent="subscribed", phone="+12025550143", timezone=zone)
 

@@ -116,3 +116,23 @@ def test_bad_plugin_values_are_named_when_saved_and_never_break_sending(caplog):
     values = as_engine_settings(config)  # stored anyway (e.g. by a migration): the rest still applies
     assert values["FREQUENCY_CAP_HOURS"] == {"email": None, "sms": 24} and "SENDERS" not in values
     assert "quiet_hours ignored" in caplog.text
+
+
+@pytest.mark.parametrize("address, accepted", [
+    ("hello@shop.example", True), ("Casa Ana <ola@casa-ana.pt>", True), ('"Shop, Inc." <news@shop.example>', True),
+    ("Bücher <info@bücher.de>", True), ("news+de@mail.shop.co.uk", True),
+    # What Django's validate_email let through before, but no shop sends from (receivers refuse it):
+    ("shop@localhost", False), ("Shop <shop@[127.0.0.1]>", False), ("shop@mailhost", False),
+    ("Shop", False), ("shop@example.com\nBcc: all@example.com", False),
+])
+def test_sender_addresses_are_checked_like_every_other_address(address, accepted):
+    """Settings' senders use events.valid_email, the one address check of every door."""
+    from saleor_flows.flow_settings import SettingsError, clean_senders
+
+    entry = [{"channel": "casa-pt", "from_email": address}]
+    if accepted:
+        assert clean_senders(entry) == {"casa-pt": {"from_email": address}}
+    else:
+        with pytest.raises(SettingsError) as refused:
+            clean_senders(entry)
+        assert refused.value.errors[0][0] == "senders.0.fromEmail"

@@ -145,6 +145,8 @@ class ContactFilterInput(graphene.InputObjectType):
     tag = graphene.String()
     list = graphene.String()
     in_flow = graphene.ID(description="Contacts with an active journey in this flow.")
+    user_id = graphene.ID(description="The contact of a Saleor customer: the User's global id, as the Dashboard "
+                                      "passes it to customer widgets (customerId).")
 
 
 def filter_contacts(queryset, f):
@@ -154,6 +156,8 @@ def filter_contacts(queryset, f):
         term = f["search"]
         queryset = queryset.filter(Q(email__icontains=term) | Q(first_name__icontains=term)
                                    | Q(last_name__icontains=term) | Q(phone__icontains=term))
+    if f.get("user_id"):
+        queryset = queryset.filter(user_id=f["user_id"])
     if f.get("email_consent"):
         queryset = queryset.filter(email_consent=f["email_consent"])
     if f.get("sms_consent"):

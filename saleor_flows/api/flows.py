@@ -8,7 +8,6 @@ that sends contact data out of the shop needs ``MANAGE_USERS`` too
 would refuse.
 """
 
-import copy
 
 import graphene
 from django.db import IntegrityError, transaction
@@ -218,14 +217,7 @@ class Flow(graphene.ObjectType):
     def resolve_has_unpublished_changes(root, info):
         if root.live_version_id is None:
             return True
-        published = copy.deepcopy(root.live_version.definition)
-        for step in published.get("steps", {}).values():
-            step.pop("id", None)
-            step.pop("compiled", None)
-        draft = dict(root.definition)
-        draft.setdefault("reentry", {"mode": "once"})
-        draft.setdefault("kind", "marketing")
-        return published != draft
+        return flow_definition.draft_differs_from(root.live_version.definition, root.definition)
 
     @staticmethod
     def resolve_metrics(root, info):

@@ -26,8 +26,9 @@ class Query(graphene.ObjectType):
         id=graphene.ID(required=True), version=graphene.Int(description="One version number; default: all."),
         since=graphene.Date(description="First day (UTC) counted."), until=graphene.Date(description="Last day."),
         description="Entered, active, completed, exited by reason, sent, delivered, opened (machine opens apart), "
-                    "clicked, converted, revenue by currency, unsubscribed, bounced, complained, skipped by reason: "
-                    "totals, per step (the funnel), per branch and per day. Test sends are never counted.")
+                    "clicked, converted, revenue by currency, unsubscribed, bounced, complained, skipped by reason, "
+                    "marketing sends by the consent rule they went out under (sent_by_basis: consent, soft_opt_in, "
+                    "opt_out): totals, per step (the funnel), per branch and per day. Test sends are never counted.")
     flow_split_report = JSON(
         id=graphene.ID(required=True), step_id=graphene.String(required=True), version=graphene.Int(),
         description="Each variant of a random split with its rates, the probability that it is best "

@@ -189,7 +189,9 @@ SELECT x.flow_id, x.version_number, x.step_id, x.branch, t.metric, t.reason, '',
              THEN coalesce(x.finished_at, now()) END)) AS t(metric, reason, at)
  WHERE t.at IS NOT NULL
 UNION ALL
-SELECT m.flow_id, coalesce(x.version_number, 0), m.step_id, coalesce(x.branch, ''), t.metric, '', '', 0, t.at
+SELECT m.flow_id, coalesce(x.version_number, 0), m.step_id, coalesce(x.branch, ''), t.metric,
+       CASE WHEN t.metric = 'sent' AND m.kind = 'marketing' THEN coalesce(nullif(m.basis, ''), 'unknown') ELSE '' END,
+       '', 0, t.at
   FROM saleor_flows_message m LEFT JOIN flows_rebuild_dims x ON x.id = m.execution_id
  CROSS JOIN LATERAL (VALUES
        ('sent', CASE WHEN m.status = 'sent' THEN coalesce(m.sent_at, m.created_at) END),
@@ -249,7 +251,7 @@ def flow_report(flow: Flow, *, version: int | None = None, since: date | None = 
     held-out contacts are counted apart under ``holdout``. See docs/analytics.md.
     """
     totals, holdout = _bucket(), _bucket()
-    exits, skips = defaultdict(int), defaultdict(int)
+    exits, skips, sent_by_basis = defaultdict(int), defaultdict(int), defaultdict(int)
     steps = defaultdict(lambda: {"reached": 0, "states": defaultdict(int), "skip_reasons": defaultdict(int),
                                  "branches": defaultdict(int), "messages": defaultdict(int),
                                  "orders": 0, "revenue": defaultdict(Decimal)})
@@ -294,6 +296,8 @@ def flow_report(flow: Flow, *, version: int | None = None, since: date | None = 
             bucket["counts"][metric] += count
         if metric == "exited" and branch != HOLDOUT:
             exits[reason or "unknown"] += count
+        if metric == "sent" and reason:  # marketing: the consent rule it went out under (0012)
+            sent_by_basis[reason] += count
         if metric in MESSAGE_METRICS and step_id:
             steps[step_id]["messages"][metric] += count
 
@@ -318,6 +322,7 @@ def flow_report(flow: Flow, *, version: int | None = None, since: date | None = 
         | {"revenue": _money(holdout["revenue"])},
         "exits": dict(exits),
         "skips": dict(skips),
+        "sent_by_basis": dict(sent_by_basis),
         "revenue": result_totals["revenue"],
         "steps": [_step_out(step_id, step_defs.get(step_id) or {}, steps[step_id]) for step_id in order],
         "branches": {label: _branch_out(bucket) for label, bucket in sorted(branches.items())},

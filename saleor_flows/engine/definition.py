@@ -393,6 +393,18 @@ def compile_definition(definition: dict) -> dict:
     return compiled
 
 
+# What publishing adds to each step of the frozen version: its id, its compiled email (above) and
+# the ids of its tracked links (channels/links.store_links).
+PUBLISHED_STEP_KEYS = ("id", "compiled", "links")
+
+
+def draft_differs_from(published: dict, draft: dict) -> bool:
+    """Whether the draft says anything its published version does not (what publishing adds aside)."""
+    frozen = dict(published, steps={step_id: {k: v for k, v in step.items() if k not in PUBLISHED_STEP_KEYS}
+                                    for step_id, step in (published.get("steps") or {}).items()})
+    return frozen != {"reentry": {"mode": "once"}, "kind": "marketing", **draft}
+
+
 def create_flow(slug: str, definition: dict, *, name: str = "", publish: bool = False) -> Flow:
     now = clock.now()
     flow = Flow.objects.create(

@@ -123,16 +123,11 @@ def _last_marketing(contact, channel: str, *, since: datetime, exclude_execution
     # (Aliases unlike any field name: a later filter's ``channel=`` would otherwise mean the alias.)
     aggregates = {"last_here": Max("created_at", filter=Q(channel=channel)), "last_any": Max("created_at")}
     if high_intent:
-        aggregates["last_reminder"] = Max("created_at", filter=Q(channel=channel, flow_id__in=_high_intent_flows()))
+        # Each message says whether it went out as a reminder (Message.high_intent, set from its step's or
+        # flow's "frequency_cap"), so a step that opts in alone counts as much as a whole flow that does.
+        aggregates["last_reminder"] = Max("created_at", filter=Q(channel=channel, high_intent=True))
     found = rows.aggregate(**aggregates)
     return found["last_here"], found["last_any"], found.get("last_reminder")
-
-
-def _high_intent_flows():
-    """Flows whose published version says ``"frequency_cap": "high_intent"`` (a subquery, not a list)."""
-    from ..models import FlowVersion
-
-    return FlowVersion.objects.filter(definition__frequency_cap=HIGH_INTENT).values("flow_id")
 
 
 def check(step: dict, definition: dict, contact, *, channel: str, now: datetime, execution_id=None,

@@ -295,31 +295,37 @@ def _run_exit(execution, step, *, now, contact):
 
 # --- steps that talk to the outside world ------------------------------------------
 
-def send_blocker(step, definition, contact, saleor_channel: str = "") -> str:
-    """Why this contact must not get this message now, or "" (no side effects: the simulation asks it too)."""
+def send_blocker(step, definition, contact, saleor_channel: str = "") -> tuple[str, str]:
+    """``(why this contact must not get this message now, "")``, or ``("", basis)`` when it may go.
+
+    The basis is the consent rule that allows a marketing message (``marketing_basis``: consent,
+    soft_opt_in, opt_out), "" for other kinds; the send records it for the trail and the reports.
+    No side effects: the simulation asks it too.
+    """
     kind = step["type"]
     marketing = message_kind(step, definition) == "marketing"
     if kind == "notify_staff":  # publishing checked this too; someone may have left the staff since
         outsiders = staff.not_staff(step["to"])
-        return f"not a staff address ({', '.join(outsiders)})" if outsiders else ""
+        return (f"not a staff address ({', '.join(outsiders)})" if outsiders else ""), ""
     channel = "email" if kind == "send_email" else "sms"
     if channel == "email" and not contact.email:
-        return "no email address"
+        return "no email address", ""
     if channel == "sms" and not contact.phone:
-        return "no phone number"
+        return "no phone number", ""
     phone = ""
     if channel == "sms":
         try:  # suppressions (STOP) are kept by E.164 number, as providers report them
             phone = to_e164(contact.phone, flows_setting("PHONE_REGION"))
         except ValueError:
-            return "invalid phone number"
+            return "invalid phone number", ""
     reason = (contact.suppressed_reason or "no reason given") if contact.suppressed and channel == "email" else (
         suppression.reason_for("sms", phone) if channel == "sms" else None)
     if suppression.blocks(channel, reason, marketing=marketing):
-        return f"suppressed ({reason})"
+        return f"suppressed ({reason})", ""
     if marketing:
-        return marketing_basis(contact, channel, saleor_channel)[1]
-    return ""
+        basis, why_not = marketing_basis(contact, channel, saleor_channel)
+        return why_not, basis
+    return "", ""
 
 
 def _retry_or_fail(execution, message_id, *, now, error, max_attempts, backoff_seconds, contact, next_step):
@@ -395,7 +401,7 @@ def _deliver(execution, step, *, now, contact):
                                  facts=decision.facts, before=execution.step_id)
                 return None
         saleor_channel = enrolment.trigger_event.channel
-        blocker = send_blocker(step, definition, fresh, saleor_channel)
+        blocker, basis = send_blocker(step, definition, fresh, saleor_channel)
         if blocker:
             return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
                           next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
@@ -422,6 +428,9 @@ def _deliver(execution, step, *, now, contact):
         message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
         message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
         message.kind, message.segments = kind, outgoing.segments
+        message.basis = basis
+        message.high_intent = kind == "marketing" and gate.step_option(
+            step, definition, "frequency_cap", True) == gate.HIGH_INTENT
         # Taken under the contact's lock: the moment the decision to send was made
         # (what the frequency cap counts from, and what an unsubscribe is compared with).
         message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
@@ -441,8 +450,7 @@ def _deliver(execution, step, *, now, contact):
             return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
                           next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
                           to=outgoing.to, subject=outgoing.subject, send_id=str(send_id),
-                          **({"basis": marketing_basis(fresh, outgoing.channel, saleor_channel)[0]}
-                             if kind == "marketing" else {}))
+                          **({"basis": basis} if kind == "marketing" else {}))
 
     return _recorded(record_sent)
 

@@ -347,7 +347,8 @@ class Replay:
                 trigger_filter, self._context(journey, at)).result:
             self._finish(journey, "filter_no_longer_matches")
             return False
-        blocker = send_blocker(step, self.definition, self._contact_now(journey.contact), journey.trigger.channel)
+        blocker, _basis = send_blocker(step, self.definition, self._contact_now(journey.contact),
+                                       journey.trigger.channel)
         if blocker:
             self.skips[blocker] += 1
             self.skipped[step_id] += 1

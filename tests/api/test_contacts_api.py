@@ -48,6 +48,20 @@ def test_contact_with_consent_tags_journeys_and_why_trail(flows, api, tokens):
     assert found["contacts"]["edges"] == [{"node": {"email": "bob@example.com"}}]
 
 
+def test_a_saleor_customer_is_found_by_the_user_id_the_dashboard_passes_to_its_widget(flows, api, tokens):
+    """The customer widget's query: the contact whose events carried this Saleor user id, no email needed."""
+    _welcome(flows)
+    flows.event("customer_created", email="ann@example.com", user_id="VXNlcjo0Mg==")  # the plugin's User:42
+    flows.event("customer_created", email="bob@example.com", user_id="VXNlcjo0Mw==")
+    query = """query($id: ID!) { contacts(first: 1, filter: {userId: $id}) { totalCount edges { node { email
+        journeys { flow { slug } } } } } }"""
+    found = api(query, {"id": "VXNlcjo0Mg=="}, token=tokens.app(*ADMIN))["contacts"]
+    assert found == {"totalCount": 1, "edges": [{"node": {"email": "ann@example.com",
+                                                          "journeys": [{"flow": {"slug": "welcome"}}]}}]}
+    assert api(query, {"id": "VXNlcjo5OQ=="}, token=tokens.app(*ADMIN))["contacts"] == {"totalCount": 0, "edges": []}
+    assert api(query, {"id": "x" * 5000}, token=tokens.app(*ADMIN))["contacts"]["totalCount"] == 0
+
+
 def test_messages_with_delivery_and_engagement_events(flows, api, tokens):
     flow = _welcome(flows)
     flows.contact("ann@example.com", first_name="Ann", email_consent="subscribed")

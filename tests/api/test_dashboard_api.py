@@ -132,6 +132,26 @@ def test_turn_on_publishes_in_one_call_and_customize_first_makes_a_draft(api, to
     assert draft["flow"] == {"slug": "abandoned-checkout-2", "status": "DRAFT"}
 
 
+def test_a_template_just_turned_on_has_no_unpublished_changes_until_its_draft_is_edited(api, tokens, shop):
+    """The live version is the draft, frozen: the flows list must not flag "Unpublished changes"."""
+    token = tokens.app("MANAGE_PLUGINS")
+    for template in ("abandoned_checkout", "welcome", "post_purchase", "win_back"):
+        created = api("""mutation($t: String!) { flowCreateFromTemplate(input: {template: $t, publish: true}) {
+            errors { message } flow { id status hasUnpublishedChanges definition } } }""", {"t": template},
+                      token=token)["flowCreateFromTemplate"]
+        assert created["errors"] == [] and created["flow"]["status"] == "LIVE", created
+        flow_id, definition = created["flow"]["id"], created["flow"]["definition"]
+        read = api("query($id: ID!) { flow(id: $id) { hasUnpublishedChanges } }", {"id": flow_id}, token=token)
+        assert (template, created["flow"]["hasUnpublishedChanges"], read["flow"]["hasUnpublishedChanges"]) == (
+            template, False, False)
+        first = next(iter(definition["steps"]))
+        definition["steps"][first]["subject"] = "Edited"
+        edited = api("""mutation($id: ID!, $d: JSON!) { flowUpdate(id: $id, input: {definition: $d}) {
+            errors { message } flow { hasUnpublishedChanges } } }""", {"id": flow_id, "d": definition},
+                     token=token)["flowUpdate"]
+        assert edited == {"errors": [], "flow": {"hasUnpublishedChanges": True}}
+
+
 def test_turn_on_is_refused_with_the_checks_when_the_journey_could_not_send(api, tokens, shop):
     shop.SALEOR_FLOWS = {**shop.SALEOR_FLOWS, "CONSENT_METADATA_KEY": "", "PUBLIC_URL": "",
                          "SHOP": {**shop.SALEOR_FLOWS["SHOP"], "url": ""}}

@@ -11,12 +11,15 @@ type StepRow = { id: string; type: string; reached: number; states: Counts; skip
   messages: Counts; rates: Record<string, number | null>; orders: number; revenue: Record<string, string> };
 type FlowReport = { flow: { name: string; status: string }; since: string | null; until: string | null;
   totals: Counts & { revenue: Record<string, string>; rates: Record<string, number | null>; held_out: number };
-  skips: Counts; exits: Counts; steps: StepRow[]; days: (Counts & { day: string; revenue: Record<string, string> })[] };
+  skips: Counts; exits: Counts; sent_by_basis?: Counts; steps: StepRow[]; days: (Counts & { day: string; revenue: Record<string, string> })[] };
 
 const REPORT = `query($id: ID!, $since: Date, $until: Date, $version: Int) {
   flow(id: $id) { id name status versions { number } }
   flowReport(id: $id, since: $since, until: $until, version: $version)
   flowHoldoutReport(id: $id) }`;
+/** The consent rule each marketing message went out under (docs/consent.md), as the report counts them. */
+const BASIS: Record<string, string> = { consent: "consent (subscribed)", soft_opt_in: "soft opt-in (customers)",
+  opt_out: "opt-out (nobody said no)", unknown: "not recorded" };
 const SPLIT = `query($id: ID!, $step: String!) { flowSplitReport(id: $id, stepId: $step) }`;
 
 /** The funnel a merchant reads top-down: who entered, got a message, opened, clicked, bought. */
@@ -131,6 +134,7 @@ function ReportBody({ flowId, report, holdout, locale, since, until }: { flowId:
             Object.entries(s.branches).map(([b, c]) => `${b}: ${c}`).join(", ") || "–",
             Object.entries(s.skip_reasons).map(([r, c]) => `${r}: ${c}`).join(", ") || "–"])} />
         {Object.keys(report.exits ?? {}).length > 0 && <Text size={2} color="default2">Exits: {Object.entries(report.exits).map(([r, c]) => `${r} ${c}`).join(", ")}</Text>}
+        {Object.keys(report.sent_by_basis ?? {}).length > 0 && <Text size={2} color="default2" data-testid="sent-by-basis">Marketing messages sent under: {Object.entries(report.sent_by_basis!).map(([b, c]) => `${BASIS[b] ?? b} ${n(c)}`).join(", ")}</Text>}
       </Card>
       {report.steps.filter((s) => s.type === "random_split").map((s) => <SplitCard key={s.id} flowId={flowId} stepId={s.id} locale={locale} />)}
       <HoldoutCard holdout={holdout} locale={locale} />

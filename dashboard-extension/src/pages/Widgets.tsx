@@ -1,11 +1,11 @@
 /**
  * The Dashboard's WIDGET extensions: CUSTOMER_DETAILS_WIDGETS and ORDER_DETAILS_WIDGETS. The Dashboard
- * passes the entity's id in the iframe URL (`customerId` / `orderId`). The flows API knows contacts by
- * email, so the customer widget asks Saleor's own API (AppBridge's `saleorApiUrl`, with the same
- * token; the App holds MANAGE_USERS) for the customer's email first.
+ * adds the entity's id to the iframe URL's query string (`customerId`: the Saleor User's global id,
+ * `orderId`). The plugin keeps each contact's Saleor user id, so the customer widget finds the contact
+ * with the flows API alone (`contacts(filter: {userId})`); `email` works too, outside the Dashboard.
  */
 import { Box, Text } from "@saleor/macaw-ui";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef } from "react";
 import { formatDate, formatMoney } from "../format";
 import { href, pageParam } from "../router";
 import { reportHeight, useSession } from "../session";
@@ -24,26 +24,23 @@ function useAutoHeight() {
   return ref;
 }
 
+const BY_EMAIL = `query($email: String) { contact(email: $email) { ${CONTACT_FIELDS} } }`;
+const BY_CUSTOMER = `query($userId: ID!) { contacts(filter: { userId: $userId }, first: 1) { edges { node { ${CONTACT_FIELDS} } } } }`;
+
 export function CustomerWidget() {
   const ref = useAutoHeight();
-  const session = useSession();
+  const email = pageParam("email");
   const customerId = pageParam("customerId");
-  const [email, setEmail] = useState<string | null>(pageParam("email"));
-  const [lookupError, setLookupError] = useState("");
-  useEffect(() => {
-    if (email || !customerId || !session.token) return;
-    const saleorApiUrl = session.bridge?.getState().saleorApiUrl || pageParam("saleorApiUrl");
-    if (!saleorApiUrl) return setLookupError("The Dashboard did not say where Saleor's API is.");
-    customerEmail(saleorApiUrl, session.token, customerId).then(setEmail, (e: Error) => setLookupError(e.message));
-  }, [customerId, email, session]);
-  const contact = useQuery<{ contact: any }>(`query($email: String) { contact(email: $email) { ${CONTACT_FIELDS} } }`, { email }, Boolean(email));
+  const found = useQuery<{ contact?: any; contacts?: { edges: { node: any }[] } }>(
+    email ? BY_EMAIL : BY_CUSTOMER, email ? { email } : { userId: customerId }, Boolean(email || customerId));
+  const contact = found.data && (email ? found.data.contact : found.data.contacts?.edges[0]?.node);
   return (
     <Box ref={ref} padding={2} display="flex" flexDirection="column" gap={2}>
       {!customerId && !email && <EmptyState title="No customer given" />}
-      {(contact.loading || (!email && customerId && !lookupError)) && <Loading />}
-      {(lookupError || contact.error) && <ErrorState message={(lookupError || contact.error)!} />}
-      {contact.data && !contact.data.contact && <Text color="default2">This customer has not been in any flow yet.</Text>}
-      {contact.data?.contact && <ContactPanels contact={contact.data.contact} onChange={contact.reload} compact />}
+      {found.loading && <Loading />}
+      {found.error && <ErrorState message={found.error} />}
+      {found.data && !contact && <Text color="default2">This customer has not been in any flow yet.</Text>}
+      {contact && <ContactPanels contact={contact} onChange={found.reload} compact />}
     </Box>
   );
 }
@@ -71,17 +68,4 @@ export function OrderWidget() {
       )}
     </Box>
   );
-}
-
-/** The customer's email from Saleor's API (`user(id)`), with the token the Dashboard gave the App. */
-export async function customerEmail(saleorApiUrl: string, token: string, customerId: string): Promise<string> {
-  const response = await fetch(saleorApiUrl, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query: "query($id: ID!) { user(id: $id) { email } }", variables: { id: customerId } }),
-  });
-  const body = await response.json().catch(() => ({}));
-  const email = body?.data?.user?.email;
-  if (!email) throw new Error(body?.errors?.[0]?.message ?? "Saleor did not return this customer's email.");
-  return email;
 }
