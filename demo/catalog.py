@@ -5,7 +5,8 @@ the demo's ``CATALOG`` setting: products with categories, a German name each,
 prices in USD, and one product sold out (so the stock rule shows).
 
 ``write_shop(folder)`` writes the storefront's pages the emails link to
-(home, each product, the best-sellers and new-arrivals collections) and the
+(home, each product, the best-sellers and new-arrivals collections, a
+checkout page standing for every cart link) and the
 product images, as the static site ``<folder>/`` at the storefront's own
 paths, so the outbox's ``.html`` files can be read offline (``demo/outbox.py``
 points their links and images there).
@@ -116,6 +117,10 @@ def write_shop(folder) -> Path:
         page = root / "collections" / slug
         page.mkdir(parents=True, exist_ok=True)
         (page / "index.html").write_text(_page(title, _grid(slugs)), encoding="utf-8")
+    (root / "checkout").mkdir(parents=True, exist_ok=True)
+    (root / "checkout" / "index.html").write_text(_page("Your cart", (
+        "<p>In the shop this link opens the shopper's own checkout (the link carries its token); "
+        "the demo has this one page for all of them.</p>")).replace("../../", "../"), encoding="utf-8")
     home = _page("Northwind Outfitters", _grid(_PRODUCTS)).replace("../../", "")
     (root / "index.html").write_text(home, encoding="utf-8")
     return root

@@ -78,6 +78,8 @@ def offline(page: str, shop_dir: Path) -> str:
         if not url.startswith(SHOP_URL):
             return url
         path = url[len(SHOP_URL):].split("?", 1)[0].split("#", 1)[0].strip("/")
+        if path.startswith("checkout/"):  # a cart link (its token) leads to the demo's one checkout page
+            path = "checkout"
         local_file = path if path.startswith("media/") else f"{path}/index.html".lstrip("/")
         # Pages the storefront has; ours (unsubscribe, preferences, the pixel) stay as they are.
         return f"{shop_dir.name}/{local_file}" if (shop_dir / local_file).is_file() else url

@@ -40,10 +40,11 @@ def shop_context() -> dict:
 
 
 def listing_url(value: str, shop_url: str) -> str:
-    """A listing setting as a full URL: a path is taken under the shop's URL."""
+    """A listing setting as a full URL (a path is taken under the shop's URL); the shop's URL if it would
+    lead off the shop's own hosts (``links.shop_link``)."""
     if value.startswith("/"):
-        return shop_url.rstrip("/") + value
-    return value or shop_url
+        value = shop_url.rstrip("/") + value
+    return links.shop_link(value) or shop_url
 
 
 def recommendations_function(recommended):

@@ -22,7 +22,7 @@ redirect cannot render them again. Publishing stores them too and marks their
 ``<a>`` with ``data-flows-link="<id>"``; sending puts each rendered target, signed,
 into that link's click token (``click_token(..., target=)``). The redirect goes
 to the signed target only if it is on the shop's own hosts (``storefront_hosts``:
-the shop's, PUBLIC_URL's, ``TRACKING_REDIRECT_HOSTS`` and ``STOREFRONT_URL_HOSTS``);
+the shop's, PUBLIC_URL's and ``STOREFRONT_URL_HOSTS``, as for storefront links);
 a target elsewhere is never rewritten (it stays a plain link, untracked).
 
 Where a link may lead: if its scheme and host are written out
@@ -157,14 +157,23 @@ def redirect_hosts() -> frozenset[str]:
 
 
 def storefront_hosts() -> frozenset[str]:
-    """Where a loop link's signed target may lead: the redirect hosts and ``STOREFRONT_URL_HOSTS``."""
-    return redirect_hosts() | url_hosts("", "", tuple(flows_setting("STOREFRONT_URL_HOSTS") or ()))
+    """Where storefront links and images may point: the shop, PUBLIC_URL and STOREFRONT_URL_HOSTS.
+
+    The rule for links from a storefront (``web/untrusted.py``), for a loop
+    link's signed target (a product page), and for the listing links."""
+    return url_hosts(flows_setting("SHOP").get("url") or "", flows_setting("PUBLIC_URL") or "",
+                     tuple(flows_setting("STOREFRONT_URL_HOSTS") or ()))
+
+
+def shop_link(value) -> str | None:
+    """``value`` if it is an http(s) URL on one of ``storefront_hosts()``, else None."""
+    parts = safe_url(value) if isinstance(value, str) else None
+    return value if parts is not None and parts.hostname in storefront_hosts() else None
 
 
 def allowed_loop_target(target: str) -> bool:
     """Whether a loop link's rendered target (a product page) is one of the shop's own places."""
-    parts = safe_url(target)
-    return parts is not None and parts.hostname in storefront_hosts()
+    return shop_link(target) is not None
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,6 +30,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Sum
 
 from ..catalog import RECOMMENDED_FIELDS, shop_catalog
+from ..channels.links import shop_link
 from ..conf import flows_setting
 from ..models import Event, ProductAffinity, ProductSales
 
@@ -124,8 +125,10 @@ def recommend(seeds: list[str], *, channel: str, language: str = "", limit: int 
             excluded.add(product)
             if not item or item.get("in_stock") is False or not item.get("product_name"):
                 continue
-            chosen.append({**{key: str(item.get(key) or "") for key in RECOMMENDED_FIELDS},
-                           "product_id": product, "reason": reason})
+            found = {key: str(item.get(key) or "") for key in RECOMMENDED_FIELDS}
+            for key in ("product_url", "thumbnail"):  # links and images only to the shop's own hosts
+                found[key] = shop_link(found[key]) or ""
+            chosen.append({**found, "product_id": product, "reason": reason})
             if len(chosen) == limit:
                 return chosen
     return chosen
