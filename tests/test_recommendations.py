@@ -198,3 +198,31 @@ def test_a_split_on_has_recommendations(shop):
     order(shop, "tent", email=JANE)
     assert [m.subject for m in shop.emails_to("bob@example.com")] == ["Thanks"]
     assert [m.subject for m in shop.emails_to(JANE)] == ["Picked for you"]
+
+
+class OffShopCatalog(ShopCatalog):
+    def products(self, product_ids, *, channel, language=""):
+        found = super().products(product_ids, channel=channel, language=language)
+        for facts in found.values():
+            facts.update(product_url="https://evil.example/p/", thumbnail="javascript:alert(1)")
+        return found
+
+
+def test_a_recommended_products_page_and_image_off_the_shops_hosts_are_left_out(shop, settings):
+    history(shop)
+    catalog.register_catalog(OffShopCatalog())
+    (item,) = recommend(["tent"], channel="us", limit=1)
+    assert (item["product_name"], item["product_url"], item["thumbnail"]) == ("Mat", "", "")
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "STOREFRONT_URL_HOSTS": ["evil.example"]}
+    assert recommend(["tent"], channel="us", limit=1)[0]["product_url"] == "https://evil.example/p/"
+
+
+def test_listing_links_are_paths_on_the_shop_or_urls_on_its_hosts(settings):
+    from saleor_flows.channels.delivery import shop_context
+
+    assert shop_context()["best_sellers_url"] == "https://shop.example.com/collections/best-sellers/"
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "BEST_SELLERS_URL": "https://elsewhere.example/top",
+                             "NEW_ARRIVALS_URL": "https://shop.example.com/c/new?sort=newest"}
+    context = shop_context()
+    assert context["best_sellers_url"] == "https://shop.example.com"  # off the shop's hosts: the shop instead
+    assert context["new_arrivals_url"] == "https://shop.example.com/c/new?sort=newest"
