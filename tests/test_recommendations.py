@@ -226,3 +226,14 @@ def test_listing_links_are_paths_on_the_shop_or_urls_on_its_hosts(settings):
     context = shop_context()
     assert context["best_sellers_url"] == "https://shop.example.com"  # off the shop's hosts: the shop instead
     assert context["new_arrivals_url"] == "https://shop.example.com/c/new?sort=newest"
+
+
+def test_the_storefront_of_the_product_pages_is_one_of_the_shops_hosts(shop, settings):
+    """Inside Saleor the shop's URL is the API's: the storefront is where PRODUCT_URL_TEMPLATE points."""
+    from saleor_flows.channels.delivery import shop_context
+
+    history(shop)
+    catalog.register_catalog(OffShopCatalog())
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "PRODUCT_URL_TEMPLATE": "https://evil.example/p/{slug}/"}
+    assert recommend(["tent"], channel="us", limit=1)[0]["product_url"] == "https://evil.example/p/"
+    assert shop_context()["new_arrivals_url"] == "https://evil.example/collections/new-arrivals/"

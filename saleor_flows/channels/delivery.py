@@ -35,15 +35,16 @@ def shop_context() -> dict:
     shop = dict(flows_setting("SHOP"))
     for key, setting in (("best_sellers_url", "BEST_SELLERS_URL"), ("new_arrivals_url", "NEW_ARRIVALS_URL")):
         if not shop.get(key):
-            shop[key] = listing_url(flows_setting(setting) or "", shop.get("url") or "")
+            shop[key] = listing_url(flows_setting(setting) or "", links.storefront_origin() or shop.get("url") or "",
+                                    shop.get("url") or "")
     return shop
 
 
-def listing_url(value: str, shop_url: str) -> str:
-    """A listing setting as a full URL (a path is taken under the shop's URL); the shop's URL if it would
+def listing_url(value: str, storefront: str, shop_url: str) -> str:
+    """A listing setting as a full URL (a path is taken on the storefront); the shop's URL if it would
     lead off the shop's own hosts (``links.shop_link``)."""
     if value.startswith("/"):
-        value = shop_url.rstrip("/") + value
+        value = storefront.rstrip("/") + value
     return links.shop_link(value) or shop_url
 
 

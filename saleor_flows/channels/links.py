@@ -156,13 +156,22 @@ def redirect_hosts() -> frozenset[str]:
                      tuple(flows_setting("TRACKING_REDIRECT_HOSTS") or ()))
 
 
+def storefront_origin() -> str:
+    """The storefront's ``scheme://host``: that of the product pages (PRODUCT_URL_TEMPLATE), else the shop's URL.
+
+    Inside Saleor the shop's URL is the API's; the storefront is where product pages are."""
+    static = _STATIC_ORIGIN.match(flows_setting("PRODUCT_URL_TEMPLATE") or "")
+    return f"{static[1]}://{static[2]}" if static else (flows_setting("SHOP").get("url") or "").rstrip("/")
+
+
 def storefront_hosts() -> frozenset[str]:
-    """Where storefront links and images may point: the shop, PUBLIC_URL and STOREFRONT_URL_HOSTS.
+    """Where storefront links and images may point: the shop, the storefront's product pages, PUBLIC_URL and
+    STOREFRONT_URL_HOSTS.
 
     The rule for links from a storefront (``web/untrusted.py``), for a loop
     link's signed target (a product page), and for the listing links."""
     return url_hosts(flows_setting("SHOP").get("url") or "", flows_setting("PUBLIC_URL") or "",
-                     tuple(flows_setting("STOREFRONT_URL_HOSTS") or ()))
+                     (*(flows_setting("STOREFRONT_URL_HOSTS") or ()), urlsplit(storefront_origin()).hostname or ""))
 
 
 def shop_link(value) -> str | None:
@@ -179,7 +188,7 @@ def allowed_loop_target(target: str) -> bool:
 @functools.lru_cache(maxsize=16)
 def url_hosts(shop_url: str, public_url: str, extra: tuple) -> frozenset[str]:
     """The hosts of the shop's and PUBLIC_URL's URLs, with ``extra`` hosts (lower case)."""
-    hosts = {str(host).lower() for host in extra}
+    hosts = {str(host).lower() for host in extra if host}
     for base in (shop_url, public_url):
         try:
             host = urlsplit(base).hostname
