@@ -1,4 +1,4 @@
-"""``python -m bench [ingest|claim|render|latency|storage|report|retention …]``: run benchmarks (all by default), then a summary."""
+"""``python -m bench [ingest|claim|render|latency|storage|report|retention|recommendations …]``: run benchmarks (all by default), then a summary."""
 
 import argparse
 import importlib
@@ -7,7 +7,8 @@ import platform
 import sys
 import time
 
-BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline", "report", "retention"]
+BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline", "report", "retention",
+              "recommendations"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
 FULL = {

@@ -8,6 +8,15 @@ engine's clock (the simulated moment in the demo).
 
 Configure with ``EMAIL_BACKEND = "demo.outbox.EmailBackend"`` and
 ``DEMO_OUTBOX_DIR`` (or pass ``file_path=`` to ``get_connection``).
+
+The ``.eml`` is the message as sent: its images and links are the shop's real
+URLs (a mail client fetches product images from the shop's media host, as
+with any shop mail; embedding them as ``cid:`` parts would make every email
+heavier and ``data:`` URIs are blocked by Gmail and Outlook). The ``.html``
+copy is for reading offline: the demo writes the storefront's pages and
+images into ``shop/`` next to it (``demo/catalog.py``), and each link or
+image on the storefront's host (a tracked link is first resolved the way our
+redirect resolves it, without counting a click) points to that local page.
 """
 
 import html
@@ -54,6 +63,31 @@ def _next_number(directory: Path) -> int:
         return _last_number[key]
 
 
+def offline(page: str, shop_dir: Path) -> str:
+    """The email's HTML with the storefront's links and images pointing into the local ``shop/`` copy."""
+    from saleor_flows.web.tracking import LinkRefused, resolve_click
+
+    from .store import SHOP_URL
+
+    def local(url: str) -> str:
+        if "/saleor.flows/c/" in url:
+            try:
+                url = resolve_click(url.split("/saleor.flows/c/", 1)[1].strip("/"))[2]
+            except LinkRefused:
+                return url
+        if not url.startswith(SHOP_URL):
+            return url
+        path = url[len(SHOP_URL):].split("?", 1)[0].split("#", 1)[0].strip("/")
+        if path.startswith("checkout/"):  # a cart link (its token) leads to the demo's one checkout page
+            path = "checkout"
+        local_file = path if path.startswith("media/") else f"{path}/index.html".lstrip("/")
+        # Pages the storefront has; ours (unsubscribe, preferences, the pixel) stay as they are.
+        return f"{shop_dir.name}/{local_file}" if (shop_dir / local_file).is_file() else url
+
+    return re.sub(r'(href|src)="([^"]+)"',
+                  lambda m: f'{m.group(1)}="{html.escape(local(html.unescape(m.group(2))))}"', page)
+
+
 def html_part(message) -> str:
     """The HTML alternative, or the text body as preformatted HTML when there is none."""
     for content, mimetype in getattr(message, "alternatives", None) or []:
@@ -78,5 +112,10 @@ class EmailBackend(BaseEmailBackend):
             del mime["Date"]  # Django stamps the wall clock; the demo's mail goes out in the simulated month
             mime["Date"] = format_datetime(clock.now())
             (self.directory / f"{stem}.eml").write_bytes(mime.as_bytes())
-            (self.directory / f"{stem}.html").write_text(html_part(message), encoding="utf-8")
+            shop_dir = self.directory / "shop"
+            if not (shop_dir / "index.html").is_file():
+                from .catalog import write_shop
+
+                write_shop(shop_dir)
+            (self.directory / f"{stem}.html").write_text(offline(html_part(message), shop_dir), encoding="utf-8")
         return len(email_messages)

@@ -64,6 +64,10 @@ SALEOR_FLOWS = {
     "MESSAGE_ID_DOMAIN": "northwind-outfitters.example.com",
     "SMS_BACKEND": "saleor_flows.channels.sms.console.SmsBackend",
     # No logo on purpose: the email header then shows the shop's name.
+    # The shop's catalog (demo/catalog.py): recommendations, product pages, images.
+    "CATALOG": "demo.catalog.CATALOG",
+    "PRODUCT_URL_TEMPLATE": "https://northwind-outfitters.example.com/products/{slug}/",
+    "RECOMMENDATION_MIN_SUPPORT": 2,
     "SHOP": {
         "name": "Northwind Outfitters",
         "url": "https://northwind-outfitters.example.com",

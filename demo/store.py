@@ -47,7 +47,8 @@ QUIET_DAYS = 14
 # Of the prebuilt journeys, the ones whose events this store produces (no birthdays, product views or restocks).
 DEMO_JOURNEYS = ["welcome", "abandoned_checkout", "post_purchase"]
 SHOP_URL = "https://northwind-outfitters.example.com"
-THUMBNAILS = "https://demo.saleor.io/thumbnails"
+# The shop's product images (demo/catalog.py draws them; the outbox's .html files show local copies).
+THUMBNAILS = f"{SHOP_URL}/media"
 
 # slug, name, variants, price (Saleor sends money as decimal strings)
 CATALOGUE = [
@@ -159,7 +160,7 @@ def checkout_lines(rng: random.Random) -> list[dict]:
             "product_name": name, "variant_name": variant, "full_name": f"{name} ({variant})",
             "quantity": rng.choice([1, 1, 1, 2]), "base_price": price, "currency": "USD",
             "sku": f"NW-{''.join(word[0] for word in slug.split('-')).upper()}-{index:03d}", "variant_id": global_id("ProductVariant", index),
-            "thumbnail": f"{THUMBNAILS}/{slug}.png",
+            "thumbnail": f"{THUMBNAILS}/{slug}.png", "product_id": slug, "product_url": f"{SHOP_URL}/products/{slug}/",
         })
     return lines
 
@@ -200,7 +201,7 @@ def place_order(plan: Plan, rng: random.Random, customer: Customer, lines: list[
             "product_sku": line["sku"], "quantity": line["quantity"], "currency": "USD",
             "unit_price_gross_amount": line["base_price"],
             "total_price_gross_amount": str(Decimal(line["base_price"]) * line["quantity"]),
-            "thumbnail": line["thumbnail"],
+            "thumbnail": line["thumbnail"], "product_id": line["product_id"], "product_url": line["product_url"],
         } for line in lines],
         "billing_address": {"first_name": customer.first_name, "last_name": customer.last_name},
         "checkout_token": checkout_token,  # what the plugin adds; it ends the checkout's idle timer

@@ -38,11 +38,11 @@ class SaleorFlowsConfig(AppConfig):
         from .catalog import register_catalog
         from .channels.staff import add_staff_source
         from .engine.samples import set_product_source
-        from .saleor_plugin.catalog import lookup
+        from .saleor_plugin.catalog import CATALOG
         from .saleor_plugin.samples import shop_products
         from .saleor_plugin.staff import staff_emails
 
-        register_catalog(lookup)  # storefront events show Saleor's own product data in mail
+        register_catalog(CATALOG)  # storefront events and recommendations show Saleor's own product data in mail
         add_staff_source(staff_emails)  # staff notifications go to Saleor's active staff users only
         set_product_source(shop_products)  # previews show the shop's own products
         register("saleor", lambda reference, event: resolve(

@@ -206,6 +206,13 @@ DEFAULTS = {
     # The storefront's product page for links built from the catalog ("{slug}" and "{id}" are replaced),
     # e.g. "https://shop.example.com/products/{slug}/"; empty: product emails link to the shop.
     "PRODUCT_URL_TEMPLATE": "",
+    # Recommendations (engine/recommendations.py, docs/recommendations.md): two products count as
+    # "bought together" once at least this many orders held both.
+    "RECOMMENDATION_MIN_SUPPORT": 2,
+    # Listings the prebuilt journeys link to ({{ shop.best_sellers_url }}, {{ shop.new_arrivals_url }}):
+    # full URLs on the storefront, or paths under the SHOP url; defaults are Saleor storefront collection pages.
+    "BEST_SELLERS_URL": "/collections/best-sellers/",
+    "NEW_ARRIVALS_URL": "/collections/new-arrivals/",
     # Hosts (e.g. a CDN for product images) that storefront-supplied links and images may point to,
     # besides the shop's (SHOP url) and PUBLIC_URL's. Any other link or image from a storefront is dropped.
     "STOREFRONT_URL_HOSTS": [],

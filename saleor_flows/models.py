@@ -613,3 +613,34 @@ class PrunedEventKey(models.Model):
 
     digest = models.BinaryField(max_length=16, unique=True)
     received_at = models.DateTimeField()
+
+
+class ProductAffinity(models.Model):
+    """How many orders held both ``product_id`` and ``other_id``: "bought together", from the shop's own orders.
+
+    Both directions are stored (a row for (a, b) and one for (b, a)), so the
+    products bought with a set of products are one indexed range read on the
+    unique constraint's index. Counted once per order as its ``order_created``
+    event is processed (``engine/recommendations.py``); ids are the catalog's
+    product ids (Saleor: the Product global id).
+    """
+
+    product_id = models.CharField(max_length=100)
+    other_id = models.CharField(max_length=100)
+    orders = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product_id", "other_id"], name="flows_affinity_pair")]
+
+
+class ProductSales(models.Model):
+    """Orders holding a product, per sales channel: the shop's best sellers when nothing else is known."""
+
+    channel = models.CharField(max_length=100, blank=True)
+    product_id = models.CharField(max_length=100)
+    orders = models.PositiveIntegerField(default=0)
+    last_ordered_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "product_id"], name="flows_sales_product")]
+        indexes = [models.Index(fields=["channel", "-orders"], name="flows_sales_best")]

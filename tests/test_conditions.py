@@ -465,7 +465,7 @@ def test_validation_errors(cond, errors):
 
 
 @pytest.mark.parametrize("cond,errors", [
-    ({"history": "orders"}, ["history: unknown history 'orders' (expected 'event' or 'message')"]),
+    ({"history": "orders"}, ["history: unknown history 'orders' (expected 'event', 'message' or 'recommendations')"]),
     ({"history": "event"}, ["event: expected an event name, got null"]),
     ({"history": "event", "event": "order_created", "since": "yesterday"},
      ["since: expected 'entered', 'triggered', a duration like {\"days\": 30} or null: a duration must be an object like "

@@ -133,3 +133,41 @@ def test_the_same_seed_gives_the_same_month_on_sqlite_inline_and_on_postgresql_w
     assert (inline[0], celery[0]) == ("inline", "Celery")
     assert "emails" in inline[1] and len(inline[2]) > 50
     assert inline[1:] == celery[1:]
+
+
+def test_demo_emails_show_recommended_products_and_every_shop_link_leads_to_a_local_page(flows, settings, tmp_path):
+    """What a newcomer opens offline: products with prices and images that exist, buttons to real shop pages."""
+    import re
+    from html import unescape
+
+    from demo import settings as demo_settings
+
+    settings.EMAIL_BACKEND = "demo.outbox.EmailBackend"
+    settings.DEMO_OUTBOX_DIR = str(tmp_path)
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, **{key: demo_settings.SALEOR_FLOWS[key] for key in (
+        "CATALOG", "PRODUCT_URL_TEMPLATE", "RECOMMENDATION_MIN_SUPPORT", "SHOP")}}
+    store.simulate(customers=40, days=10, seed=7)
+
+    cross_sells = sorted(tmp_path.glob("*-picked-to-go-with-your-order.html"))
+    assert cross_sells
+    for path in cross_sells:
+        html = path.read_text(encoding="utf-8")
+        products = re.findall(r'<img src="(shop/media/[a-z0-9-]+\.png)"[^>]*alt="([^"]+)"', html)
+        assert products, path.name  # the picks, with their images
+        assert re.search(r"\$\d+\.\d\d", html)
+    links, images = set(), set()
+    for path in tmp_path.glob("*.html"):
+        html = path.read_text(encoding="utf-8")
+        links |= {unescape(h) for h in re.findall(r'<a\b[^>]*?href="([^"]*)"', html)}
+        images |= {unescape(s) for s in re.findall(r'<img\b[^>]*?src="([^"]*)"', html)}
+    shop_links = {link for link in links if link.startswith(("shop/", store.SHOP_URL))}
+    # Every link to the shop (tracked ones resolved) is a local page; our own pages (unsubscribe, preferences) stay.
+    assert {link for link in shop_links if not link.startswith("shop/")} <= {
+        link for link in shop_links if "/saleor.flows/unsubscribe/" in link or "/saleor.flows/preferences/" in link}
+    assert all((tmp_path / link).is_file() for link in shop_links if link.startswith("shop/"))
+    assert {"shop/collections/best-sellers/index.html"} <= shop_links or not any(
+        p.name.endswith("the-story-behind-our-shop.html") for p in tmp_path.glob("*.html"))
+    assert any(link.startswith("shop/products/") for link in shop_links)
+    product_images = {src for src in images if "/media/" in src}
+    assert product_images and all(src.startswith("shop/media/") and (tmp_path / src).is_file()
+                                  for src in product_images)

@@ -15,6 +15,7 @@ import pytest
 from jinja2 import StrictUndefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from saleor_flows.channels.delivery import recommendations_function
 from saleor_flows.engine.fields import CONTACT_FIELDS, FLOW_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
 from saleor_flows.journeys import JOURNEYS, list_journeys, load_journey
 
@@ -228,7 +229,12 @@ def test_template_variables_are_known(path):
 SHOP = {
     "name": "Test Shop", "url": "https://shop.example.com", "logo_url": "", "currency": "USD",
     "address": "1 Test Street", "support_email": "help@example.com",
+    "best_sellers_url": "https://shop.example.com/collections/best-sellers/",
+    "new_arrivals_url": "https://shop.example.com/collections/new-arrivals/",
 }
+PICKS = [{"product_id": "p-mug", "product_name": "Enamel Mug", "product_url": "https://shop.example.com/products/mug/",
+          "thumbnail": "https://cdn.example.com/mug.png", "price": "12.50", "currency": "EUR",
+          "reason": "bought_together"}]
 CONTACT = {name: None for name in CONTACT_FIELDS} | {"email": "ann@example.com", "first_name": ""}
 CHECKOUT = {
     "id": "Q2hlY2tvdXQ6MQ==", "token": "t-1", "email": "ann@example.com", "currency": "USD",
@@ -265,13 +271,13 @@ PRODUCT_JOURNEYS = ("browse_abandonment", "back_in_stock")
 RENDER_CASES = [(slug, step_id, lang) for slug in JOURNEYS for step_id, lang, *_ in _emails(load_journey(slug))]
 
 
-def _render(slug, step_id, lang, event, contact=CONTACT, shop=SHOP):
+def _render(slug, step_id, lang, event, contact=CONTACT, shop=SHOP, picks=()):
     d = load_journey(slug)
     email = next(e for e in _emails(d) if e[0] == step_id and e[1] == lang)
     context = {
         "contact": contact, "event": event, "shop": shop, "flow": {"name": d["name"], "slug": slug},
         "message": {"send_id": "s-1"}, "unsubscribe_url": "https://shop.example.com/u/TOKEN",
-        "preferences_url": "https://shop.example.com/p/TOKEN",
+        "preferences_url": "https://shop.example.com/p/TOKEN", "recommendations": recommendations_function(picks),
     }
     env = _env()
     subject = env.from_string(email[2]).render(context)
@@ -383,3 +389,45 @@ def test_definition_passes_the_engine_validator_and_compiles(slug):
     assert definition.validate_definition(d) == []
     compiled = definition.compile_definition(d)
     assert all("compiled" in s for s in compiled["steps"].values() if s["type"] == "send_email")
+
+
+RECOMMENDING = [("post_purchase", "email_cross_sell"), ("abandoned_checkout", "email_social_proof"),
+                ("win_back", "email_we_miss_you"), ("win_back", "email_new_arrivals")]
+
+
+def _real(slug, step_id, lang, event, picks=()):
+    """The step compiled and rendered as the engine does (channels.templating), in ``lang``."""
+    from saleor_flows.channels.templating import compile_email, render_email
+
+    context = {"contact": CONTACT | {"locale": lang}, "event": event, "shop": SHOP,
+               "flow": {"name": slug, "slug": slug}, "message": {"send_id": "s-1"},
+               "unsubscribe_url": "https://shop.example.com/u/TOKEN", "preferences_url": "https://shop.example.com/p/TOKEN",
+               "recommendations": recommendations_function(picks)}
+    return render_email(compile_email(load_journey(slug)["steps"][step_id]), context, language=lang).html
+
+
+@pytest.mark.parametrize("slug,step_id", RECOMMENDING)
+@pytest.mark.parametrize("lang,price", [("en", "€12.50"), ("de", "12,50\xa0€")])
+def test_recommended_products_show_with_image_name_price_and_link(slug, step_id, lang, price):
+    html = _real(slug, step_id, lang, PAYLOADS[slug], PICKS)
+    assert 'src="https://cdn.example.com/mug.png"' in html and "Enamel Mug" in html and price in html
+    assert html.count('href="https://shop.example.com/products/mug/"') == 2  # image and name
+    without = _real(slug, step_id, lang, PAYLOADS[slug])
+    assert "Enamel Mug" not in without
+    titles = ("You might also like", "Picked for you", "Picked to go with your order", "Das könnte dir auch gefallen",
+              "Für dich ausgesucht", "Passend zu deiner Bestellung")
+    assert sum(html.count(title) for title in titles) == sum(without.count(title) for title in titles) + 1
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_review_requests_link_to_each_products_page_and_listings_to_real_listings(lang):
+    order = ORDER | {"lines": [ORDER["lines"][0] | {"product_url": "https://shop.example.com/products/tee/"},
+                               ORDER["lines"][1] | {"product_url": "https://shop.example.com/products/juice/"}]}
+    html = _real("post_purchase", "email_review_request", lang, order)
+    assert 'href="https://shop.example.com/products/juice/"' in html
+    assert html.count('href="https://shop.example.com/products/tee/"') == 2  # its line and the button
+    html = _real("welcome", "email_brand_story", lang, {})
+    assert 'href="https://shop.example.com/collections/best-sellers/"' in html
+    for step_id in ("email_we_miss_you", "email_new_arrivals", "email_new_arrivals_short"):
+        html = _real("win_back", step_id, lang, LAPSED)
+        assert 'href="https://shop.example.com/collections/new-arrivals/"' in html

@@ -51,20 +51,23 @@ def test_publishing_stores_the_links_worth_tracking_and_no_others(flows):
         ("mail", "https://shop.example.com/sale?utm_source=email&utm_campaign=spring"),  # entities decoded
         ("mail", "{{ event.checkout_url }}"),
         ("mail", "https://shop.example.com/hello/{{ contact.first_name }}"),
-    }  # not mailto:, #anchors, loop variables (gone after rendering) or the unsubscribe link
+        ("mail", "{{ line.url }}"),  # a loop variable's: its target is signed into the token at send time
+    }  # not mailto:, #anchors or the unsubscribe link
     step = flow.live_version.definition["steps"]["mail"]
-    assert set(step["links"]) == {url for _, url in stored}
+    assert set(step["links"]) == {url for _, url in stored} - {"{{ line.url }}"}
+    loop_link = TrackedLink.objects.get(url="{{ line.url }}")
+    assert f'<a data-flows-link="{loop_link.pk}" href="{{{{ line.url }}}}">' in step["compiled"]["default"]["html"]
 
 
 def test_a_marketing_email_links_through_our_redirect_and_carries_the_pixel(flows):
     message, html, text = _send(flows)
     hrefs = _hrefs(html)
     redirects = [href for href in hrefs if "/saleor.flows/c/" in href]
-    assert len(redirects) == 3
+    assert len(redirects) == 4  # the loop variable's link too (on the shop's host)
     assert all(href.startswith("https://shop.example.com/plugins/global/saleor.flows/c/") for href in redirects)
     assert JANE not in " ".join(redirects) and "Jane" not in " ".join(redirects)  # only signed ids
     assert "mailto:help@example.com" in hrefs and "#top" in hrefs
-    assert "https://shop.example.com/p/mug" in hrefs  # a loop variable's link stays as it is
+    assert "https://shop.example.com/p/mug" not in hrefs and "data-flows-link" not in html
     assert any("/saleor.flows/unsubscribe/" in href for href in hrefs)  # never through the redirect
     pixel = re.search(r'<img src="([^"]+/saleor\.flows/o/[^"]+\.gif)" width="1" height="1"', html)
     assert pixel and html.index(pixel.group(0)) < html.lower().index("</body>")
@@ -83,12 +86,13 @@ def test_following_a_link_redirects_to_it_and_counts_a_human_click(flows, client
             followed[response["Location"]] = response
             flows.advance(seconds=30)
     assert set(followed) == {"https://shop.example.com/sale?utm_source=email&utm_campaign=spring",
-                             "https://shop.example.com/checkout?token=abc", "https://shop.example.com/hello/Jane"}
+                             "https://shop.example.com/checkout?token=abc", "https://shop.example.com/hello/Jane",
+                             "https://shop.example.com/p/mug"}
     clicks = MessageEvent.objects.filter(type="clicked")
     assert {(c.provider, c.machine, c.message_id) for c in clicks} == {("redirect", False, message.pk)}
     message.refresh_from_db()
     assert message.clicked_at is not None
-    assert Event.objects.filter(name="message_clicked").count() == 3
+    assert Event.objects.filter(name="message_clicked").count() == 4
 
 
 def test_the_pixel_records_an_open_and_always_answers_with_an_image(flows, client):
@@ -133,7 +137,7 @@ def test_clicks_on_many_links_in_the_same_second_are_a_scanner(flows, client):
     for path in paths:
         client.get(path, HTTP_USER_AGENT=BROWSER)
     flags = list(MessageEvent.objects.order_by("id").values_list("machine", flat=True))
-    assert flags == [False, True, True]
+    assert flags == [False, True, True, True]
 
 
 def test_transactional_mail_and_tracking_off_carry_no_pixel_and_no_redirects(flows, settings):

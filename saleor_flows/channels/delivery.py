@@ -16,7 +16,7 @@ from ..phone import to_e164
 from .sms import SmsMessage, get_sms_backend, segments
 from ..web import texts, tokens
 from ..web.unsubscribe import link as unsubscribe_link
-from .templating import render_email, render_text
+from .templating import TemplateError, render_email, render_text
 
 
 @dataclass
@@ -30,16 +30,51 @@ class Outgoing:
     segments: int = 0  # SMS parts billed
 
 
-def template_context(*, contact, flow, event_payload, send_id) -> dict:
+def shop_context() -> dict:
+    """``{{ shop.* }}``: the SHOP setting, with the listing links the prebuilt journeys use as full URLs."""
+    shop = dict(flows_setting("SHOP"))
+    for key, setting in (("best_sellers_url", "BEST_SELLERS_URL"), ("new_arrivals_url", "NEW_ARRIVALS_URL")):
+        if not shop.get(key):
+            shop[key] = listing_url(flows_setting(setting) or "", links.storefront_origin() or shop.get("url") or "",
+                                    shop.get("url") or "")
+    return shop
+
+
+def listing_url(value: str, storefront: str, shop_url: str) -> str:
+    """A listing setting as a full URL (a path is taken on the storefront); the shop's URL if it would
+    lead off the shop's own hosts (``links.shop_link``)."""
+    if value.startswith("/"):
+        value = storefront.rstrip("/") + value
+    return links.shop_link(value) or shop_url
+
+
+def recommendations_function(recommended):
+    """``recommendations(limit=3)`` in templates: up to ``limit`` of the products the engine chose.
+
+    The engine computes them only for templates that call this (``engine/recommendations.py``);
+    each is a dict of strings: product_id, product_name, product_url, thumbnail, price, currency, reason.
+    """
+    items = [dict(item) for item in recommended or []]
+
+    def recommendations(limit=3):
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TemplateError("recommendations(limit): the limit must be a whole number")
+        return [dict(item) for item in items[:max(limit, 0)]]
+
+    return recommendations
+
+
+def template_context(*, contact, flow, event_payload, send_id, recommended=None) -> dict:
     """Plain JSON-like data for templates: never ORM objects."""
     return {
         "contact": contact.as_context(),
         "event": event_payload if isinstance(event_payload, dict) else {},
-        "shop": dict(flows_setting("SHOP")),
+        "shop": shop_context(),
         "flow": {"name": flow.name, "slug": flow.slug},
         "message": {"send_id": str(send_id)},
         "unsubscribe_url": unsubscribe_link(contact.pk, send_id),  # signed; names no one readably
         "preferences_url": tokens.url("preferences", contact.pk),
+        "recommendations": recommendations_function(recommended),
     }
 
 
@@ -129,12 +164,15 @@ def _email(rendered, *, to: str, kind: str, saleor_channel: str, flow, step: dic
     )
 
 
-def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id, saleor_channel: str = "") -> Outgoing:
+def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_id, saleor_channel: str = "",
+            recommended: list | None = None) -> Outgoing:
     """``kind`` is the message kind the engine decided ("marketing" gets unsubscribe headers).
 
     ``saleor_channel`` is the trigger event's channel: it picks the sender (SENDERS).
+    ``recommended``: the products the engine chose for ``recommendations()`` (plain dicts).
     """
-    context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=send_id)
+    context = template_context(contact=contact, flow=flow, event_payload=event_payload, send_id=send_id,
+                               recommended=recommended)
     language = contact.locale or (event_payload or {}).get("language_code") or None
     step_type = step["type"]
     if step_type == "send_email":
@@ -145,6 +183,8 @@ def prepare(step: dict, *, kind: str, flow, contact, event_payload: dict, send_i
             headers = unsubscribe_headers(context["unsubscribe_url"])
         if links.applies(kind):
             rendered = links.track(rendered, links=step.get("links"), context=context, send_id=send_id)
+        else:
+            rendered = links.unmarked(rendered)
         message = _email(rendered, to=contact.email, kind=kind, saleor_channel=saleor_channel, flow=flow, step=step,
                          send_id=send_id, headers=headers)
         return Outgoing("email", contact.email, rendered.subject, message.extra_headers.get("Message-ID", ""),

@@ -58,7 +58,10 @@ _KINDS = ("all", "any", "not", "field", "has_tag", "in_list", "history")
 _KEYS = {"all": {"all"}, "any": {"any"}, "not": {"not"}, "field": {"field", "op", "value"},
          "has_tag": {"has_tag"}, "in_list": {"in_list"}}
 _HISTORY_KEYS = {"event": {"history", "event", "since", "where", "min_count"},
-                 "message": {"history", "action", "scope", "since", "min_count"}}
+                 "message": {"history", "action", "scope", "since", "min_count"},
+                 # The shop's order history has at least min_count products to recommend for this message
+                 # (engine/recommendations.py): "has recommendations".
+                 "recommendations": {"history", "min_count"}}
 _NUMERIC = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d{1,4})?\s*")
 _MISSING = object()
 
@@ -210,7 +213,7 @@ def _check(cond, path, errors, scope, depth):
         history = cond["history"]
         allowed = _HISTORY_KEYS.get(history) if isinstance(history, str) else None
         if allowed is None:
-            errors.append(f"{_at(path, 'history')}: unknown history {_short(history)} (expected 'event' or 'message')")
+            errors.append(f"{_at(path, 'history')}: unknown history {_short(history)} (expected 'event', 'message' or 'recommendations')")
             return
     else:
         allowed = _KEYS[kind]
@@ -363,7 +366,9 @@ def _check_history(cond, path, errors, scope, depth):
     if not scope.allow_contact:
         errors.append(f"{here}: history cannot be used inside a history 'where'")
         return
-    if cond["history"] == "event":
+    if cond["history"] == "recommendations":
+        pass  # only min_count, checked below
+    elif cond["history"] == "event":
         name = cond.get("event")
         if not isinstance(name, str) or not name.strip():
             errors.append(f"{_at(path, 'event')}: expected an event name, got {_short(name)}")
@@ -397,6 +402,8 @@ class HistoryLookup(Protocol):
     def count_events(self, name: str, since: datetime | None, where: dict | None) -> int: ...
 
     def count_messages(self, action: str, since: datetime | None, flow_only: bool) -> int: ...
+
+    def count_recommendations(self, limit: int) -> int: ...
 
 
 @dataclass
@@ -625,6 +632,8 @@ def _resolve_since(since, ctx) -> datetime | None:
 
 def _describe(cond) -> str:
     """A readable, stable key for a history condition in ``facts``."""
+    if cond["history"] == "recommendations":
+        return "history.recommendations()"
     since = cond.get("since")
     parts = [f"since={since if isinstance(since, str) or since is None else json.dumps(since, default=str)}"]
     if cond["history"] == "event":
@@ -639,10 +648,12 @@ def _describe(cond) -> str:
 def _eval_history(cond, ctx, facts) -> bool:
     kind = cond["history"]
     count_needed = cond.get("min_count", 1)
-    if kind not in ("event", "message") or not isinstance(count_needed, int) or isinstance(count_needed, bool):
+    if kind not in _HISTORY_KEYS or not isinstance(count_needed, int) or isinstance(count_needed, bool):
         raise _Malformed
     since = _resolve_since(cond.get("since"), ctx)
-    if kind == "event":
+    if kind == "recommendations":
+        pass
+    elif kind == "event":
         name, where = cond.get("event"), cond.get("where")
         if not isinstance(name, str) or not (where is None or isinstance(where, dict)):
             raise _Malformed
@@ -654,7 +665,9 @@ def _eval_history(cond, ctx, facts) -> bool:
     if ctx.history is None:  # nothing to ask: record that, and treat as "no such history"
         facts[key] = None
         return False
-    if kind == "event":
+    if kind == "recommendations":
+        count = ctx.history.count_recommendations(count_needed)
+    elif kind == "event":
         count = ctx.history.count_events(name, since, where)
     else:
         count = ctx.history.count_messages(action, since, scope == "flow")

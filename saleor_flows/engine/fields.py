@@ -36,8 +36,11 @@ CONTACT_FIELDS = {
 }
 
 # Top-level names a template may use. `event` is the trigger event's payload.
-TEMPLATE_ROOTS = {"contact", "event", "shop", "flow", "message", "unsubscribe_url", "preferences_url"}
+# `recommendations(limit=3)` is a function: the products engine/recommendations.py chose for this message.
+TEMPLATE_ROOTS = {"contact", "event", "shop", "flow", "message", "unsubscribe_url", "preferences_url",
+                  "recommendations"}
 
-SHOP_FIELDS = {"name", "url", "logo_url", "currency", "address", "support_email"}
+SHOP_FIELDS = {"name", "url", "logo_url", "currency", "address", "support_email", "best_sellers_url",
+               "new_arrivals_url"}
 FLOW_FIELDS = {"name", "slug"}
 MESSAGE_FIELDS = {"send_id"}

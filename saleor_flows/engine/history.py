@@ -42,6 +42,15 @@ class DatabaseHistory:
         return sum(1 for payload in events.values_list("payload", flat=True)
                    if matches_payload(where, payload, self.now))
 
+    def count_recommendations(self, limit):
+        """How many products (up to ``limit``) the shop would recommend in a message of this journey now."""
+        from .recommendations import for_message
+
+        trigger = Event.objects.filter(pk=self.trigger_event_id).only("payload", "channel").first() \
+            if self.trigger_event_id else None
+        return len(for_message(self.contact, trigger.payload if trigger else {}, trigger.channel if trigger else "",
+                               limit=limit))
+
     def count_messages(self, action, since, flow_only):
         if action == "sent":
             messages = Message.objects.filter(contact_id=self.contact.pk, status=Message.Status.SENT)

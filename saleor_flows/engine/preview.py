@@ -22,6 +22,7 @@ from ..channels.templating import TemplateError, compile_email
 from ..channels.sms.segments import preview_sms
 from ..phone import to_e164
 from ..models import Contact, Event, Flow, Message
+from . import recommendations
 from .definition import SEND_TYPES, message_kind, version_definition
 from .fields import CONTACT_FIELDS
 from .samples import sample_event
@@ -114,8 +115,10 @@ def _prepare(flow, step_id, *, version, contact, sample, to=None):
                            field="contactId")
     kind = message_kind(step, definition)
     try:
+        channel = str(payload.get("channel") or "") if isinstance(payload, dict) else ""
         outgoing = delivery.prepare(step, kind=kind, flow=flow, contact=contact, event_payload=payload,
-                                    send_id=uuid.uuid4())
+                                    send_id=uuid.uuid4(), recommended=recommendations.for_step(
+                                        step, contact, payload, channel))
     except TemplateError as exc:
         raise PreviewError(exc.errors if hasattr(exc, "errors") else [str(exc)], field="sampleData") from exc
     if step["type"] == "notify_staff" and to:

@@ -18,7 +18,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from .. import clock
 from ..events import valid_email
 from ..models import Enrolment, Event, Flow, PastEntry, StepExecution
-from . import attribution, resolvers, trail
+from . import attribution, recommendations, resolvers, trail
 from .conditions import EvalContext, correlated, evaluate
 from .contacts import erase_contact, resolve_contact, update_profile
 from .criteria import check_exit
@@ -212,6 +212,7 @@ def process_event(event_id: int) -> list[int]:
         derive(event, contact)
         if event.name == "order_created":
             attribution.record_order(event, contact)
+            recommendations.record_order(event)  # bought-together and best-seller counts
 
         for enrolment in Enrolment.objects.select_related("trigger_event").filter(
                 contact=contact, status=Enrolment.Status.ACTIVE):

@@ -27,7 +27,7 @@ from ..conf import flows_setting
 from ..db import DATABASE_AWAY, drop_broken_connection, insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
-from . import gate, suppression, trail
+from . import gate, recommendations, suppression, trail
 from .conditions import evaluate
 from .consent import marketing_basis
 from .criteria import check_exit, journey_context
@@ -412,9 +412,10 @@ def _deliver(execution, step, *, now, contact):
                 return held
         send_id = uuid.uuid4()
         try:
+            payload = enrolment.trigger_event.payload
             outgoing = delivery.prepare(step, kind=kind, flow=enrolment.flow, contact=fresh,
-                                        event_payload=enrolment.trigger_event.payload, send_id=send_id,
-                                        saleor_channel=saleor_channel)
+                                        event_payload=payload, send_id=send_id, saleor_channel=saleor_channel,
+                                        recommended=recommendations.for_step(step, fresh, payload, saleor_channel))
         except Exception as exc:  # a template that cannot render for this contact's data
             return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
                           next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])

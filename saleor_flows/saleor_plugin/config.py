@@ -26,6 +26,8 @@ def as_engine_settings(config: dict, site_name: str = "", shop_address: str = ""
         "CONSENT_METADATA_KEY": (config.get("consent_metadata_key") or "").strip(),
         "CHECKOUT_URL_TEMPLATE": (config.get("checkout_url_template") or "").strip(),
         "PRODUCT_URL_TEMPLATE": (config.get("product_url_template") or "").strip(),
+        "BEST_SELLERS_URL": (config.get("best_sellers_url") or "").strip(),
+        "NEW_ARRIVALS_URL": (config.get("new_arrivals_url") or "").strip(),
     }
     values.update({
         "PUBLIC_KEY": (config.get("public_key") or "").strip(),

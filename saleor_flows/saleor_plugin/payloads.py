@@ -107,5 +107,36 @@ def resolve(reference: dict, event, *, checkout_url_template: str = "", consent_
     payload, extra = build(hook, instance)
     normalized = normalize(hook, payload, checkout_url_template=checkout_url_template,
                            consent_metadata_key=consent_metadata_key, now=event.occurred_at, **extra)
+    with_products(normalized["payload"])
     return {"payload": normalized["payload"], "email": normalized["email"],
             "user_id": normalized["user_id"], "channel": normalized["channel"]}
+
+
+def with_products(payload: dict) -> None:
+    """Each line gets its product's global id and storefront page (``product_id``, ``product_url``).
+
+    Saleor's line payloads name only the variant; recommendations count and
+    exclude products, and a review request links to each product's page.
+    """
+    from saleor.product.models import ProductVariant
+
+    from .catalog import _pk, product_url
+
+    lines = [line for line in payload.get("lines") or [] if isinstance(line, dict)]
+    variant_pks = {}
+    for line in lines:
+        pk = _pk(str(line.get("product_variant_id") or line.get("variant_id") or ""), "ProductVariant")
+        if pk is not None:
+            variant_pks[id(line)] = pk
+    if not variant_pks:
+        return
+    products = {row[0]: (row[1], row[2]) for row in ProductVariant.objects.filter(
+        pk__in=set(variant_pks.values())).values_list("pk", "product_id", "product__slug")}
+    for line in lines:
+        product = products.get(variant_pks.get(id(line)))
+        if product is None:
+            continue
+        line["product_id"] = _global_id("Product", product[0])
+        url = product_url(product[1], line["product_id"])
+        if url:
+            line.setdefault("product_url", url)

@@ -39,8 +39,14 @@ FIELDS = [
      "Link back to a checkout in abandoned-checkout emails; {token} is replaced, "
      "e.g. https://shop.example.com/checkout?checkout={token}"),
     ("product_url_template", ConfigurationTypeField.STRING, "Storefront product link",
-     "Link to a product in emails about products a shopper viewed; {slug} is replaced, "
+     "Link to a product in emails (viewed, recommended and ordered products); {slug} is replaced, "
      "e.g. https://shop.example.com/products/{slug}/"),
+    ("best_sellers_url", ConfigurationTypeField.STRING, "Best sellers page",
+     "Where 'See our best sellers' leads: a path on the storefront or a full URL on the shop's own hosts "
+     "(empty: /collections/best-sellers/)."),
+    ("new_arrivals_url", ConfigurationTypeField.STRING, "New arrivals page",
+     "Where 'Shop new arrivals' leads: a path on the storefront or a full URL on the shop's own hosts "
+     "(empty: /collections/new-arrivals/)."),
     ("public_key", ConfigurationTypeField.STRING, "Storefront public key",
      "Storefronts send this key with signup forms (POST /plugins/global/saleor.flows/subscribe/) and with the "
      "API's trackEvent mutation. It is not a secret "

@@ -17,7 +17,8 @@ from django.utils.html import escape
 
 from .. import clock
 from ..channels.delivery import template_context
-from ..channels.links import allowed_target, read_click_token, read_open_token, render_link
+from ..channels.links import (allowed_loop_target, allowed_target, loop_link, read_click_token, read_open_token,
+                              render_link)
 from ..channels.templating import TemplateError
 from ..engine import engagement
 from ..models import Message, MessageEvent, TrackedLink
@@ -53,7 +54,7 @@ def open_pixel(request, token: str) -> HttpResponse:
 def resolve_click(token: str) -> tuple[Message, TrackedLink, str]:
     """The message, the stored link and where it leads for that message; ``LinkRefused`` otherwise."""
     try:
-        send_id, link_id = read_click_token(token)
+        send_id, link_id, signed_target = read_click_token(token)
     except (signing.BadSignature, ValueError, TypeError):
         raise LinkRefused(404, "This link is not valid.") from None
     message = (Message.objects.select_related("contact", "flow", "execution__enrolment__trigger_event")
@@ -63,6 +64,12 @@ def resolve_click(token: str) -> tuple[Message, TrackedLink, str]:
         raise LinkRefused(404, "This link is no longer valid.")
     link = TrackedLink.objects.filter(pk=link_id, version_id=enrolment.version_id, step_id=message.step_id).first()
     if link is None:
+        raise LinkRefused(404, "This link is not valid.")
+    if loop_link(link.url):  # built inside a loop: where it leads was signed into the token at send time
+        if signed_target is None or not allowed_loop_target(signed_target):
+            raise LinkRefused(400, "This link cannot be opened.")
+        return message, link, signed_target
+    if signed_target is not None:
         raise LinkRefused(404, "This link is not valid.")
     try:
         target = render_link(link.url, template_context(

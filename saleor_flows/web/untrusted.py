@@ -27,7 +27,7 @@ from django.db import DataError
 from django.http import HttpResponseBadRequest
 
 from ..catalog import PRODUCT_FIELDS, catalog
-from ..channels.links import safe_url, url_hosts
+from ..channels.links import shop_link
 from ..conf import flows_setting
 
 logger = logging.getLogger(__name__)
@@ -114,16 +114,6 @@ def plain_text(value, limit: int = MAX_TEXT_CHARS) -> str:
     return " ".join(text.split())[:limit].rstrip()
 
 
-def storefront_hosts() -> frozenset[str]:
-    """Where storefront-supplied links and images may point: the shop, PUBLIC_URL and STOREFRONT_URL_HOSTS."""
-    return url_hosts(flows_setting("SHOP").get("url") or "", flows_setting("PUBLIC_URL") or "",
-                     tuple(flows_setting("STOREFRONT_URL_HOSTS") or ()))
-
-
-def shop_link(value) -> str | None:
-    """``value`` if it is an http(s) URL on one of ``storefront_hosts()``, else None."""
-    parts = safe_url(value) if isinstance(value, str) else None
-    return value if parts is not None and parts.hostname in storefront_hosts() else None
 
 
 def _is_link_key(key: str) -> bool:
