@@ -207,7 +207,7 @@ def flows_settings(environ, *, saleor_api_url: str, app_url: str) -> dict:
         "MESSAGE_ID_DOMAIN": urlsplit(app_url).hostname,
     }
     for name, text in environ.items():
-        if not name.startswith(FLOWS_PREFIX):
+        if not name.startswith(FLOWS_PREFIX) or not text.strip():  # empty: unset (compose's ${X:-})
             continue
         key = _flows_key(name)
         if key is None:
