@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """A missing or malformed variable; the message is one line naming it."""
 
 
@@ -134,15 +134,15 @@ def load(environ) -> dict:
 # --- pieces ---------------------------------------------------------------------------
 
 
-def database_config(url: str, *, conn_max_age=None) -> dict:
-    """Django's DATABASES entry for a ``postgres://`` URL."""
+def database_config(url: str, *, conn_max_age=None, default_name="saleor_flows") -> dict:
+    """Django's DATABASES entry for a ``postgres://`` URL (the demo's too)."""
     parsed = urlsplit(url)
     if parsed.scheme not in ("postgres", "postgresql"):
         raise ConfigError(f"DATABASE_URL: only postgres:// URLs are supported, got {parsed.scheme or url!r}")
     options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(parsed.path.lstrip("/")) or "saleor_flows",
+        "NAME": unquote(parsed.path.lstrip("/")) or default_name,
         "USER": unquote(parsed.username or "postgres"),
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": parsed.hostname or "127.0.0.1",
