@@ -17,6 +17,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from saleor_flows import tasks  # noqa: E402  (registers the shared tasks on this app)
+from saleor_flows.saleor_app import tasks as app_tasks  # noqa: E402,F401  (and the App edge's)
 
 app = Celery("saleor_flows_app")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -19,7 +19,8 @@ DEBUG = False
 ALLOWED_HOSTS = _values["ALLOWED_HOSTS"]
 USE_TZ = True
 TIME_ZONE = "UTC"
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "saleor_flows"]
+# saleor_flows.saleor_app: the App edge (Saleor's signed webhooks, the App token's uses, the sending hold).
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "saleor_flows", "saleor_flows.saleor_app"]
 MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 ROOT_URLCONF = "saleor_flows.app_service.urls"
 WSGI_APPLICATION = "saleor_flows.app_service.wsgi.application"

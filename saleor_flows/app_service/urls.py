@@ -1,8 +1,10 @@
-"""The App service's URLs: Flows' public doors and API where the plugin has them, the App's edge, a health check.
+"""The App service's URLs: the App's edge with Flows' public doors and API, and a health check.
 
-``saleor_flows.urls`` stays under the plugin's path (``/plugins/global/saleor.flows/``)
-so that every link already sent (unsubscribe, preferences, tracking) and the
-Dashboard App have the same shape in both modes (``web.public_url``).
+``saleor_flows.saleor_app.urls`` (the App-mode manifest, Saleor's webhook
+receivers, then every route of ``saleor_flows.urls``) is mounted under the
+plugin's path, ``/plugins/global/saleor.flows/``: links in emails
+(unsubscribe, preferences, tracking) and the manifest's URLs are built as
+``PUBLIC_URL`` + that path (``web.public_url``), in both modes alike.
 """
 
 from django.db import connection
@@ -21,5 +23,5 @@ def health(request):
 
 urlpatterns = [
     path("healthz", health, name="flows-app-health"),
-    path(PLUGIN_PATH.strip("/") + "/", include("saleor_flows.urls")),
+    path(PLUGIN_PATH.strip("/") + "/", include("saleor_flows.saleor_app.urls")),
 ]
