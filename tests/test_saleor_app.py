@@ -436,3 +436,49 @@ def test_consent_that_came_from_saleor_is_not_written_back(saleor, flows, django
     with django_capture_on_commit_callbacks(execute=True):
         set_consent(contact, "email", "subscribed", source="saleor_user_metadata", at=clock.now())
     assert saleor.graphql_requests == []
+
+
+# --- data a webhook lacks: Saleor's products for storefront events ----------------------------
+
+
+@pytest.mark.django_db
+def test_storefront_events_show_saleors_own_product_data_asked_with_the_app_token(saleor, settings):
+    from django.core.cache import cache
+
+    from saleor_flows.web.untrusted import storefront_payload
+
+    install(saleor)
+    cache.clear()
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "PRODUCT_URL_TEMPLATE": "https://shop.example.com/p/{slug}/"}
+    product = {"id": "UHJvZHVjdDoxNTI=", "name": "Monospace Tee", "slug": "monospace-tee",
+               "thumbnail": {"url": "https://shop.example.com/media/tee.png"},
+               "channelListings": [{"isPublished": True, "publishedAt": "2026-01-01T00:00:00+00:00",
+                                    "channel": {"slug": "default-channel"}}]}
+    saleor.answer(200, {"data": {"productVariant": {
+        "id": "UHJvZHVjdFZhcmlhbnQ6MzQ4", "name": "S", "product": product,
+        "pricing": {"price": {"gross": {"amount": 20.0, "currency": "USD"}}}}}})
+    claimed = {"variant_id": "UHJvZHVjdFZhcmlhbnQ6MzQ4", "product_name": "FREE MONEY",
+               "thumbnail": "https://evil.example/x.png"}
+    shown = storefront_payload(claimed, channel="default-channel")
+    assert {k: shown.get(k) for k in ("product_name", "variant_name", "thumbnail", "price", "currency",
+                                      "product_url")} == {
+        "product_name": "Monospace Tee", "variant_name": "S", "thumbnail": "https://shop.example.com/media/tee.png",
+        "price": "20.00", "currency": "USD", "product_url": "https://shop.example.com/p/monospace-tee/"}
+    (asked,) = saleor.graphql_requests
+    assert asked.headers["Authorization"] == "Bearer app-token-1234"
+    assert asked.json()["variables"] == {"id": "UHJvZHVjdFZhcmlhbnQ6MzQ4", "channel": "default-channel"}
+    # Cached: the next storefront event about it does not ask Saleor again.
+    assert storefront_payload(claimed, channel="default-channel")["product_name"] == "Monospace Tee"
+    assert len(saleor.graphql_requests) == 1
+    # Not published in that channel: nothing of the product is shown (and nothing the storefront claimed).
+    saleor.answer(200, {"data": {"productVariant": {"id": "x", "name": "S", "pricing": None, "product": {
+        **product, "channelListings": [{"isPublished": False, "publishedAt": None, "channel": {"slug": "de"}}]}}}})
+    hidden = storefront_payload(claimed, channel="de")
+    assert "product_name" not in hidden and "thumbnail" not in hidden
+    # Saleor away: one quick try, the event keeps no product data, and the next request does not wait again.
+    saleor.answer(503, {"errors": [{"message": "down"}]})
+    other = {"variant_id": "UHJvZHVjdFZhcmlhbnQ6OTk5"}
+    assert "product_name" not in storefront_payload(other, channel="default-channel")
+    asked_before = len(saleor.graphql_requests)
+    storefront_payload(other, channel="default-channel")
+    assert len(saleor.graphql_requests) == asked_before
