@@ -172,6 +172,8 @@ DEFAULTS = {
     # App mode (saleor_app/, docs/app-mode.md): the largest webhook delivery accepted, and how old a delivery
     # (its issuedAt) may be before it is refused as stale. Saleor's own retries end within minutes.
     "APP_WEBHOOK_MAX_BYTES": 512 * 1024,
+    # Where the instance's signing keys are fetched (empty: <APP_SALEOR_API_URL's origin>/.well-known/jwks.json).
+    "APP_SALEOR_JWKS_URL": "",
     "APP_WEBHOOK_MAX_AGE_SECONDS": 24 * 3600,
     # Calls to Saleor's GraphQL API with the App token (saleor_app/client.py): timeout and attempts.
     "APP_GRAPHQL_TIMEOUT_SECONDS": 10,

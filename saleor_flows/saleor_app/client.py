@@ -38,16 +38,21 @@ class TokenRefused(SaleorError):
     """Saleor does not accept the App token (the App was removed, or its token deleted)."""
 
 
-def execute(query: str, variables: dict | None = None) -> dict:
-    """``data`` of a GraphQL operation run with the App token; raises a ``SaleorError`` otherwise."""
+def execute(query: str, variables: dict | None = None, *, attempts: int | None = None,
+            timeout: float | None = None) -> dict:
+    """``data`` of a GraphQL operation run with the App token; raises a ``SaleorError`` otherwise.
+
+    ``attempts``/``timeout`` override the settings for a caller that cannot wait (a storefront's request).
+    """
     token, api_url = app_token(), own_saleor_api_url()
     if not token or not api_url:
         raise SaleorError("The App is not installed (no token) or APP_SALEOR_API_URL is not set.")
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    attempts = max(1, int(flows_setting("APP_GRAPHQL_ATTEMPTS")))
+    attempts = max(1, int(attempts or flows_setting("APP_GRAPHQL_ATTEMPTS")))
+    timeout = timeout or flows_setting("APP_GRAPHQL_TIMEOUT_SECONDS")
     for attempt in range(attempts):
         try:
-            answer = _post(api_url, token, body)
+            answer = _post(api_url, token, body, timeout)
             break
         except SaleorUnavailable as exc:
             if attempt + 1 >= attempts:
@@ -67,11 +72,11 @@ def execute(query: str, variables: dict | None = None) -> dict:
     return data
 
 
-def _post(api_url: str, token: str, body: bytes) -> dict:
+def _post(api_url: str, token: str, body: bytes, timeout: float) -> dict:
     request = urllib.request.Request(api_url, data=body, headers={
         "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=flows_setting("APP_GRAPHQL_TIMEOUT_SECONDS")) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from ..api.auth import AuthenticationError, KeyRotationPending, key_set
+from ..conf import flows_setting
 
 MAX_SIGNATURE_CHARS = 4096
 
@@ -33,7 +34,11 @@ class KeysUnavailable(Exception):
 
 
 def jwks_url(api_url: str) -> str:
-    """``https://shop.example/graphql/`` → ``https://shop.example/.well-known/jwks.json`` (Saleor serves it at its root)."""
+    """``APP_SALEOR_JWKS_URL``, else ``https://shop.example/graphql/`` → ``https://shop.example/.well-known/jwks.json``
+    (Saleor serves it at its root)."""
+    configured = flows_setting("APP_SALEOR_JWKS_URL")
+    if configured:
+        return configured
     parts = urlsplit(api_url)
     return f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
 
