@@ -28,16 +28,11 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from jwt.algorithms import RSAAlgorithm
+
+from .saleor_app_helpers import jwk_of, new_key, sign
 
 SCHEMA_VERSION = "3.24"
 APP_GLOBAL_ID = base64.b64encode(b"App:7").decode()
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class Answer:
@@ -65,8 +60,8 @@ def http(method: str, url: str, *, body: bytes | None = None, headers: dict | No
 
 class StandInSaleor:
     def __init__(self):
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = _b64url(secrets.token_bytes(24))
+        self.key = new_key()
+        self.kid = secrets.token_urlsafe(24)
         self.app_token = secrets.token_urlsafe(30)  # Saleor's App tokens are 30 random characters
         self.app_identifier = ""  # the manifest's id, once installed
         self.webhooks: dict[str, dict] = {}  # event (ORDER_CREATED) -> the manifest's webhook entry
@@ -111,8 +106,7 @@ class StandInSaleor:
     # --- what Saleor serves --------------------------------------------------------------
 
     def jwks(self) -> dict:
-        public = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
-        return {"keys": [{**public, "key_ops": ["verify"], "use": "sig", "kid": self.kid, "alg": "RS256"}]}
+        return {"keys": [jwk_of(self.key, self.kid)]}
 
     def graphql(self, authorization: str, request: dict) -> dict:
         query = request.get("query") or ""
@@ -139,12 +133,9 @@ class StandInSaleor:
                              "X-Saleor-Domain": self.domain, "Saleor-Api-Url": self.api_url,
                              "Saleor-Schema-Version": SCHEMA_VERSION})
 
-    def sign(self, body: bytes, *, key=None, kid=None) -> str:
-        """``Saleor-Signature``: the detached JWS of ``body`` (RFC 7797 unencoded payload)."""
-        header = _b64url(json.dumps({"alg": "RS256", "b64": False, "crit": ["b64"], "kid": kid or self.kid,
-                                     "typ": "JWT"}, separators=(",", ":")).encode())
-        signature = (key or self.key).sign(header.encode() + b"." + body, padding.PKCS1v15(), hashes.SHA256())
-        return f"{header}..{_b64url(signature)}"
+    def sign(self, body: bytes) -> str:
+        """``Saleor-Signature``: the detached JWS of ``body`` with the instance's key."""
+        return sign(body, self.key, self.kid)
 
     def body(self, event: str, subject: dict, *, issued_at: str | None = None) -> bytes:
         """A subscription payload as Saleor serializes it: ``__typename``, ``issuedAt``, ``version``, the objects."""

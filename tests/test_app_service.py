@@ -245,3 +245,27 @@ def test_readme_documents_every_variable():
         assert f"`{variable.name}`" in section, variable.name
     assert "docs/app-mode.md" in section
     assert "docker compose up -d" in section
+
+
+@pytest.mark.parametrize("hops, forwarded, expected", [
+    (0, "203.0.113.7", "10.0.0.2"),  # no proxies declared: the header is the client's own words
+    (1, "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # the balancer appended the client; the rest is made up
+    (2, "198.51.100.1, 203.0.113.7, 10.0.0.9", "203.0.113.7"),
+    (2, "203.0.113.7", "10.0.0.2"),  # fewer entries than proxies: keep the proxy's address
+    (1, "not-an-address", "10.0.0.2"),
+    (1, "2001:db8::1", "2001:db8::1"),
+])
+def test_the_shoppers_address_behind_the_declared_proxies(settings, rf, hops, forwarded, expected):
+    from saleor_flows.app_service.middleware import ForwardedClientAddress
+
+    settings.PROXY_HOPS = hops
+    seen = {}
+    middleware = ForwardedClientAddress(lambda request: seen.setdefault("address", request.META["REMOTE_ADDR"]))
+    middleware(rf.get("/", HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR="10.0.0.2"))
+    assert seen["address"] == expected
+
+
+def test_proxy_hops_must_be_a_whole_number():
+    assert env.load({**GOOD, "PROXY_HOPS": "1"})["PROXY_HOPS"] == 1
+    with pytest.raises(env.ConfigError, match="PROXY_HOPS: expected a whole number"):
+        env.load({**GOOD, "PROXY_HOPS": "one"})

@@ -64,6 +64,9 @@ VARIABLES = [
                                "\"url\": \"https://shop.example\"}', FLOWS_CONSENT_POLICY=opt_in."),
     Variable("SWEEP_INTERVAL_SECONDS", False, "How often beat runs the sweep that sends due steps (default 10)."),
     Variable("BEAT_SCHEDULE_FILE", False, "Where beat keeps its schedule state (default: in the temp directory)."),
+    Variable("PROXY_HOPS", False, "How many proxies (load balancer, ingress) stand in front of the web server: the "
+                                  "shopper's address is read that many entries from the right of X-Forwarded-For "
+                                  "(default 0: the header is ignored)."),
     Variable("PORT", False, "The web server's port (default 8000)."),
     Variable("WEB_CONCURRENCY", False, "Web server worker processes (default 2)."),
     Variable("LOG_LEVEL", False, "DEBUG, INFO (default), WARNING or ERROR; logs go to stdout."),
@@ -120,6 +123,7 @@ def load(environ) -> dict:
         "BEAT_SCHEDULE_FILE": get("BEAT_SCHEDULE_FILE") or str(
             Path(tempfile.gettempdir()) / "saleor-flows-celerybeat-schedule"),
         "PORT": int(_number("PORT", get("PORT"), 8000)),
+        "PROXY_HOPS": _count("PROXY_HOPS", get("PROXY_HOPS")),
         "WEB_CONCURRENCY": int(_number("WEB_CONCURRENCY", get("WEB_CONCURRENCY"), 2)),
         "LOG_LEVEL": _choice("LOG_LEVEL", (get("LOG_LEVEL") or "INFO").upper(),
                              ("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -273,6 +277,14 @@ def _number(name: str, value: str, default):
     if number <= 0:
         raise ConfigError(f"{name}: must be more than 0, got {value}")
     return number
+
+
+def _count(name: str, value: str) -> int:
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise ConfigError(f"{name}: expected a whole number, got {value[:40]!r}")
+    return int(value)
 
 
 def _bool(name: str, value: str, default: bool) -> bool:
