@@ -263,6 +263,15 @@ def test_install_then_signup_abandoned_checkout_and_order_reach_the_inbox(servic
     row = SaleorAppInstallation.objects.get()
     assert row.saleor_api_url == saleor.api_url
     assert saleor.app_token not in row.token_encrypted  # encrypted at rest
+    # One deployment serves one Saleor: another instance cannot install it.
+    other = StandInSaleor()
+    try:
+        foreign = other.install(f"{service.url}{PLUGIN_PATH}app/manifest/")
+    finally:
+        other.close()
+    assert foreign.status == 403 and foreign.json["error"]["code"] == "FOREIGN_SALEOR", foreign
+    assert saleor.api_url in foreign.json["error"]["message"]
+    assert SaleorAppInstallation.objects.get().saleor_api_url == saleor.api_url
 
     # 2. ... and turns journeys on in the Dashboard extension.
     _turn_on_journeys(service, saleor.dashboard_token(["MANAGE_PLUGINS", "MANAGE_USERS"]))
@@ -311,3 +320,20 @@ def test_install_then_signup_abandoned_checkout_and_order_reach_the_inbox(servic
     subjects = sorted(m["Subject"] for m in sink.to(jane))
     assert subjects == ["Thank you for your order", "Welcome! We're glad you're here",
                         "You left something in your cart"]
+
+    # 7. She unsubscribes with her mailbox's one-click button: Flows stops marketing to her and tells Saleor,
+    # with the App token, so the storefront's checkbox shows the same.
+    saleor.answers.append({"data": {"m0": {"errors": []}}})
+    one_click = welcome["List-Unsubscribe"].strip().split(">")[0].lstrip("<")
+    assert welcome["List-Unsubscribe-Post"].strip() == "List-Unsubscribe=One-Click"
+    clicked = http("POST", one_click, body=b"List-Unsubscribe=One-Click",
+                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert clicked.status == 200, clicked
+    assert Contact.objects.get(email=jane).email_consent == "unsubscribed"
+    deadline = time.monotonic() + MAIL_SECONDS
+    while not saleor.graphql_calls and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (written,) = saleor.graphql_calls
+    assert "updateMetadata" in written["query"]
+    assert written["variables"] == {"m0_id": _gid("User", 21),
+                                    "m0_input": [{"key": "marketing_consent", "value": "false"}]}
