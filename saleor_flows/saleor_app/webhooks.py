@@ -32,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..conf import flows_setting
-from ..dashboard.register import own_saleor_api_url, same_url
+from ..dashboard.register import Refused, own_saleor_api_url, same_url
 from ..engine import dispatch
 from ..events import record_event
 from ..saleor_plugin.translate import ONCE_PER_OBJECT, normalize
@@ -45,12 +45,6 @@ logger = logging.getLogger(__name__)
 SOURCE = "saleor_app"
 FUTURE_SKEW = timedelta(minutes=5)  # clocks differ; a delivery from further ahead is not Saleor's
 MAX_JSON_DEPTH = 20  # our queries nest 7 levels deep
-
-
-class Refused(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _answer(status: int, **body) -> JsonResponse:
