@@ -502,3 +502,25 @@ def test_hostile_shapes_in_a_signed_delivery_are_bounded_not_trusted(client, sal
     assert len(event.payload["lines"]) == 200 and event.payload["language_code"] == ""
     assert len(event.payload["metadata"]) == 100 and {len(v) for v in event.payload["metadata"].values()} == {1000}
     assert event.channel == "" and event.payload["discount_amount"] == "0.00"
+
+
+@pytest.mark.django_db
+def test_an_uninstall_missed_while_we_were_down_is_found_by_the_hourly_token_check(saleor):
+    from saleor_flows.saleor_app.tasks import check_token
+
+    install(saleor)
+    saleor.answer(200, {"data": {"app": {"id": "QXBwOjQ="}}})
+    assert check_token() == "installed" and holds.sending_held() == ""
+    (asked,) = saleor.graphql_requests
+    assert asked.headers["Authorization"] == "Bearer app-token-1234"
+    saleor.answer(503, b"down")
+    saleor.answer(503, b"down")
+    saleor.answer(503, b"down")
+    assert check_token() == "unknown" and holds.sending_held() == ""  # Saleor away: nothing changes
+    # What Saleor 3.24 answers a token it no longer knows (tests/saleor/test_app_payloads.py checks it).
+    saleor.answer(200, {"errors": [{"message": "To access this path, you need one of the following permissions: "
+                                               "AUTHENTICATED_STAFF_USER, AUTHENTICATED_APP", "path": ["app"],
+                                    "extensions": {"exception": {"code": "PermissionDenied"}}}],
+                        "data": {"app": None}})
+    assert check_token() == "refused"
+    assert "token_refused" in holds.sending_held()

@@ -101,3 +101,18 @@ def test_fulfilment_and_back_in_stock_and_app_deleted(flows_app, fulfilled_order
 
     payload = deliver(flows_app, "APP_DELETED", flows_app)
     assert payload["app"]["id"]
+
+
+def test_saleor_answers_the_hourly_token_check_as_the_app_reads_it(app_api_client, app):
+    """``tasks.check_token``: our token → the App's id; a deleted token → no App (never mistaken for "installed")."""
+    from saleor_flows.saleor_app.tasks import TOKEN_CHECK
+
+    answer = app_api_client.post_graphql(TOKEN_CHECK)
+    assert answer.status_code == 200 and answer.json()["data"]["app"]["id"]
+    app.tokens.all().delete()  # what uninstalling does to the App's tokens, sooner or later
+    answer = app_api_client.post_graphql(TOKEN_CHECK)
+    body = answer.json()
+    # The shape tasks.check_token reads as "refused" (and tests/test_saleor_app.py's stand-in answers).
+    assert answer.status_code == 200 and body["data"] == {"app": None}
+    assert [((error.get("extensions") or {}).get("exception") or {}).get("code") for error in body["errors"]] == [
+        "PermissionDenied"]
