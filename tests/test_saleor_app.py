@@ -150,7 +150,7 @@ def test_a_delivery_from_another_instance_is_refused(client, sample_saleor, sett
     settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "APP_SALEOR_API_URL": "https://other-shop.example/graphql/"}
     response = post(client, "CUSTOMER_CREATED", body, headers)
     assert response.status_code == 403
-    assert response.json()["error"]["message"] == ("This App serves the Saleor at https://other-shop.example/graphql/, "
+    assert response.json()["error"]["message"] == ("Flows serves the Saleor at https://other-shop.example/graphql/, "
                                                    "not http://127.0.0.1:8000/graphql/.")
     settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "APP_SALEOR_API_URL": SAMPLE_API_URL}
     assert post(client, "CUSTOMER_CREATED", body, {**headers, "Saleor-Domain": "evil.example"}).status_code == 403

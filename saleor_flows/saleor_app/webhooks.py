@@ -94,7 +94,7 @@ def _verified(request, webhook) -> tuple[bytes, dict]:
     if not given_url:
         raise Refused(400, "MISSING_SALEOR_API_URL", "The Saleor-Api-Url header is missing.")
     if not same_url(given_url, api_url) or (given_domain and given_domain.lower() != urlsplit(api_url).netloc.lower()):
-        raise Refused(403, "FOREIGN_SALEOR", f"This App serves the Saleor at {api_url}, not {given_url[:200]}.")
+        raise Refused(403, "FOREIGN_SALEOR", f"Flows serves the Saleor at {api_url}, not {given_url[:200]}.")
     given_event = request.headers.get("Saleor-Event") or request.headers.get("X-Saleor-Event", "")
     if given_event.lower() != webhook.hook:
         raise Refused(400, "WRONG_EVENT", f"This URL receives {webhook.event}, not {given_event[:100]!r}.")
