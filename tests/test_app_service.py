@@ -288,3 +288,10 @@ def test_beat_runs_every_periodic_task_of_flows_and_the_app_edge_and_the_worker_
     assert {name: task for name, (task, _, _) in schedule.items()} == expected
     assert all(registered for _, _, registered in schedule.values())
     assert schedule["saleor-flows-sweep"][1] == "2.5"
+
+
+def test_manage_runs_djangos_checks_on_the_service_settings():
+    """The settings, URLs and installed apps of the service as a whole (``manage`` passes any command on)."""
+    result = run_cli("manage", "check", environ=GOOD)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
