@@ -27,6 +27,7 @@ import time
 import uuid
 from email import policy
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -150,7 +151,8 @@ def sink():
 @pytest.fixture
 def service(transactional_db, saleor, sink, tmp_path):
     database = connection.settings_dict
-    credentials = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
+    credentials = quote(database["USER"], safe="") + (f":{quote(database['PASSWORD'], safe='')}"
+                                                      if database["PASSWORD"] else "")
     port = free_port()
     keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
     environ = {
