@@ -73,6 +73,8 @@ def test_a_broker_url_stands_in_for_redis_url():
 
 @pytest.mark.parametrize("change, message", [
     ({"SECRET_KEY": "short"}, "SECRET_KEY is too short"),
+    ({"SECRET_KEY": "change-me-to-50-random-characters-for-example-from-openssl-rand"},
+     "SECRET_KEY is still the one from .env.example"),
     ({"SALEOR_API_URL": "shop.saleor.cloud/graphql/"}, "SALEOR_API_URL: expected an http(s):// URL"),
     ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL: only postgres:// URLs"),
     ({"EMAIL_URL": "smtp://mail:25", "EMAIL_BACKEND": "x.y"}, "set EMAIL_URL or EMAIL_BACKEND, not both"),
