@@ -8,7 +8,7 @@ import sys
 import time
 
 BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline", "report", "retention",
-              "recommendations"]
+              "recommendations", "app_webhook"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
 FULL = {
