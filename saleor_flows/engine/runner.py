@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
@@ -124,28 +125,73 @@ class Interrupted(Exception):
 
 
 def run_claimed(execution_ids):
-    """Run claimed executions, each followed by the steps it makes due at once."""
+    """Run claimed executions, then the steps they make due at once, round after round.
+
+    In each round the send steps go out together (``_send_chunk``: a few
+    statements per window of sends, one open connection); other steps run
+    one by one.
+    """
+    todo, rounds = list(execution_ids), 0
+    while todo and rounds < MAX_CHAIN:
+        todo = _run_round(todo)
+        rounds += 1
+
+
+def _run_round(execution_ids: list[int]) -> list[int]:
+    """Run ``execution_ids`` once; returns the executions they made due at once (already claimed)."""
+    next_ids: list[int] = []
+    loaded = _load(execution_ids)
+    sends = [loaded[i] for i in execution_ids if i in loaded and _sends_together(loaded[i])]
+    if sends:
+        try:
+            _send_chunk(sends, next_ids)
+        except DATABASE_AWAY as exc:
+            # Running them all again is safe: each state change names the state it expects.
+            drop_broken_connection()
+            raise Interrupted([*next_ids, *execution_ids]) from exc
+    together = {execution.pk for execution in sends}
     for index, execution_id in enumerate(execution_ids):
-        next_id, steps = execution_id, 0
-        while next_id is not None and steps < MAX_CHAIN:
-            try:
-                next_id = execute(next_id)
-            except DATABASE_AWAY as exc:
-                # Not this journey's fault: stop, drop the dead connection, let the task try again.
-                drop_broken_connection()
-                raise Interrupted([next_id, *execution_ids[index + 1:]]) from exc
-            except ImproperlyConfigured:
-                # A broken setting (the operator fixes it): the execution stays claimed and the
-                # sweep hands it out again after the lease, so nothing is lost.
-                logger.exception("saleor-flows: step execution %s failed", next_id)
-                next_id = None
-            except Exception as exc:
-                # A bug, or a stored definition that cannot run: retrying would fail the same way
-                # forever. The step fails with the reason and the journey ends; the batch goes on.
-                logger.exception("saleor-flows: step execution %s failed", next_id)
-                _fail_unexpectedly(next_id, exc)
-                next_id = None
-            steps += 1
+        if execution_id in together:
+            continue
+        try:
+            next_id = execute(execution_id)
+        except DATABASE_AWAY as exc:
+            # Not this journey's fault: stop, drop the dead connection, let the task try again.
+            drop_broken_connection()
+            raise Interrupted([*next_ids, *execution_ids[index:]]) from exc
+        except Exception as exc:  # noqa: BLE001 - one step's failure never takes the others down
+            _step_raised(execution_id, exc)
+            continue
+        if next_id is not None:
+            next_ids.append(next_id)
+    return next_ids
+
+
+def _step_raised(execution_id: int, exc: Exception):
+    """A step raised something other than the database going away."""
+    logger.error("saleor-flows: step execution %s failed", execution_id, exc_info=exc)
+    if isinstance(exc, ImproperlyConfigured):
+        # A broken setting (the operator fixes it): the execution stays claimed and the
+        # sweep hands it out again after the lease, so nothing is lost.
+        return
+    # A bug, or a stored definition that cannot run: retrying would fail the same way
+    # forever. The step fails with the reason and the journey ends; the others go on.
+    _fail_unexpectedly(execution_id, exc)
+
+
+def _load(execution_ids) -> dict:
+    """The executions with their enrolment, flow, contact and trigger event, in one query."""
+    return StepExecution.objects.select_related(
+        "enrolment__flow", "enrolment__contact", "enrolment__trigger_event",
+    ).defer("enrolment__flow__definition").in_bulk(list(execution_ids))
+
+
+def _sends_together(execution) -> bool:
+    """A claimed send step of a running journey (anything else takes ``execute()``'s one-by-one path)."""
+    enrolment = execution.enrolment
+    return (execution.state == State.CLAIMED and enrolment.status == Enrolment.Status.ACTIVE
+            and enrolment.flow.status not in (enrolment.flow.Status.PAUSED, enrolment.flow.Status.ARCHIVED)
+            and version_definition(enrolment.version_id)["steps"][execution.step_id]["type"] in SEND_STEPS)
 
 
 def _fail_unexpectedly(execution_id: int, exc: Exception):
@@ -169,9 +215,7 @@ def _fail_unexpectedly(execution_id: int, exc: Exception):
 
 def execute(execution_id: int) -> int | None:
     """Run one claimed execution; returns the next claimed execution, if one is due at once."""
-    execution = StepExecution.objects.select_related(
-        "enrolment__flow", "enrolment__contact", "enrolment__trigger_event",
-    ).defer("enrolment__flow__definition").filter(pk=execution_id).first()
+    execution = _load([execution_id]).get(execution_id)
     if execution is None or execution.state != State.CLAIMED:
         return None  # someone else ran it (a task delivered twice, a racing sweep)
     now = clock.now()
@@ -368,83 +412,238 @@ def _hold(execution, step, definition, contact, *, now):
     return None
 
 
+SEND_STEPS = ("send_email", "send_sms", "notify_staff")
+
+
+@dataclass
+class _Ready:
+    """A send decided under the contact's lock and rendered: what the hand-off and its record need."""
+
+    execution: StepExecution
+    step: dict
+    contact: Contact
+    kind: str
+    outgoing: object  # delivery.Outgoing
+    send_id: uuid.UUID
+    saleor_channel: str
+    message: Message | None = None
+    provider_message_id: str = ""
+    sent_at: object = None
+    error: Exception | None = None
+
+
 def _deliver(execution, step, *, now, contact):
-    """send_email, send_sms, notify_staff: check, render, commit `sending`, hand off, commit `sent`."""
+    """send_email, send_sms, notify_staff one at a time: a chunk of one."""
+    next_ids: list[int] = []
+    _send_chunk([execution], next_ids)
+    return next_ids[0] if next_ids else None
+
+
+def _send_chunk(executions, next_ids: list[int]):
+    """Send steps, window by window, over connections kept open for the chunk.
+
+    Each window: decide every send under its contact's lock and commit the
+    window as `sending` (``_start_sends``); hand each message to the backend,
+    learning each one's own outcome; record them (``_record_sent``, and the
+    failures one by one). A worker killed during a window leaves that window
+    `sending` (the sweep marks it ambiguous, never resends it) and the later
+    windows `claimed` (sent after the lease). A contact appears at most once
+    per window, so its second message is decided after its first is counted.
+    Steps made due at once are appended to ``next_ids``.
+    """
+    waiting = sorted(executions, key=lambda execution: execution.pk)
+    size = max(1, flows_setting("SEND_WINDOW"))
+    with delivery.Courier() as courier:
+        while waiting:
+            window, seen, later = [], set(), []
+            for execution in waiting:
+                contact_id = execution.enrolment.contact_id
+                if len(window) < size and contact_id not in seen:
+                    window.append(execution)
+                    seen.add(contact_id)
+                else:
+                    later.append(execution)
+            waiting = later
+            try:
+                _send_window(courier, window, next_ids)
+            except DATABASE_AWAY:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug in one send never takes the window down
+                if len(window) == 1:
+                    _step_raised(window[0].pk, exc)
+                    continue
+                logger.error("saleor-flows: a window of %s sends failed; running them one by one", len(window),
+                             exc_info=exc)
+                for execution in window:
+                    try:
+                        _send_window(courier, [execution], next_ids)
+                    except DATABASE_AWAY:
+                        raise
+                    except Exception as single:  # noqa: BLE001
+                        _step_raised(execution.pk, single)
+
+
+def _send_window(courier, window, next_ids: list[int]):
+    ready = _start_sends(window, next_ids)
+    # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
+    for item in ready:
+        try:
+            item.provider_message_id = courier.hand_off(item.outgoing)
+        except Exception as exc:  # noqa: BLE001 - this message's outcome, decided below
+            logger.warning("saleor-flows: send %s failed: %s", item.send_id, exc)
+            item.error = exc
+        else:
+            item.sent_at = clock.now()
+    next_ids.extend(_recorded(lambda: _record_sent([item for item in ready if item.error is None])))
+    for item in ready:
+        if item.error is not None:
+            next_id = _recorded(lambda item=item: _record_failed_send(
+                item.error, item.execution, item.message.pk, item.outgoing, item.step, contact=item.contact))
+            if next_id is not None:
+                next_ids.append(next_id)
+
+
+def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
+    """Decide the window's sends under their contacts' locks, render them, commit them as `sending`.
+
+    Contacts, then enrolments, are locked in id order (one statement each):
+    an unsubscribe or an order that committed before this point is seen
+    here, one that comes later waits for this commit and finds the message.
+    """
+    now = clock.now()
+    with transaction.atomic():
+        contacts = {c.pk: c for c in Contact.objects.select_for_update().filter(
+            pk__in={e.enrolment.contact_id for e in window}).order_by("pk")}
+        enrolments = {e.pk: e for e in Enrolment.objects.select_for_update().filter(
+            pk__in={e.enrolment_id for e in window}).order_by("pk")}
+        ready = []
+        for execution in window:
+            decided = _decide_send(execution, contacts[execution.enrolment.contact_id],
+                                   enrolments[execution.enrolment_id], now=now)
+            if isinstance(decided, _Ready):
+                ready.append(decided)
+            elif decided is not None:
+                next_ids.append(decided)
+        if not ready:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {StepExecution._meta.db_table} SET state = %s, claimed_at = %s, attempts = attempts + 1"
+                " WHERE id = ANY(%s) AND state = %s RETURNING id",
+                [State.SENDING, now, [item.execution.pk for item in ready], State.CLAIMED])
+            moved = {row[0] for row in cursor.fetchall()}
+        ready = [item for item in ready if item.execution.pk in moved]
+        # A retry reuses the message row of the failed attempt.
+        earlier = Message.objects.in_bulk([item.execution.pk for item in ready if item.execution.attempts],
+                                          field_name="execution_id")
+        new = []
+        for item in ready:
+            execution, outgoing = item.execution, item.outgoing
+            message = earlier.get(execution.pk) or Message(execution=execution)
+            message.send_id, message.contact, message.flow = item.send_id, item.contact, execution.enrolment.flow
+            message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
+            message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
+            message.kind, message.segments = item.kind, outgoing.segments
+            # Taken under the contact's lock: the moment the decision to send was made
+            # (what the frequency cap counts from, and what an unsubscribe is compared with).
+            message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
+            if message.pk:
+                message.save()
+            else:
+                new.append(message)
+            item.message = message
+        Message.objects.bulk_create(new)
+    return ready
+
+
+def _decide_send(execution, fresh, locked, *, now):
+    """Re-check everything before a send (docs/design.md, principle 5), under the contact's lock.
+
+    Returns a ``_Ready`` to hand off; otherwise the step is closed, deferred or
+    skipped here with its reason, and this returns the next execution if one
+    is due at once (or None).
+    """
     enrolment = execution.enrolment
     definition = version_definition(enrolment.version_id)
-    with transaction.atomic():
-        # Lock the person, then the journey: an unsubscribe or an order that
-        # committed before this point is seen here, one that comes later waits.
-        fresh = Contact.objects.select_for_update().get(pk=contact.pk)
-        locked = Enrolment.objects.select_for_update().get(pk=enrolment.pk)
-        if locked.status != Enrolment.Status.ACTIVE:
-            StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
-                state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
+    step = definition["steps"][execution.step_id]
+    if locked.status != Enrolment.Status.ACTIVE:
+        StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+            state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
+        return None
+    outcome = check_exit(enrolment, fresh, now)
+    if outcome:
+        status, detail = outcome
+        finish_enrolment(enrolment, status, detail["reason"], now=now, facts=detail["facts"],
+                         before=execution.step_id)
+        return None
+    trigger_filter = definition["trigger"].get("filter")
+    if trigger_filter and step["type"] != "notify_staff":
+        decision = evaluate(trigger_filter, journey_context(enrolment, fresh, now))
+        if not decision.result:
+            finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
+                             facts=decision.facts, before=execution.step_id)
             return None
-        outcome = check_exit(enrolment, fresh, now)
-        if outcome:
-            status, detail = outcome
-            finish_enrolment(enrolment, status, detail["reason"], now=now, facts=detail["facts"],
-                             before=execution.step_id)
-            return None
-        trigger_filter = definition["trigger"].get("filter")
-        if trigger_filter and step["type"] != "notify_staff":
-            decision = evaluate(trigger_filter, journey_context(enrolment, fresh, now))
-            if not decision.result:
-                finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
-                                 facts=decision.facts, before=execution.step_id)
-                return None
-        saleor_channel = enrolment.trigger_event.channel
-        blocker = send_blocker(step, definition, fresh, saleor_channel)
-        if blocker:
-            return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
-                          next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
-        kind = "staff" if step["type"] == "notify_staff" else message_kind(step, definition)
-        if kind == "marketing":
-            held = _hold(execution, step, definition, fresh, now=now)
-            if held is not _GO:
-                return held
-        send_id = uuid.uuid4()
-        try:
-            outgoing = delivery.prepare(step, kind=kind, flow=enrolment.flow, contact=fresh,
-                                        event_payload=enrolment.trigger_event.payload, send_id=send_id,
-                                        saleor_channel=saleor_channel)
-        except Exception as exc:  # a template that cannot render for this contact's data
-            return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
-                          next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
-        if not StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
-                state=State.SENDING, claimed_at=now, attempts=execution.attempts + 1):
-            return None
-        # A retry reuses the message row of the failed attempt.
-        message = (Message.objects.filter(execution=execution).first() if execution.attempts else None) or Message(
-            execution=execution)
-        message.send_id, message.contact, message.flow = send_id, fresh, enrolment.flow
-        message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
-        message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
-        message.kind, message.segments = kind, outgoing.segments
-        # Taken under the contact's lock: the moment the decision to send was made
-        # (what the frequency cap counts from, and what an unsubscribe is compared with).
-        message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
-        message.save()
-    # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
+    saleor_channel = enrolment.trigger_event.channel
+    blocker = send_blocker(step, definition, fresh, saleor_channel)
+    if blocker:
+        return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
+                      next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
+    kind = "staff" if step["type"] == "notify_staff" else message_kind(step, definition)
+    if kind == "marketing":
+        held = _hold(execution, step, definition, fresh, now=now)
+        if held is not _GO:
+            return held
+    send_id = uuid.uuid4()
     try:
-        provider_message_id = delivery.hand_off(outgoing)
-    except Exception as exc:
-        logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
-        return _recorded(lambda: _record_failed_send(exc, execution, message.pk, outgoing, step, contact=fresh))
-    sent_at = clock.now()
+        outgoing = delivery.prepare(step, kind=kind, flow=enrolment.flow, contact=fresh,
+                                    event_payload=enrolment.trigger_event.payload, send_id=send_id,
+                                    saleor_channel=saleor_channel)
+    except Exception as exc:  # a template that cannot render for this contact's data
+        return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
+                      next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
+    return _Ready(execution, step, fresh, kind, outgoing, send_id, saleor_channel)
 
-    def record_sent():
-        with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at, **(
-                {"provider_message_id": provider_message_id[:255]} if provider_message_id else {}))
-            return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
-                          next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
-                          to=outgoing.to, subject=outgoing.subject, send_id=str(send_id),
-                          **({"basis": marketing_basis(fresh, outgoing.channel, saleor_channel)[0]}
-                             if kind == "marketing" else {}))
 
-    return _recorded(record_sent)
+def _record_sent(sent: list[_Ready]) -> list[int]:
+    """Accepted messages: each message and execution `sent`, the trail, the next steps; one transaction.
+
+    Its commit need not wait for the disk (``synchronous_commit = off``): if a
+    crash loses it, the sends are still `sending` and become `ambiguous`,
+    never resent, and any later durable commit flushes it first.
+    """
+    if not sent:
+        return []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            cursor.execute(
+                f"UPDATE {Message._meta.db_table} AS m SET status = %s, sent_at = v.sent_at,"
+                " provider_message_id = CASE WHEN v.provider_id = '' THEN m.provider_message_id"
+                " ELSE v.provider_id END"
+                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, provider_id)"
+                " WHERE m.id = v.id",
+                [Message.Status.SENT, [item.message.pk for item in sent], [item.sent_at for item in sent],
+                 [item.provider_message_id[:255] for item in sent]])
+            cursor.execute(
+                f"UPDATE {StepExecution._meta.db_table} AS e SET state = %s, finished_at = v.sent_at,"
+                " result = jsonb_build_object('send_id', v.send_id)"
+                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, send_id)"
+                " WHERE e.id = v.id AND e.state = %s RETURNING e.id",
+                [State.SENT, [item.execution.pk for item in sent], [item.sent_at for item in sent],
+                 [str(item.send_id) for item in sent], State.SENDING])
+            closed = {row[0] for row in cursor.fetchall()}
+        done = [item for item in sent if item.execution.pk in closed]
+        trail.record_many([{
+            "contact_id": item.contact.pk, "kind": "sent", "enrolment_id": item.execution.enrolment_id,
+            "step_id": item.execution.step_id,
+            "detail": {"channel": item.outgoing.channel, "to": item.outgoing.to, "subject": item.outgoing.subject,
+                       "send_id": str(item.send_id),
+                       **({"basis": marketing_basis(item.contact, item.outgoing.channel, item.saleor_channel)[0]}
+                          if item.kind == "marketing" else {})},
+        } for item in done])
+        next_ids = [advance(item.execution.enrolment, item.step["next"], now=item.sent_at, contact=item.contact)
+                    for item in done]
+    return [next_id for next_id in next_ids if next_id is not None]
 
 
 def _record_failed_send(exc, execution, message_id, outgoing, step, *, contact):
