@@ -25,13 +25,14 @@ from django.utils.dateparse import parse_datetime
 from .. import clock
 from ..channels import delivery, staff, webhook
 from ..conf import flows_setting
-from ..db import DATABASE_AWAY, drop_broken_connection, insert_on_conflict
+from ..db import DATABASE_AWAY, drop_broken_connection
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
 from . import gate, suppression, trail
 from .conditions import evaluate
 from .consent import marketing_basis
 from .criteria import check_exit, journey_context
+from .history import SharedEvents
 from .definition import WAIT_TYPES, message_kind, version_definition
 from .waits import due_at_for
 
@@ -49,32 +50,52 @@ RECORD_RETRY_PAUSES = (0.5, 1, 2, 4, 8)  # seconds, while recording a provider's
 
 def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) -> int | None:
     """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
-    step = version_definition(enrolment.version_id)["steps"][step_id]
-    kind = step["type"]
-    due, why = now, {}
-    if kind in WAIT_TYPES:
-        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload,
-                         contact_id=contact.pk, explain=why)
-    immediate = due <= now and kind != "wait_event"
-    execution_id = _insert_execution(enrolment.pk, step_id, due=due, immediate=immediate, now=now,
-                                     waiting_for=step["event"] if kind == "wait_event" else "")
-    if execution_id is None:
-        return None  # this step of this journey exists already: never twice
-    if kind in WAIT_TYPES and not immediate:
-        detail = {"until": due, **why}
-        if kind == "wait_event":
-            detail["event"] = step["event"]
-        trail.record(contact.pk, "waiting", enrolment_id=enrolment.pk, step_id=step_id, **detail)
-    return execution_id if immediate else None
+    return schedule_steps([(enrolment, step_id, now, contact)])[0]
 
 
-def _insert_execution(enrolment_id, step_id, *, due, immediate, now, waiting_for) -> int | None:
-    """One INSERT; the unique (enrolment, step, occurrence) key turns a second one into nothing."""
-    return insert_on_conflict(StepExecution, {
-        "enrolment_id": enrolment_id, "step_id": step_id, "occurrence": 1,
-        "state": State.CLAIMED if immediate else State.PENDING, "due_at": due, "waiting_for": waiting_for,
-        "attempts": 0, "claimed_at": now if immediate else None, "result": "{}",
-    }, conflict=["enrolment_id", "step_id", "occurrence"])
+def schedule_steps(moves) -> list[int | None]:
+    """``schedule_step`` for many journeys, ``(enrolment, step_id, now, contact)`` each: one INSERT, one for the trail.
+
+    Returns, for each move, the new execution's id when it is due at once
+    (already claimed), else None. The unique (enrolment, step, occurrence)
+    key turns a step that exists already into nothing: never twice.
+    """
+    rows, planned = [], []
+    for enrolment, step_id, now, contact in moves:
+        step = version_definition(enrolment.version_id)["steps"][step_id]
+        kind = step["type"]
+        due, why = now, {}
+        if kind in WAIT_TYPES:
+            due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload,
+                             contact_id=contact.pk, explain=why)
+        immediate = due <= now and kind != "wait_event"
+        rows.append((enrolment.pk, step_id, State.CLAIMED if immediate else State.PENDING, due,
+                     step["event"] if kind == "wait_event" else "", now if immediate else None))
+        planned.append((enrolment, step_id, step, immediate, due, why, contact))
+    columns = list(zip(*rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {StepExecution._meta.db_table} (enrolment_id, step_id, occurrence, state, due_at, waiting_for,"
+            " attempts, claimed_at, result)"
+            " SELECT enrolment_id, step_id, 1, state, due_at, waiting_for, 0, claimed_at, '{}'::jsonb"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::timestamptz[])"
+            " AS v(enrolment_id, step_id, state, due_at, waiting_for, claimed_at)"
+            " ON CONFLICT (enrolment_id, step_id, occurrence) DO NOTHING RETURNING id, enrolment_id, step_id",
+            [list(column) for column in columns])
+        created = {(enrolment_id, step_id): pk for pk, enrolment_id, step_id in cursor.fetchall()}
+    results, waiting = [], []
+    for enrolment, step_id, step, immediate, due, why, contact in planned:
+        execution_id = created.get((enrolment.pk, step_id))
+        results.append(execution_id if immediate else None)
+        if execution_id is not None and not immediate and step["type"] in WAIT_TYPES:
+            detail = {"until": due, **why}
+            if step["type"] == "wait_event":
+                detail["event"] = step["event"]
+            waiting.append({"contact_id": contact.pk, "kind": "waiting", "enrolment_id": enrolment.pk,
+                            "step_id": step_id, "detail": detail})
+    if waiting:
+        trail.record_many(waiting)
+    return results
 
 
 def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:
@@ -91,10 +112,20 @@ def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **d
 
 
 def advance(enrolment: Enrolment, next_step: str | None, *, now, contact: Contact) -> int | None:
-    if next_step is None:
-        finish_enrolment(enrolment, Enrolment.Status.COMPLETED, "completed", now=now)
-        return None
-    return schedule_step(enrolment, next_step, now=now, contact=contact)
+    return advance_all([(enrolment, next_step, now, contact)])[0]
+
+
+def advance_all(moves) -> list[int | None]:
+    """``advance`` for many journeys, ``(enrolment, next_step, now, contact)`` each: the next steps in one INSERT."""
+    results: list[int | None] = [None] * len(moves)
+    going_on = [index for index, (_, next_step, _, _) in enumerate(moves) if next_step is not None]
+    for index, (enrolment, next_step, now, _) in enumerate(moves):
+        if next_step is None:
+            finish_enrolment(enrolment, Enrolment.Status.COMPLETED, "completed", now=now)
+    if going_on:
+        for index, execution_id in zip(going_on, schedule_steps([moves[i] for i in going_on])):
+            results[index] = execution_id
+    return results
 
 
 def _close(execution, from_states, state, *, now, result, next_step, contact, trail_kind=None, **detail):
@@ -386,7 +417,7 @@ def _retry_or_fail(execution, message_id, *, now, error, max_attempts, backoff_s
 _GO = object()
 
 
-def _hold(execution, step, definition, contact, *, now):
+def _hold(execution, step, definition, contact, *, now, recent=None):
     """Frequency cap, quiet hours, the contact's preferences (engine/gate.py): go, defer or drop.
 
     A deferral puts the execution back to pending with a new due time (the
@@ -397,7 +428,7 @@ def _hold(execution, step, definition, contact, *, now):
     held_since = parse_datetime(result["held_since"]) if result.get("held_since") else execution.due_at
     channel = "email" if step["type"] == "send_email" else "sms"
     decision = gate.check(step, definition, contact, channel=channel, now=now, execution_id=execution.pk,
-                          held_since=held_since)
+                          held_since=held_since, recent=recent)
     if decision.action == "go":
         return _GO
     if decision.action == "drop":
@@ -516,10 +547,20 @@ def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
             pk__in={e.enrolment.contact_id for e in window}).order_by("pk")}
         enrolments = {e.pk: e for e in Enrolment.objects.select_for_update().filter(
             pk__in={e.enrolment_id for e in window}).order_by("pk")}
+        # What the re-checks read, for the whole window at once: events (goal, exit, entry filter) per
+        # event name, on first use; the last marketing messages (frequency caps) if any send is marketing.
+        shared = SharedEvents(contacts.values())
+        marketing = [e for e in window if _send_kind(e) == "marketing"]
+        recent = gate.recent_marketing(
+            {e.enrolment.contact_id for e in marketing}, now=now, exclude_executions=[e.pk for e in marketing],
+            high_intent=any(gate.step_option(_step_of(e), version_definition(e.enrolment.version_id),
+                                             "frequency_cap") == gate.HIGH_INTENT for e in marketing),
+        ) if marketing else {}
         ready = []
         for execution in window:
-            decided = _decide_send(execution, contacts[execution.enrolment.contact_id],
-                                   enrolments[execution.enrolment_id], now=now)
+            contact_id = execution.enrolment.contact_id
+            decided = _decide_send(execution, contacts[contact_id], enrolments[execution.enrolment_id], now=now,
+                                   shared=shared, recent=recent.get(contact_id, {}))
             if isinstance(decided, _Ready):
                 ready.append(decided)
             elif decided is not None:
@@ -556,7 +597,19 @@ def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
     return ready
 
 
-def _decide_send(execution, fresh, locked, *, now):
+def _step_of(execution) -> dict:
+    return version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
+
+
+def _send_kind(execution) -> str:
+    """"marketing", "transactional" or "staff" (notify_staff)."""
+    step = _step_of(execution)
+    if step["type"] == "notify_staff":
+        return "staff"
+    return message_kind(step, version_definition(execution.enrolment.version_id))
+
+
+def _decide_send(execution, fresh, locked, *, now, shared=None, recent=None):
     """Re-check everything before a send (docs/design.md, principle 5), under the contact's lock.
 
     Returns a ``_Ready`` to hand off; otherwise the step is closed, deferred or
@@ -570,7 +623,7 @@ def _decide_send(execution, fresh, locked, *, now):
         StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
             state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
         return None
-    outcome = check_exit(enrolment, fresh, now)
+    outcome = check_exit(enrolment, fresh, now, shared)
     if outcome:
         status, detail = outcome
         finish_enrolment(enrolment, status, detail["reason"], now=now, facts=detail["facts"],
@@ -578,7 +631,7 @@ def _decide_send(execution, fresh, locked, *, now):
         return None
     trigger_filter = definition["trigger"].get("filter")
     if trigger_filter and step["type"] != "notify_staff":
-        decision = evaluate(trigger_filter, journey_context(enrolment, fresh, now))
+        decision = evaluate(trigger_filter, journey_context(enrolment, fresh, now, shared))
         if not decision.result:
             finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
                              facts=decision.facts, before=execution.step_id)
@@ -588,9 +641,9 @@ def _decide_send(execution, fresh, locked, *, now):
     if blocker:
         return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
                       next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
-    kind = "staff" if step["type"] == "notify_staff" else message_kind(step, definition)
+    kind = _send_kind(execution)
     if kind == "marketing":
-        held = _hold(execution, step, definition, fresh, now=now)
+        held = _hold(execution, step, definition, fresh, now=now, recent=recent)
         if held is not _GO:
             return held
     send_id = uuid.uuid4()
@@ -641,8 +694,8 @@ def _record_sent(sent: list[_Ready]) -> list[int]:
                        **({"basis": marketing_basis(item.contact, item.outgoing.channel, item.saleor_channel)[0]}
                           if item.kind == "marketing" else {})},
         } for item in done])
-        next_ids = [advance(item.execution.enrolment, item.step["next"], now=item.sent_at, contact=item.contact)
-                    for item in done]
+        next_ids = advance_all([(item.execution.enrolment, item.step["next"], item.sent_at, item.contact)
+                                for item in done]) if done else []
     return [next_id for next_id in next_ids if next_id is not None]
 
 
