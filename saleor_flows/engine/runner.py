@@ -475,56 +475,65 @@ def _send_chunk(executions, next_ids: list[int]):
 
     Each window: decide every send under its contact's lock and commit the
     window as `sending` (``_start_sends``); hand each message to the backend,
-    learning each one's own outcome; record them (``_record_sent``, and the
-    failures one by one). A worker killed during a window leaves that window
+    learning each one's own outcome (``_hand_all``); record them
+    (``_record_window``). A worker killed during a window leaves that window
     `sending` (the sweep marks it ambiguous, never resends it) and the later
     windows `claimed` (sent after the lease). A contact appears at most once
-    per window, so its second message is decided after its first is counted.
-    Steps made due at once are appended to ``next_ids``.
+    per window, so its second message is decided after its first is
+    counted. Steps made due at once are appended to ``next_ids``.
     """
-    waiting = sorted(executions, key=lambda execution: execution.pk)
-    size = max(1, flows_setting("SEND_WINDOW"))
     with delivery.Courier() as courier:
-        while waiting:
-            window, seen, later = [], set(), []
-            for execution in waiting:
-                contact_id = execution.enrolment.contact_id
-                if len(window) < size and contact_id not in seen:
-                    window.append(execution)
-                    seen.add(contact_id)
-                else:
-                    later.append(execution)
-            waiting = later
-            try:
-                _send_window(courier, window, next_ids)
-            except DATABASE_AWAY:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a bug in one send never takes the window down
-                if len(window) == 1:
-                    _step_raised(window[0].pk, exc)
-                    continue
-                logger.error("saleor-flows: a window of %s sends failed; running them one by one", len(window),
-                             exc_info=exc)
-                for execution in window:
-                    try:
-                        _send_window(courier, [execution], next_ids)
-                    except DATABASE_AWAY:
-                        raise
-                    except Exception as single:  # noqa: BLE001
-                        _step_raised(execution.pk, single)
+        for window in _windows(executions, max(1, flows_setting("SEND_WINDOW"))):
+            ready = _start_guarded(window, next_ids)
+            _hand_all(courier, ready)
+            _record_window(ready, next_ids)
 
 
-def _send_window(courier, window, next_ids: list[int]):
-    ready = _start_sends(window, next_ids)
-    # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
+def _windows(executions, size: int) -> list[list]:
+    """Up to ``size`` executions each, in id order, never two of one contact in a window."""
+    windows, waiting = [], sorted(executions, key=lambda execution: execution.pk)
+    while waiting:
+        window, seen, later = [], set(), []
+        for execution in waiting:
+            contact_id = execution.enrolment.contact_id
+            if len(window) < size and contact_id not in seen:
+                window.append(execution)
+                seen.add(contact_id)
+            else:
+                later.append(execution)
+        windows.append(window)
+        waiting = later
+    return windows
+
+
+def _start_guarded(window, next_ids: list[int]) -> list["_Ready"]:
+    """``_start_sends``; a bug in one send never takes the window down: then one by one, the culprit failed."""
+    try:
+        return _start_sends(window, next_ids)
+    except DATABASE_AWAY:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if len(window) == 1:
+            _step_raised(window[0].pk, exc)
+            return []
+        logger.error("saleor-flows: a window of %s sends failed; deciding them one by one", len(window), exc_info=exc)
+    return [item for execution in window for item in _start_guarded([execution], next_ids)]
+
+
+def _hand_all(courier, ready):
+    """Committed `sending`: each message to its backend, its own outcome noted (from here a crash means ambiguous)."""
     for item in ready:
         try:
             item.provider_message_id = courier.hand_off(item.outgoing)
-        except Exception as exc:  # noqa: BLE001 - this message's outcome, decided below
+        except Exception as exc:  # noqa: BLE001 - this message's outcome, recorded by _record_window
             logger.warning("saleor-flows: send %s failed: %s", item.send_id, exc)
             item.error = exc
         else:
             item.sent_at = clock.now()
+
+
+def _record_window(ready, next_ids: list[int]):
+    """The answers: the accepted ones together (``_record_sent``), each failure on its own."""
     next_ids.extend(_recorded(lambda: _record_sent([item for item in ready if item.error is None])))
     for item in ready:
         if item.error is not None:
