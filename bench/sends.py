@@ -23,7 +23,7 @@ import smtplib
 import time
 from datetime import timedelta
 
-from bench.common import RESULTS, CpuMeter, fmt_int, say, short_paths, truncate, vacuum_analyze
+from bench.common import RESULTS, CpuMeter, fmt_int, say, short_paths, truncate
 
 TARGET_PER_S = 1000
 TARGET_RATIO = 0.5
@@ -83,34 +83,23 @@ class SmtpSink:
         self.process.join()
 
 
-def due_send_executions(now, count):
-    """A pending email_reminder execution per enrolment, due just before ``now`` (set-based: setup)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO saleor_flows_stepexecution (enrolment_id, step_id, occurrence, state, due_at, waiting_for,"
-            " attempts, claimed_at, finished_at, result)"
-            " SELECT id, %s, 1, 'pending', %s - interval '1 second', '', 0, NULL, NULL, '{}'::jsonb"
-            " FROM saleor_flows_enrolment WHERE id IN (SELECT id FROM saleor_flows_enrolment ORDER BY id LIMIT %s)",
-            [STEP, now, count])
-    vacuum_analyze()
-
-
-def drain():
-    """What a worker does with the due sends: claim a batch, run it chunk by chunk; until nothing is due."""
+def drain(limit=None):
+    """What a worker does with the due sends: claim a batch, run it chunk by chunk; until nothing is due
+    (or ``limit`` sends). Returns how many ran."""
     from saleor_flows.conf import flows_setting
     from saleor_flows.engine.runner import run_claimed
     from saleor_flows.engine.sweep import claim_due
 
     batch, chunk = flows_setting("SWEEP_BATCH_SIZE"), flows_setting("SWEEP_CHUNK_SIZE")
+    if limit:
+        batch = min(batch, limit)
     done = 0
     while True:
         ids = claim_due(batch)
         for start in range(0, len(ids), chunk):
             run_claimed(ids[start:start + chunk])
         done += len(ids)
-        if len(ids) < batch:
+        if len(ids) < batch or (limit and done >= limit):
             return done
 
 
@@ -152,7 +141,7 @@ def run(n=3000, n_profile=600):
     from saleor_flows.conf import flows_setting
     from saleor_flows.engine import dispatch
     from saleor_flows.models import Message, StepExecution
-    from bench.render import setup_journeys
+    from bench.render import send_executions, setup_journeys
 
     say(f"sends: {fmt_int(n)} due cart emails (abandoned-checkout journey) to a real SMTP server (aiosmtpd in its own"
         f" process), one process")
@@ -164,7 +153,7 @@ def run(n=3000, n_profile=600):
     try:
         setup_journeys(n + n_profile)
         clock.set_now(start + timedelta(hours=1, seconds=1))
-        due_send_executions(clock.now(), n)
+        send_executions(clock.now(), n, claimed=False)
         with override_settings(SALEOR_FLOWS={**_flows_settings(), "SMTP": smtp}), dispatch.forced("inline"):
             chunk, window = flows_setting("SWEEP_CHUNK_SIZE"), flows_setting("SEND_WINDOW")
             with CpuMeter() as meter:
@@ -189,7 +178,7 @@ def run(n=3000, n_profile=600):
             say(f"  engine / limit: {ratio:.0%}")
             profile_text, queries = profile(n, n_profile)
             say(f"  engine path, per send: {queries:.1f} statements")
-            say(f"  cProfile of {fmt_int(n_profile)} more engine sends:")
+            say(f"  cProfile of {fmt_int(n_profile - n_profile // 2)} more engine sends:")
             say("    " + "\n    ".join(line for line in profile_text.strip().splitlines() if line.strip()))
             left = StepExecution.objects.filter(step_id=STEP, state__in=["pending", "claimed", "sending"]).count()
             if left:
@@ -212,33 +201,18 @@ def _flows_settings():
 
 
 def profile(n, n_profile):
-    """Statements per send and a cProfile, over ``n_profile`` more due sends (the next enrolments)."""
+    """Statements per send (half of ``n_profile`` more due sends) and a cProfile (the other half)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from saleor_flows import clock
+    from bench.render import send_executions
 
-    from django.db import connection as conn
-
-    with conn.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO saleor_flows_stepexecution (enrolment_id, step_id, occurrence, state, due_at, waiting_for,"
-            " attempts, claimed_at, finished_at, result)"
-            " SELECT id, %s, 1, 'pending', %s - interval '1 second', '', 0, NULL, NULL, '{}'::jsonb"
-            " FROM saleor_flows_enrolment WHERE id IN (SELECT id FROM saleor_flows_enrolment ORDER BY id"
-            " OFFSET %s LIMIT %s)", [STEP, clock.now(), n, n_profile])
-    half = n_profile // 2
-    from saleor_flows.conf import flows_setting
-    from saleor_flows.engine.runner import run_claimed
-    from saleor_flows.engine.sweep import claim_due
-
-    connection.queries_log.clear()
+    send_executions(clock.now(), n_profile, claimed=False, offset=n)
+    connection.queries_log.clear()  # a full log would capture nothing
     with CaptureQueriesContext(connection) as captured:
-        ids = claim_due(half)
-        chunk = flows_setting("SWEEP_CHUNK_SIZE")
-        for start in range(0, len(ids), chunk):
-            run_claimed(ids[start:start + chunk])
-    queries = len(captured.captured_queries) / max(1, len(ids))
+        done = drain(limit=n_profile // 2)
+    queries = len(captured.captured_queries) / max(1, done)
     profiler = cProfile.Profile()
     profiler.enable()
     drain()
