@@ -141,3 +141,26 @@ def test_worker_killed_in_the_middle_of_a_chunk_sends_nothing_twice_and_the_rest
         Message.objects.filter(status="ambiguous").values_list("pk", flat=True))
     # No journey is stuck: every one went on past its send.
     assert StepExecution.objects.filter(step_id="after", state="done").count() == 30
+
+
+def test_a_journey_that_cannot_go_on_after_its_send_does_not_leave_the_others_sent_unrecorded(flows):
+    """A stored version whose send step has no `next` (saved by an older version, never validated):
+    recording the window's sends together fails; each is then recorded alone, the others `sent`."""
+    from saleor_flows.engine import definition as definitions
+    from saleor_flows.models import FlowVersion
+
+    flows.flow(_wait_then_mail(), slug="healthy")
+    flows.flow(_wait_then_mail(), slug="broken")
+    for i in range(4):
+        flows.event("go", email=f"p{i}@example.com")
+    version = FlowVersion.objects.get(flow__slug="broken")
+    stored = version.definition
+    del stored["steps"]["mail"]["next"]
+    FlowVersion.objects.filter(pk=version.pk).update(definition=stored)
+    definitions._version.cache_clear()
+    clock.advance(timedelta(hours=1))
+    run_claimed(claim_due(1000))
+    states = StepExecution.objects.filter(step_id="mail").values_list("enrolment__flow__slug", "state")
+    assert sorted(states) == [("broken", "sending")] * 4 + [("healthy", "sent")] * 4
+    assert len(mail.outbox) == 8  # (the broken journey's messages left; the sweep reports them ambiguous)
+    assert StepExecution.objects.filter(step_id="after", enrolment__flow__slug="healthy", state="done").count() == 4

@@ -533,8 +533,27 @@ def _hand_all(courier, ready):
 
 
 def _record_window(ready, next_ids: list[int]):
-    """The answers: the accepted ones together (``_record_sent``), each failure on its own."""
-    next_ids.extend(_recorded(lambda: _record_sent([item for item in ready if item.error is None])))
+    """The answers: the accepted ones together (``_record_sent``), each failure on its own.
+
+    If recording them together raises (a stored step that cannot go on, a
+    bug), each is recorded alone, so one journey's fault never leaves the
+    others' accepted messages `sending` (and later `ambiguous`).
+    """
+    sent = [item for item in ready if item.error is None]
+    try:
+        next_ids.extend(_recorded(lambda: _record_sent(sent)))
+    except DATABASE_AWAY:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        logger.error("saleor-flows: recording %s sent messages failed; recording them one by one", len(sent),
+                     exc_info=exc)
+        for item in sent if len(sent) > 1 else []:
+            try:
+                next_ids.extend(_recorded(lambda item=item: _record_sent([item])))
+            except DATABASE_AWAY:
+                raise
+            except Exception as single:  # noqa: BLE001 - stays `sending`: the sweep reports it ambiguous
+                logger.error("saleor-flows: could not record send %s", item.send_id, exc_info=single)
     for item in ready:
         if item.error is not None:
             next_id = _recorded(lambda item=item: _record_failed_send(
