@@ -10,9 +10,9 @@ in one process, three ways:
 2. ``delivery.prepare()`` + ``delivery.hand_off()`` to Django's locmem backend:
    context, unsubscribe signature, render, ``EmailMultiAlternatives``, backend;
 3. the engine path: claimed ``email_reminder`` executions run through
-   ``runner.run_claimed()`` (``_deliver``: locks, exit/goal check, consent,
-   render, ``sending`` committed, hand-off, ``sent`` committed, trail, next
-   wait scheduled).
+   ``runner.run_claimed()`` (``_send_chunk``, window by window: locks,
+   exit/goal check, consent, render, ``sending`` committed, hand-off over one
+   connection, ``sent`` committed, trail, next wait scheduled).
 """
 
 import cProfile
@@ -184,7 +184,7 @@ def run(n=2000, n_engine=800, n_profile=200):
     RESULTS.add("render: render_email() alone (cart email)", f"{render_rate:,.0f} emails/s")
     RESULTS.add("render: prepare + hand off to locmem", f"{handoff_rate:,.0f} emails/s per process",
                 f"at least {TARGET_PER_S:,} emails/s per worker process", handoff_rate >= TARGET_PER_S)
-    RESULTS.add("render: engine path (_deliver via run_claimed)", f"{engine_rate:,.0f} emails/s per process",
+    RESULTS.add("render: engine path (run_claimed, locmem)", f"{engine_rate:,.0f} emails/s per process",
                 f"at least {TARGET_PER_S:,} emails/s per worker process", engine_rate >= TARGET_PER_S)
     return {"render": render_rate, "handoff": handoff_rate, "engine": engine_rate}
 
