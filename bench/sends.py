@@ -13,8 +13,8 @@ message. The prebuilt abandoned-checkout journey is published and N contacts eac
    sent with ``smtplib.SMTP.sendmail()`` over one connection to the same server.
 
 Then a cProfile of the engine path over a further batch says where the time goes, and a last
-batch (4,000; 100,000 with ``--full``) due at once is drained by 2 forked worker processes, with
-each one's RSS after its first and last chunk.
+batch (4,000; 100,000 with ``--full``) due at once is drained by 2 fresh worker processes (their start
+included), with each one's RSS after its first and last chunk.
 """
 
 import cProfile
@@ -113,20 +113,35 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def drained_by_workers(workers: int):
-    """Everything due, drained by ``workers`` forked processes each doing what ``drain()`` does
-    (they share the work through SKIP LOCKED, a chunk at a time, as workers share a sweep's tasks). Returns (wall seconds, [(sends, first RSS, last RSS, max RSS)])."""
-    from bench.common import run_forked
+WORKER = """
+import json, sys
+import django
+django.setup()
+from django.conf import settings
+settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "SMTP": {"host": "127.0.0.1", "port": int(sys.argv[1]), "timeout": 30}}
+from saleor_flows.conf import flows_setting
+from saleor_flows.engine import dispatch
+from bench.sends import drain
+rss = []
+with dispatch.forced("inline"):
+    done = drain(rss=rss, batch=flows_setting("SWEEP_CHUNK_SIZE"))
+print(json.dumps([done, rss[0], rss[-1], max(rss)]))
+"""
 
-    def work(_):
-        rss = []
-        from saleor_flows.conf import flows_setting
 
-        done = drain(rss=rss, batch=flows_setting("SWEEP_CHUNK_SIZE"))
-        return done, rss[0], rss[-1], max(rss)
+def drained_by_workers(workers: int, port: int):
+    """Everything due (by the real clock), drained by ``workers`` fresh worker processes, each doing what
+    ``drain()`` does a chunk at a time (they share the work through SKIP LOCKED, as workers share a sweep's
+    tasks). Returns (wall seconds, [(sends, RSS after the first chunk, at the end, max)]) (RSS in MB)."""
+    import json
+    import subprocess
+    import sys
 
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "bench.settings"))
     t0 = time.perf_counter()
-    results = run_forked(work, range(workers))
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(port)], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(workers)]
+    results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
     return time.perf_counter() - t0, results
 
 
@@ -163,6 +178,7 @@ def raw_smtplib(port, messages):
 
 def run(n=3000, n_profile=600, n_drain=4000):
     from django.test import override_settings
+    from django.utils import timezone
 
     from saleor_flows import clock
     from saleor_flows.conf import flows_setting
@@ -207,9 +223,10 @@ def run(n=3000, n_profile=600, n_drain=4000):
             say(f"  engine path, per send: {queries:.1f} statements")
             say(f"  cProfile of {fmt_int(n_profile - n_profile // 2)} more engine sends:")
             say("    " + "\n    ".join(line for line in profile_text.strip().splitlines() if line.strip()))
-            send_executions(clock.now(), n_drain, claimed=False, offset=n + n_profile)
+            # Due by the real clock: the workers are processes of their own, without this one's clock.
+            send_executions(timezone.now(), n_drain, claimed=False, offset=n + n_profile)
             before = sink.count
-            drain_s, per_worker = drained_by_workers(2)
+            drain_s, per_worker = drained_by_workers(2, sink.port)
             drained_n = sum(done for done, *_ in per_worker)
             say(f"  {fmt_int(n_drain)} due at once, drained by 2 worker processes: {drain_s:.1f} s"
                 f" ({drained_n / drain_s:,.0f} emails/s); per process: " + "; ".join(
