@@ -8,7 +8,10 @@ is committed before the provider is called; if the worker dies there, the
 sweep marks the send ambiguous instead of sending it again.
 
 Steps due at once run in a chain in the same task; a wait ends the chain and
-leaves a pending row with its due time for the sweep.
+leaves a pending row with its due time for the sweep. A task's send steps go
+out together, window by window over one open connection (``_send_chunk``),
+with every re-check still made under each contact's lock and each message's
+own outcome recorded.
 """
 
 import hashlib
@@ -60,6 +63,8 @@ def schedule_steps(moves) -> list[int | None]:
     (already claimed), else None. The unique (enrolment, step, occurrence)
     key turns a step that exists already into nothing: never twice.
     """
+    if not moves:
+        return []
     rows, planned = [], []
     for enrolment, step_id, now, contact in moves:
         step = version_definition(enrolment.version_id)["steps"][step_id]
@@ -119,7 +124,7 @@ def advance_all(moves) -> list[int | None]:
     """``advance`` for many journeys, ``(enrolment, next_step, now, contact)`` each: the next steps in one INSERT."""
     results: list[int | None] = [None] * len(moves)
     going_on = [index for index, (_, next_step, _, _) in enumerate(moves) if next_step is not None]
-    for index, (enrolment, next_step, now, _) in enumerate(moves):
+    for enrolment, next_step, now, _ in moves:
         if next_step is None:
             finish_enrolment(enrolment, Enrolment.Status.COMPLETED, "completed", now=now)
     if going_on:
@@ -568,8 +573,11 @@ def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
     Contacts, then enrolments, are locked in id order (one statement each):
     an unsubscribe or an order that committed before this point is seen
     here, one that comes later waits for this commit and finds the message.
+    Steps that a skip or an exit made due at once go to ``next_ids`` once
+    the transaction has committed (a rolled-back window made none).
     """
     now = clock.now()
+    made_due: list[int] = []
     with transaction.atomic():
         contacts = {c.pk: c for c in Contact.objects.select_for_update().filter(
             pk__in={e.enrolment.contact_id for e in window}).order_by("pk")}
@@ -592,36 +600,42 @@ def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
             if isinstance(decided, _Ready):
                 ready.append(decided)
             elif decided is not None:
-                next_ids.append(decided)
-        if not ready:
-            return []
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {StepExecution._meta.db_table} SET state = %s, claimed_at = %s, attempts = attempts + 1"
-                " WHERE id = ANY(%s) AND state = %s RETURNING id",
-                [State.SENDING, now, [item.execution.pk for item in ready], State.CLAIMED])
-            moved = {row[0] for row in cursor.fetchall()}
-        ready = [item for item in ready if item.execution.pk in moved]
-        # A retry reuses the message row of the failed attempt.
-        earlier = Message.objects.in_bulk([item.execution.pk for item in ready if item.execution.attempts],
-                                          field_name="execution_id")
-        new = []
-        for item in ready:
-            execution, outgoing = item.execution, item.outgoing
-            message = earlier.get(execution.pk) or Message(execution=execution)
-            message.send_id, message.contact, message.flow = item.send_id, item.contact, execution.enrolment.flow
-            message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
-            message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
-            message.kind, message.segments = item.kind, outgoing.segments
-            # Taken under the contact's lock: the moment the decision to send was made
-            # (what the frequency cap counts from, and what an unsubscribe is compared with).
-            message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
-            if message.pk:
-                message.save()
-            else:
-                new.append(message)
-            item.message = message
-        Message.objects.bulk_create(new)
+                made_due.append(decided)
+        if ready:
+            ready = _mark_sending(ready, now)
+    next_ids.extend(made_due)
+    return ready
+
+
+def _mark_sending(ready: list[_Ready], now) -> list[_Ready]:
+    """The window's executions `claimed → sending` in one conditional UPDATE, and their message rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {StepExecution._meta.db_table} SET state = %s, claimed_at = %s, attempts = attempts + 1"
+            " WHERE id = ANY(%s) AND state = %s RETURNING id",
+            [State.SENDING, now, [item.execution.pk for item in ready], State.CLAIMED])
+        moved = {row[0] for row in cursor.fetchall()}
+    ready = [item for item in ready if item.execution.pk in moved]
+    # A retry reuses the message row of the failed attempt.
+    earlier = Message.objects.in_bulk([item.execution.pk for item in ready if item.execution.attempts],
+                                      field_name="execution_id")
+    new = []
+    for item in ready:
+        execution, outgoing = item.execution, item.outgoing
+        message = earlier.get(execution.pk) or Message(execution=execution)
+        message.send_id, message.contact, message.flow = item.send_id, item.contact, execution.enrolment.flow
+        message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
+        message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
+        message.kind, message.segments = item.kind, outgoing.segments
+        # Taken under the contact's lock: the moment the decision to send was made
+        # (what the frequency cap counts from, and what an unsubscribe is compared with).
+        message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
+        if message.pk:
+            message.save()
+        else:
+            new.append(message)
+        item.message = message
+    Message.objects.bulk_create(new)
     return ready
 
 
