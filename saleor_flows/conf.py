@@ -46,6 +46,11 @@ DEFAULTS = {
     # Sweep: how many due executions one claim takes, and how many go into one task.
     "SWEEP_BATCH_SIZE": 1000,
     "SWEEP_CHUNK_SIZE": 50,
+    # Send steps of a chunk go out in windows: each window is decided under its contacts' locks and
+    # committed as `sending` in one transaction, then handed to one open connection message by message.
+    # A worker killed mid-window leaves at most this many messages `ambiguous` (never resent); the
+    # chunk's later windows are still `claimed` and are sent after the lease.
+    "SEND_WINDOW": 10,
     # A claimed execution whose task never started is handed out again after this.
     "CLAIM_LEASE_SECONDS": 300,
     # A send still in `sending` after this is marked ambiguous, never resent.

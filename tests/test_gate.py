@@ -345,7 +345,7 @@ def test_a_retried_send_is_not_capped_by_its_own_failed_attempt(flows, gated, se
 
     flows.contact(JANE, email_consent="subscribed")
     _promos(flows, count=1)
-    with mock.patch.object(delivery, "hand_off", side_effect=ConnectionError("relay down")):
+    with mock.patch.object(delivery.Courier, "hand_off", side_effect=ConnectionError("relay down")):
         flows.event("promo1", email=JANE)
     assert "retry_scheduled" in flows.trail_kinds(JANE)
     flows.advance(minutes=1)

@@ -4,6 +4,7 @@
 anything is committed as `sending`); ``hand_off()`` only talks to the backend.
 """
 
+import json
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ from django.utils.html import escape
 
 from ..conf import flows_setting
 from . import links
-from .email import build_email, send_email_message
+from .email import build_email, close_quietly, email_connection, send_on
 from ..phone import to_e164
 from .sms import SmsMessage, get_sms_backend, segments
 from ..web import texts, tokens
@@ -216,13 +217,50 @@ class _PlainText:
     language: str = ""
 
 
+class Courier:
+    """Hands many messages to the backends over connections kept open until ``close()``.
+
+    One connection per mail server (a stream may have its own, MESSAGE_STREAMS),
+    so a chunk of sends costs one handshake, and each message's own outcome
+    is still known: ``hand_off`` raises for that message alone.
+
+    django-anymail's ESP backends with a batch API (SendGrid, Mailgun,
+    Postmark…) batch only one message with many recipients and merge data;
+    our messages are rendered one per contact, so each is still one API call
+    on the backend's kept-open HTTP session.
+    """
+
+    def __init__(self):
+        self._connections = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for connection in self._connections.values():
+            close_quietly(connection)
+        self._connections.clear()
+
+    def hand_off(self, outgoing: Outgoing) -> str:
+        """Send; the provider's message id when the backend reports one (django-anymail, SMS providers), else ""."""
+        if outgoing.channel == "sms":
+            get_sms_backend().send_messages([outgoing.payload])
+            return outgoing.payload.provider_message_id or ""
+        smtp = stream_settings(outgoing.kind).get("smtp") or None
+        key = json.dumps(smtp, sort_keys=True, default=str) if smtp else ""
+        if key not in self._connections:
+            self._connections[key] = email_connection(smtp)
+        send_on(self._connections[key], outgoing.payload)
+        status = getattr(outgoing.payload, "anymail_status", None)
+        provider_id = getattr(status, "message_id", None)
+        # One recipient, so one id (anymail gives a set only when recipients' ids differ).
+        return "" if provider_id is None or isinstance(provider_id, (set, frozenset)) else str(provider_id)
+
+
 def hand_off(outgoing: Outgoing) -> str:
-    """Send; the provider's message id when the backend reports one (django-anymail, SMS providers), else ""."""
-    if outgoing.channel == "sms":
-        get_sms_backend().send_messages([outgoing.payload])
-        return outgoing.payload.provider_message_id or ""
-    send_email_message(outgoing.payload, smtp=stream_settings(outgoing.kind).get("smtp"))
-    status = getattr(outgoing.payload, "anymail_status", None)
-    provider_id = getattr(status, "message_id", None)
-    # One recipient, so one id (anymail gives a set only when recipients' ids differ).
-    return "" if provider_id is None or isinstance(provider_id, (set, frozenset)) else str(provider_id)
+    """One message on a connection of its own (see ``Courier`` for many)."""
+    with Courier() as courier:
+        return courier.hand_off(outgoing)

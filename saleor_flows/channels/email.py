@@ -67,28 +67,81 @@ class EmailSendError(Exception):
     engine never sends it again.
     """
 
-    def __init__(self, message: str, *, retryable: bool, ambiguous: bool = False):
+    def __init__(self, message: str, *, retryable: bool, ambiguous: bool = False, stale_connection: bool = False):
         super().__init__(message)
         self.retryable, self.ambiguous = retryable, ambiguous
+        # The server had closed the connection before our MAIL command (nothing went over).
+        self.stale_connection = stale_connection
 
 
-def send_email_message(msg: EmailMultiAlternatives, *, smtp: dict | None = None) -> None:
-    """Send through the host's configured backend; errors propagate, the engine decides the state.
+def email_connection(smtp: dict | None = None):
+    """A connection of the host's configured backend, not opened yet; ``smtp`` (a stream's own server) wins.
 
-    ``smtp`` (a stream's own server, see MESSAGE_STREAMS) wins over the SMTP setting.
+    An SMTP server set in the plugin configuration (the SMTP setting) wins over
+    the host's backend too. A timeout without a timeout setting would hold the
+    worker for ever: SMTP_TIMEOUT_SECONDS applies when the host set none.
     """
     smtp = smtp or flows_setting("SMTP")
     if smtp:
-        # An SMTP server set in the plugin configuration wins over the host's backend.
         connection = get_connection("django.core.mail.backends.smtp.EmailBackend", **{
             key: smtp[key] for key in ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
             if smtp.get(key) not in (None, "")})
     else:
         connection = get_connection()
-    if isinstance(connection, SmtpBackend):
-        _send_over_smtp(connection, msg)
-    else:
+    if isinstance(connection, SmtpBackend) and connection.timeout is None:
+        connection.timeout = flows_setting("SMTP_TIMEOUT_SECONDS")
+    return connection
+
+
+def send_email_message(msg: EmailMultiAlternatives, *, smtp: dict | None = None) -> None:
+    """Send one message on a connection of its own; errors propagate, the engine decides the state."""
+    connection = email_connection(smtp)
+    try:
+        send_on(connection, msg)
+    finally:
+        close_quietly(connection)
+
+
+def close_quietly(connection) -> None:
+    """QUIT: once a message is accepted, nothing here may fail its send."""
+    try:
+        connection.close()
+    except Exception as exc:
+        logger.info("saleor-flows: closing the mail connection failed after the send: %s", exc)
+
+
+def send_on(connection, msg) -> None:
+    """One message on ``connection``, opened here if needed and left open for the next one.
+
+    A chunk of sends shares one connection (one TCP and TLS handshake, not
+    one per email) yet learns each message's own outcome. With Django's SMTP
+    backend each failure is told apart by when it happened (``_send_over_smtp``);
+    after any failure the connection is closed, so the next message starts
+    on a fresh one.
+    """
+    if not isinstance(connection, SmtpBackend):
         connection.send_messages([msg])
+        return
+    reused = connection.connection is not None
+    try:
+        _send_over_smtp(connection, msg)
+    except EmailSendError as exc:
+        _drop(connection)
+        if not (reused and exc.retryable and exc.stale_connection):
+            raise
+        _send_over_smtp(connection, msg)  # the server hung up an idle connection before MAIL: once more, fresh
+        # (a second failure propagates; the connection is closed by the caller's next failure or at the end)
+
+
+def _drop(connection: SmtpBackend) -> None:
+    """After a failure: close the socket without QUIT (a stalled server would hold QUIT for the whole timeout)."""
+    for server in (connection.connection, connection._partial_connection):
+        if server is not None:
+            try:
+                server.close()
+            except OSError:
+                pass
+    connection.connection = connection._partial_connection = None
 
 
 def _send_over_smtp(connection: SmtpBackend, msg) -> None:
@@ -97,30 +150,25 @@ def _send_over_smtp(connection: SmtpBackend, msg) -> None:
     Django's backend raises the same ``SMTPServerDisconnected`` for a server
     that hung up before our MAIL command and for one that took the message
     and never answered; only the second may be delivered. So we note when the
-    DATA command starts, and a timeout without a timeout setting would hold
-    the worker for ever: SMTP_TIMEOUT_SECONDS applies when the host set none.
+    DATA command starts (smtplib's ``sendmail()`` calls ``self.data()``): from
+    there on, the server may have the message.
     """
-    if connection.timeout is None:
-        connection.timeout = flows_setting("SMTP_TIMEOUT_SECONDS")
-    stage = ["before DATA"]
     try:
-        connection.open()
+        connection.open()  # does nothing if it is open already
         server = connection.connection
-        start_data = server.data
+        if not hasattr(server, "flows_stage"):
+            start_data = server.data
 
-        def data(content):
-            stage[0] = "data"
-            return start_data(content)
+            def data(content):
+                server.flows_stage = "data"
+                return start_data(content)
 
-        server.data = data  # smtplib's sendmail() calls self.data(): from here the server may have it
+            server.data = data
+        server.flows_stage = "before DATA"
         connection.send_messages([msg])  # on the open connection, which it leaves open
     except OSError as exc:  # smtplib's errors are OSErrors, as are refused connections and timeouts
-        raise _classified(exc, stage[0]) from exc
-    finally:
-        try:
-            connection.close()  # QUIT: once the message is accepted, nothing here may fail the send
-        except Exception as exc:
-            logger.info("saleor-flows: SMTP QUIT failed after the send: %s", exc)
+        server = connection.connection
+        raise _classified(exc, getattr(server, "flows_stage", "before DATA")) from exc
 
 
 def _classified(exc: OSError, stage: str) -> EmailSendError:
@@ -132,6 +180,7 @@ def _classified(exc: OSError, stage: str) -> EmailSendError:
         return EmailSendError(f"no answer from the SMTP server after the message was sent: {exc}",
                               retryable=False, ambiguous=True)
     else:
-        return EmailSendError(f"{type(exc).__name__}: {exc}", retryable=True)
+        return EmailSendError(f"{type(exc).__name__}: {exc}", retryable=True,
+                              stale_connection=isinstance(exc, smtplib.SMTPServerDisconnected))
     text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
     return EmailSendError(f"SMTP {code} {text}"[:500], retryable=not 500 <= code < 600)

@@ -7,23 +7,26 @@ so both re-check exactly the same thing.
 from ..models import Enrolment
 from .conditions import EvalContext, evaluate
 from .definition import version_definition
-from .history import DatabaseHistory
+from .history import DatabaseHistory, SharedEvents
 
 
-def journey_context(enrolment: Enrolment, contact, now) -> EvalContext:
-    """The contact now, the trigger event's payload, and history scoped to this journey."""
+def journey_context(enrolment: Enrolment, contact, now, shared: SharedEvents | None = None) -> EvalContext:
+    """The contact now, the trigger event's payload, and history scoped to this journey.
+
+    ``shared``: the events of a window of contacts, fetched once for all of them.
+    """
     return EvalContext(
         contact=contact.as_context(), event=enrolment.trigger_event.payload, now=now,
         entered_at=enrolment.entered_at, triggered_at=enrolment.trigger_event.occurred_at,
         history=DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
-                                trigger_event_id=enrolment.trigger_event_id),
+                                trigger_event_id=enrolment.trigger_event_id, shared=shared),
     )
 
 
-def check_exit(enrolment: Enrolment, contact, now) -> tuple[str, dict] | None:
+def check_exit(enrolment: Enrolment, contact, now, shared: SharedEvents | None = None) -> tuple[str, dict] | None:
     """(status, {"reason", "facts"}) if the goal or the exit criteria hold now, else None."""
     return exit_outcome(version_definition(enrolment.version_id),
-                        lambda: journey_context(enrolment, contact, now))
+                        lambda: journey_context(enrolment, contact, now, shared))
 
 
 def exit_outcome(definition: dict, make_context) -> tuple[str, dict] | None:

@@ -130,9 +130,37 @@ def _last_marketing(contact, channel: str, *, since: datetime, exclude_execution
     return found["last_here"], found["last_any"], found.get("last_reminder")
 
 
+def recent_marketing(contact_ids, *, now: datetime, exclude_executions, high_intent: bool = False) -> dict[int, dict]:
+    """Per contact of a window of sends, what ``check`` asks ``_last_marketing`` one contact at a time: one query.
+
+    ``{contact_id: {"email": last on email, "sms": …, "any": …, "high_intent:email": …}}``,
+    over the longest window any cap may look at (an older message is simply
+    not within a shorter one). A window holds one send per contact, so
+    excluding all of the window's executions excludes just each contact's own
+    earlier attempt.
+    """
+    caps = [hours for setting in ("FREQUENCY_CAP_HOURS", "HIGH_INTENT_CAP_HOURS")
+            for hours in (flows_setting(setting) or {}).values() if hours]
+    longest = max([timedelta(hours=hours) for hours in caps] + list(PERSONAL_FREQUENCY.values()))
+    aggregates = {"any": Max("created_at")}
+    for channel in ("email", "sms"):
+        aggregates[channel] = Max("created_at", filter=Q(channel=channel))
+        if high_intent:
+            aggregates[f"high_intent:{channel}"] = Max(
+                "created_at", filter=Q(channel=channel, high_intent=True))
+    rows = (Message.objects.filter(contact_id__in=list(contact_ids), created_at__gte=now - longest,
+                                   kind=Message.Kind.MARKETING, is_test=False)
+            .exclude(status=Message.Status.FAILED).exclude(execution_id__in=list(exclude_executions))
+            .values("contact_id").annotate(**{f"last_{i}": agg for i, agg in enumerate(aggregates.values())}))
+    return {row["contact_id"]: {key: row[f"last_{i}"] for i, key in enumerate(aggregates)} for row in rows}
+
+
 def check(step: dict, definition: dict, contact, *, channel: str, now: datetime, execution_id=None,
-          held_since: datetime | None = None) -> Decision:
-    """Decide a marketing send on ``channel`` (the runner skips this for other kinds)."""
+          held_since: datetime | None = None, recent: dict | None = None) -> Decision:
+    """Decide a marketing send on ``channel`` (the runner skips this for other kinds).
+
+    ``recent``: this contact's entry of ``recent_marketing()`` (a window of sends), else one query here.
+    """
     topic = step_option(step, definition, "topic")
     if topic and topic in (contact.unsubscribed_topics or []):
         return Decision("drop", f"opted out of topic {topic}")
@@ -152,9 +180,13 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
         high_intent = timedelta(hours=hours) if hours else None
     if shop or personal or high_intent:
         longest = max(window for window in (shop, personal, high_intent) if window)
-        last_here, last_any, last_reminder = _last_marketing(contact, channel, since=now - longest,
-                                                             exclude_execution=execution_id,
-                                                             high_intent=bool(high_intent))
+        if recent is not None:
+            last_here, last_any, last_reminder = (recent.get(channel), recent.get("any"),
+                                                  recent.get(f"high_intent:{channel}"))
+        else:
+            last_here, last_any, last_reminder = _last_marketing(contact, channel, since=now - longest,
+                                                                 exclude_execution=execution_id,
+                                                                 high_intent=bool(high_intent))
         if shop and last_here and last_here + shop > until:
             until = last_here + shop
             reasons.append(f"frequency cap ({channel})")

@@ -8,13 +8,17 @@ is committed before the provider is called; if the worker dies there, the
 sweep marks the send ambiguous instead of sending it again.
 
 Steps due at once run in a chain in the same task; a wait ends the chain and
-leaves a pending row with its due time for the sweep.
+leaves a pending row with its due time for the sweep. A task's send steps go
+out together, window by window over one open connection (``_send_chunk``),
+with every re-check still made under each contact's lock and each message's
+own outcome recorded.
 """
 
 import hashlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
@@ -24,13 +28,14 @@ from django.utils.dateparse import parse_datetime
 from .. import clock
 from ..channels import delivery, staff, webhook
 from ..conf import flows_setting
-from ..db import DATABASE_AWAY, drop_broken_connection, insert_on_conflict
+from ..db import DATABASE_AWAY, drop_broken_connection
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
 from . import gate, holds, recommendations, suppression, trail
 from .conditions import evaluate
 from .consent import marketing_basis
 from .criteria import check_exit, journey_context
+from .history import SharedEvents
 from .definition import WAIT_TYPES, message_kind, version_definition
 from .waits import due_at_for
 
@@ -48,32 +53,54 @@ RECORD_RETRY_PAUSES = (0.5, 1, 2, 4, 8)  # seconds, while recording a provider's
 
 def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) -> int | None:
     """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
-    step = version_definition(enrolment.version_id)["steps"][step_id]
-    kind = step["type"]
-    due, why = now, {}
-    if kind in WAIT_TYPES:
-        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload,
-                         contact_id=contact.pk, explain=why)
-    immediate = due <= now and kind != "wait_event"
-    execution_id = _insert_execution(enrolment.pk, step_id, due=due, immediate=immediate, now=now,
-                                     waiting_for=step["event"] if kind == "wait_event" else "")
-    if execution_id is None:
-        return None  # this step of this journey exists already: never twice
-    if kind in WAIT_TYPES and not immediate:
-        detail = {"until": due, **why}
-        if kind == "wait_event":
-            detail["event"] = step["event"]
-        trail.record(contact.pk, "waiting", enrolment_id=enrolment.pk, step_id=step_id, **detail)
-    return execution_id if immediate else None
+    return schedule_steps([(enrolment, step_id, now, contact)])[0]
 
 
-def _insert_execution(enrolment_id, step_id, *, due, immediate, now, waiting_for) -> int | None:
-    """One INSERT; the unique (enrolment, step, occurrence) key turns a second one into nothing."""
-    return insert_on_conflict(StepExecution, {
-        "enrolment_id": enrolment_id, "step_id": step_id, "occurrence": 1,
-        "state": State.CLAIMED if immediate else State.PENDING, "due_at": due, "waiting_for": waiting_for,
-        "attempts": 0, "claimed_at": now if immediate else None, "result": "{}",
-    }, conflict=["enrolment_id", "step_id", "occurrence"])
+def schedule_steps(moves) -> list[int | None]:
+    """``schedule_step`` for many journeys, ``(enrolment, step_id, now, contact)`` each: one INSERT, one for the trail.
+
+    Returns, for each move, the new execution's id when it is due at once
+    (already claimed), else None. The unique (enrolment, step, occurrence)
+    key turns a step that exists already into nothing: never twice.
+    """
+    if not moves:
+        return []
+    rows, planned = [], []
+    for enrolment, step_id, now, contact in moves:
+        step = version_definition(enrolment.version_id)["steps"][step_id]
+        kind = step["type"]
+        due, why = now, {}
+        if kind in WAIT_TYPES:
+            due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload,
+                             contact_id=contact.pk, explain=why)
+        immediate = due <= now and kind != "wait_event"
+        rows.append((enrolment.pk, step_id, State.CLAIMED if immediate else State.PENDING, due,
+                     step["event"] if kind == "wait_event" else "", now if immediate else None))
+        planned.append((enrolment, step_id, step, immediate, due, why, contact))
+    columns = list(zip(*rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {StepExecution._meta.db_table} (enrolment_id, step_id, occurrence, state, due_at, waiting_for,"
+            " attempts, claimed_at, result)"
+            " SELECT enrolment_id, step_id, 1, state, due_at, waiting_for, 0, claimed_at, '{}'::jsonb"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::timestamptz[])"
+            " AS v(enrolment_id, step_id, state, due_at, waiting_for, claimed_at)"
+            " ON CONFLICT (enrolment_id, step_id, occurrence) DO NOTHING RETURNING id, enrolment_id, step_id",
+            [list(column) for column in columns])
+        created = {(enrolment_id, step_id): pk for pk, enrolment_id, step_id in cursor.fetchall()}
+    results, waiting = [], []
+    for enrolment, step_id, step, immediate, due, why, contact in planned:
+        execution_id = created.get((enrolment.pk, step_id))
+        results.append(execution_id if immediate else None)
+        if execution_id is not None and not immediate and step["type"] in WAIT_TYPES:
+            detail = {"until": due, **why}
+            if step["type"] == "wait_event":
+                detail["event"] = step["event"]
+            waiting.append({"contact_id": contact.pk, "kind": "waiting", "enrolment_id": enrolment.pk,
+                            "step_id": step_id, "detail": detail})
+    if waiting:
+        trail.record_many(waiting)
+    return results
 
 
 def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:
@@ -90,10 +117,20 @@ def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **d
 
 
 def advance(enrolment: Enrolment, next_step: str | None, *, now, contact: Contact) -> int | None:
-    if next_step is None:
-        finish_enrolment(enrolment, Enrolment.Status.COMPLETED, "completed", now=now)
-        return None
-    return schedule_step(enrolment, next_step, now=now, contact=contact)
+    return advance_all([(enrolment, next_step, now, contact)])[0]
+
+
+def advance_all(moves) -> list[int | None]:
+    """``advance`` for many journeys, ``(enrolment, next_step, now, contact)`` each: the next steps in one INSERT."""
+    results: list[int | None] = [None] * len(moves)
+    going_on = [index for index, (_, next_step, _, _) in enumerate(moves) if next_step is not None]
+    for enrolment, next_step, now, _ in moves:
+        if next_step is None:
+            finish_enrolment(enrolment, Enrolment.Status.COMPLETED, "completed", now=now)
+    if going_on:
+        for index, execution_id in zip(going_on, schedule_steps([moves[i] for i in going_on])):
+            results[index] = execution_id
+    return results
 
 
 def _close(execution, from_states, state, *, now, result, next_step, contact, trail_kind=None, **detail):
@@ -124,28 +161,75 @@ class Interrupted(Exception):
 
 
 def run_claimed(execution_ids):
-    """Run claimed executions, each followed by the steps it makes due at once."""
+    """Run claimed executions, then the steps they make due at once, round after round.
+
+    In each round the send steps go out together (``_send_chunk``: a few
+    statements per window of sends, one open connection); other steps run
+    one by one.
+    """
+    todo, rounds = list(execution_ids), 0
+    while todo and rounds < MAX_CHAIN:
+        todo = _run_round(todo)
+        rounds += 1
+
+
+def _run_round(execution_ids: list[int]) -> list[int]:
+    """Run ``execution_ids`` once; returns the executions they made due at once (already claimed)."""
+    next_ids: list[int] = []
+    loaded = _load(execution_ids)
+    # Under a shop-wide hold (holds.py) every step takes execute()'s path, which puts it back to wait.
+    sends = [] if holds.sending_held() else [
+        loaded[i] for i in execution_ids if i in loaded and _sends_together(loaded[i])]
+    if sends:
+        try:
+            _send_chunk(sends, next_ids)
+        except DATABASE_AWAY as exc:
+            # Running them all again is safe: each state change names the state it expects.
+            drop_broken_connection()
+            raise Interrupted([*next_ids, *execution_ids]) from exc
+    together = {execution.pk for execution in sends}
     for index, execution_id in enumerate(execution_ids):
-        next_id, steps = execution_id, 0
-        while next_id is not None and steps < MAX_CHAIN:
-            try:
-                next_id = execute(next_id)
-            except DATABASE_AWAY as exc:
-                # Not this journey's fault: stop, drop the dead connection, let the task try again.
-                drop_broken_connection()
-                raise Interrupted([next_id, *execution_ids[index + 1:]]) from exc
-            except ImproperlyConfigured:
-                # A broken setting (the operator fixes it): the execution stays claimed and the
-                # sweep hands it out again after the lease, so nothing is lost.
-                logger.exception("saleor-flows: step execution %s failed", next_id)
-                next_id = None
-            except Exception as exc:
-                # A bug, or a stored definition that cannot run: retrying would fail the same way
-                # forever. The step fails with the reason and the journey ends; the batch goes on.
-                logger.exception("saleor-flows: step execution %s failed", next_id)
-                _fail_unexpectedly(next_id, exc)
-                next_id = None
-            steps += 1
+        if execution_id in together:
+            continue
+        try:
+            next_id = execute(execution_id)
+        except DATABASE_AWAY as exc:
+            # Not this journey's fault: stop, drop the dead connection, let the task try again.
+            drop_broken_connection()
+            raise Interrupted([*next_ids, *execution_ids[index:]]) from exc
+        except Exception as exc:  # noqa: BLE001 - one step's failure never takes the others down
+            _step_raised(execution_id, exc)
+            continue
+        if next_id is not None:
+            next_ids.append(next_id)
+    return next_ids
+
+
+def _step_raised(execution_id: int, exc: Exception):
+    """A step raised something other than the database going away."""
+    logger.error("saleor-flows: step execution %s failed", execution_id, exc_info=exc)
+    if isinstance(exc, ImproperlyConfigured):
+        # A broken setting (the operator fixes it): the execution stays claimed and the
+        # sweep hands it out again after the lease, so nothing is lost.
+        return
+    # A bug, or a stored definition that cannot run: retrying would fail the same way
+    # forever. The step fails with the reason and the journey ends; the others go on.
+    _fail_unexpectedly(execution_id, exc)
+
+
+def _load(execution_ids) -> dict:
+    """The executions with their enrolment, flow, contact and trigger event, in one query."""
+    return StepExecution.objects.select_related(
+        "enrolment__flow", "enrolment__contact", "enrolment__trigger_event",
+    ).defer("enrolment__flow__definition").in_bulk(list(execution_ids))
+
+
+def _sends_together(execution) -> bool:
+    """A claimed send step of a running journey (anything else takes ``execute()``'s one-by-one path)."""
+    enrolment = execution.enrolment
+    return (execution.state == State.CLAIMED and enrolment.status == Enrolment.Status.ACTIVE
+            and enrolment.flow.status not in (enrolment.flow.Status.PAUSED, enrolment.flow.Status.ARCHIVED)
+            and version_definition(enrolment.version_id)["steps"][execution.step_id]["type"] in SEND_STEPS)
 
 
 def _fail_unexpectedly(execution_id: int, exc: Exception):
@@ -169,9 +253,7 @@ def _fail_unexpectedly(execution_id: int, exc: Exception):
 
 def execute(execution_id: int) -> int | None:
     """Run one claimed execution; returns the next claimed execution, if one is due at once."""
-    execution = StepExecution.objects.select_related(
-        "enrolment__flow", "enrolment__contact", "enrolment__trigger_event",
-    ).defer("enrolment__flow__definition").filter(pk=execution_id).first()
+    execution = _load([execution_id]).get(execution_id)
     if execution is None or execution.state != State.CLAIMED:
         return None  # someone else ran it (a task delivered twice, a racing sweep)
     now = clock.now()
@@ -349,7 +431,7 @@ def _retry_or_fail(execution, message_id, *, now, error, max_attempts, backoff_s
 _GO = object()
 
 
-def _hold(execution, step, definition, contact, *, now):
+def _hold(execution, step, definition, contact, *, now, recent=None):
     """Frequency cap, quiet hours, the contact's preferences (engine/gate.py): go, defer or drop.
 
     A deferral puts the execution back to pending with a new due time (the
@@ -360,7 +442,7 @@ def _hold(execution, step, definition, contact, *, now):
     held_since = parse_datetime(result["held_since"]) if result.get("held_since") else execution.due_at
     channel = "email" if step["type"] == "send_email" else "sms"
     decision = gate.check(step, definition, contact, channel=channel, now=now, execution_id=execution.pk,
-                          held_since=held_since)
+                          held_since=held_since, recent=recent)
     if decision.action == "go":
         return _GO
     if decision.action == "drop":
@@ -375,86 +457,302 @@ def _hold(execution, step, definition, contact, *, now):
     return None
 
 
+SEND_STEPS = ("send_email", "send_sms", "notify_staff")
+
+
+@dataclass
+class _Ready:
+    """A send decided under the contact's lock and rendered: what the hand-off and its record need."""
+
+    execution: StepExecution
+    step: dict
+    contact: Contact
+    kind: str
+    outgoing: object  # delivery.Outgoing
+    send_id: uuid.UUID
+    saleor_channel: str
+    basis: str = ""  # the consent rule a marketing message goes out under (send_blocker)
+    high_intent: bool = False  # counted among the reminders' own short cap (gate.HIGH_INTENT)
+    message: Message | None = None
+    provider_message_id: str = ""
+    sent_at: object = None
+    error: Exception | None = None
+
+
 def _deliver(execution, step, *, now, contact):
-    """send_email, send_sms, notify_staff: check, render, commit `sending`, hand off, commit `sent`."""
-    enrolment = execution.enrolment
-    definition = version_definition(enrolment.version_id)
-    with transaction.atomic():
-        # Lock the person, then the journey: an unsubscribe or an order that
-        # committed before this point is seen here, one that comes later waits.
-        fresh = Contact.objects.select_for_update().get(pk=contact.pk)
-        locked = Enrolment.objects.select_for_update().get(pk=enrolment.pk)
-        if locked.status != Enrolment.Status.ACTIVE:
-            StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
-                state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
-            return None
-        outcome = check_exit(enrolment, fresh, now)
-        if outcome:
-            status, detail = outcome
-            finish_enrolment(enrolment, status, detail["reason"], now=now, facts=detail["facts"],
-                             before=execution.step_id)
-            return None
-        trigger_filter = definition["trigger"].get("filter")
-        if trigger_filter and step["type"] != "notify_staff":
-            decision = evaluate(trigger_filter, journey_context(enrolment, fresh, now))
-            if not decision.result:
-                finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
-                                 facts=decision.facts, before=execution.step_id)
-                return None
-        saleor_channel = enrolment.trigger_event.channel
-        blocker, basis = send_blocker(step, definition, fresh, saleor_channel)
-        if blocker:
-            return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
-                          next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
-        kind = "staff" if step["type"] == "notify_staff" else message_kind(step, definition)
-        if kind == "marketing":
-            held = _hold(execution, step, definition, fresh, now=now)
-            if held is not _GO:
-                return held
-        send_id = uuid.uuid4()
+    """send_email, send_sms, notify_staff one at a time: a chunk of one."""
+    next_ids: list[int] = []
+    _send_chunk([execution], next_ids)
+    return next_ids[0] if next_ids else None
+
+
+def _send_chunk(executions, next_ids: list[int]):
+    """Send steps, window by window, over connections kept open for the chunk.
+
+    Each window: decide every send under its contact's lock and commit the
+    window as `sending` (``_start_sends``); hand each message to the backend,
+    learning each one's own outcome (``_hand_all``); record them
+    (``_record_window``). A worker killed during a window leaves that window
+    `sending` (the sweep marks it ambiguous, never resends it) and the later
+    windows `claimed` (sent after the lease). A contact appears at most once
+    per window, so its second message is decided after its first is
+    counted. Steps made due at once are appended to ``next_ids``.
+    """
+    with delivery.Courier() as courier:
+        for window in _windows(executions, max(1, flows_setting("SEND_WINDOW"))):
+            ready = _start_guarded(window, next_ids)
+            _hand_all(courier, ready)
+            _record_window(ready, next_ids)
+
+
+def _windows(executions, size: int) -> list[list]:
+    """Up to ``size`` executions each, in id order, never two of one contact in a window."""
+    windows, waiting = [], sorted(executions, key=lambda execution: execution.pk)
+    while waiting:
+        window, seen, later = [], set(), []
+        for execution in waiting:
+            contact_id = execution.enrolment.contact_id
+            if len(window) < size and contact_id not in seen:
+                window.append(execution)
+                seen.add(contact_id)
+            else:
+                later.append(execution)
+        windows.append(window)
+        waiting = later
+    return windows
+
+
+def _start_guarded(window, next_ids: list[int]) -> list["_Ready"]:
+    """``_start_sends``; a bug in one send never takes the window down: then one by one, the culprit failed."""
+    try:
+        return _start_sends(window, next_ids)
+    except DATABASE_AWAY:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if len(window) == 1:
+            _step_raised(window[0].pk, exc)
+            return []
+        logger.error("saleor-flows: a window of %s sends failed; deciding them one by one", len(window), exc_info=exc)
+    return [item for execution in window for item in _start_guarded([execution], next_ids)]
+
+
+def _hand_all(courier, ready):
+    """Committed `sending`: each message to its backend, its own outcome noted (from here a crash means ambiguous)."""
+    for item in ready:
         try:
-            payload = enrolment.trigger_event.payload
-            outgoing = delivery.prepare(step, kind=kind, flow=enrolment.flow, contact=fresh,
-                                        event_payload=payload, send_id=send_id, saleor_channel=saleor_channel,
-                                        recommended=recommendations.for_step(step, fresh, payload, saleor_channel))
-        except Exception as exc:  # a template that cannot render for this contact's data
-            return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
-                          next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
-        if not StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
-                state=State.SENDING, claimed_at=now, attempts=execution.attempts + 1):
-            return None
-        # A retry reuses the message row of the failed attempt.
-        message = (Message.objects.filter(execution=execution).first() if execution.attempts else None) or Message(
-            execution=execution)
-        message.send_id, message.contact, message.flow = send_id, fresh, enrolment.flow
+            item.provider_message_id = courier.hand_off(item.outgoing)
+        except Exception as exc:  # noqa: BLE001 - this message's outcome, recorded by _record_window
+            logger.warning("saleor-flows: send %s failed: %s", item.send_id, exc)
+            item.error = exc
+        else:
+            item.sent_at = clock.now()
+
+
+def _record_window(ready, next_ids: list[int]):
+    """The answers: the accepted ones together (``_record_sent``), each failure on its own.
+
+    If recording them together raises (a stored step that cannot go on, a
+    bug), each is recorded alone, so one journey's fault never leaves the
+    others' accepted messages `sending` (and later `ambiguous`).
+    """
+    sent = [item for item in ready if item.error is None]
+    try:
+        next_ids.extend(_recorded(lambda: _record_sent(sent)))
+    except DATABASE_AWAY:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        logger.error("saleor-flows: recording %s sent messages failed; recording them one by one", len(sent),
+                     exc_info=exc)
+        for item in sent if len(sent) > 1 else []:
+            try:
+                next_ids.extend(_recorded(lambda item=item: _record_sent([item])))
+            except DATABASE_AWAY:
+                raise
+            except Exception as single:  # noqa: BLE001 - stays `sending`: the sweep reports it ambiguous
+                logger.error("saleor-flows: could not record send %s", item.send_id, exc_info=single)
+    for item in ready:
+        if item.error is not None:
+            next_id = _recorded(lambda item=item: _record_failed_send(
+                item.error, item.execution, item.message.pk, item.outgoing, item.step, contact=item.contact))
+            if next_id is not None:
+                next_ids.append(next_id)
+
+
+def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
+    """Decide the window's sends under their contacts' locks, render them, commit them as `sending`.
+
+    Contacts, then enrolments, are locked in id order (one statement each):
+    an unsubscribe or an order that committed before this point is seen
+    here, one that comes later waits for this commit and finds the message.
+    Steps that a skip or an exit made due at once go to ``next_ids`` once
+    the transaction has committed (a rolled-back window made none).
+    """
+    now = clock.now()
+    made_due: list[int] = []
+    with transaction.atomic():
+        contacts = {c.pk: c for c in Contact.objects.select_for_update().filter(
+            pk__in={e.enrolment.contact_id for e in window}).order_by("pk")}
+        enrolments = {e.pk: e for e in Enrolment.objects.select_for_update().filter(
+            pk__in={e.enrolment_id for e in window}).order_by("pk")}
+        # What the re-checks read, for the whole window at once: events (goal, exit, entry filter) per
+        # event name, on first use; the last marketing messages (frequency caps) if any send is marketing.
+        shared = SharedEvents(contacts.values())
+        marketing = [e for e in window if _send_kind(e) == "marketing"]
+        recent = gate.recent_marketing(
+            {e.enrolment.contact_id for e in marketing}, now=now, exclude_executions=[e.pk for e in marketing],
+            high_intent=any(gate.step_option(_step_of(e), version_definition(e.enrolment.version_id),
+                                             "frequency_cap") == gate.HIGH_INTENT for e in marketing),
+        ) if marketing else {}
+        ready = []
+        for execution in window:
+            contact_id = execution.enrolment.contact_id
+            decided = _decide_send(execution, contacts[contact_id], enrolments[execution.enrolment_id], now=now,
+                                   shared=shared, recent=recent.get(contact_id, {}))
+            if isinstance(decided, _Ready):
+                ready.append(decided)
+            elif decided is not None:
+                made_due.append(decided)
+        if ready:
+            ready = _mark_sending(ready, now)
+    next_ids.extend(made_due)
+    return ready
+
+
+def _mark_sending(ready: list[_Ready], now) -> list[_Ready]:
+    """The window's executions `claimed → sending` in one conditional UPDATE, and their message rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {StepExecution._meta.db_table} SET state = %s, claimed_at = %s, attempts = attempts + 1"
+            " WHERE id = ANY(%s) AND state = %s RETURNING id",
+            [State.SENDING, now, [item.execution.pk for item in ready], State.CLAIMED])
+        moved = {row[0] for row in cursor.fetchall()}
+    ready = [item for item in ready if item.execution.pk in moved]
+    # A retry reuses the message row of the failed attempt.
+    earlier = Message.objects.in_bulk([item.execution.pk for item in ready if item.execution.attempts],
+                                      field_name="execution_id")
+    new = []
+    for item in ready:
+        execution, outgoing = item.execution, item.outgoing
+        message = earlier.get(execution.pk) or Message(execution=execution)
+        message.send_id, message.contact, message.flow = item.send_id, item.contact, execution.enrolment.flow
         message.step_id, message.channel, message.to = execution.step_id, outgoing.channel, outgoing.to[:254]
         message.subject, message.message_id = outgoing.subject[:255], outgoing.message_id
-        message.kind, message.segments = kind, outgoing.segments
-        message.basis = basis
-        message.high_intent = kind == "marketing" and gate.step_option(
-            step, definition, "frequency_cap", True) == gate.HIGH_INTENT
+        message.kind, message.segments = item.kind, outgoing.segments
+        message.basis, message.high_intent = item.basis, item.high_intent
         # Taken under the contact's lock: the moment the decision to send was made
         # (what the frequency cap counts from, and what an unsubscribe is compared with).
         message.status, message.error, message.created_at = Message.Status.SENDING, "", clock.now()
-        message.save()
-    # Committed: from here on a crash leaves `sending`, which the sweep turns into `ambiguous`.
+        if message.pk:
+            message.save()
+        else:
+            new.append(message)
+        item.message = message
+    Message.objects.bulk_create(new)
+    return ready
+
+
+def _step_of(execution) -> dict:
+    return version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
+
+
+def _send_kind(execution) -> str:
+    """"marketing", "transactional" or "staff" (notify_staff)."""
+    step = _step_of(execution)
+    if step["type"] == "notify_staff":
+        return "staff"
+    return message_kind(step, version_definition(execution.enrolment.version_id))
+
+
+def _decide_send(execution, fresh, locked, *, now, shared=None, recent=None):
+    """Re-check everything before a send (docs/design.md, principle 5), under the contact's lock.
+
+    Returns a ``_Ready`` to hand off; otherwise the step is closed, deferred or
+    skipped here with its reason, and this returns the next execution if one
+    is due at once (or None).
+    """
+    enrolment = execution.enrolment
+    definition = version_definition(enrolment.version_id)
+    step = definition["steps"][execution.step_id]
+    if locked.status != Enrolment.Status.ACTIVE:
+        StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
+            state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
+        return None
+    outcome = check_exit(enrolment, fresh, now, shared)
+    if outcome:
+        status, detail = outcome
+        finish_enrolment(enrolment, status, detail["reason"], now=now, facts=detail["facts"],
+                         before=execution.step_id)
+        return None
+    trigger_filter = definition["trigger"].get("filter")
+    if trigger_filter and step["type"] != "notify_staff":
+        decision = evaluate(trigger_filter, journey_context(enrolment, fresh, now, shared))
+        if not decision.result:
+            finish_enrolment(enrolment, Enrolment.Status.EXITED, "filter_no_longer_matches", now=now,
+                             facts=decision.facts, before=execution.step_id)
+            return None
+    saleor_channel = enrolment.trigger_event.channel
+    blocker, basis = send_blocker(step, definition, fresh, saleor_channel)
+    if blocker:
+        return _close(execution, [State.CLAIMED], State.SKIPPED, now=now, result={"reason": blocker},
+                      next_step=step["next"], contact=fresh, trail_kind="skipped", reason=blocker)
+    kind = _send_kind(execution)
+    if kind == "marketing":
+        held = _hold(execution, step, definition, fresh, now=now, recent=recent)
+        if held is not _GO:
+            return held
+    send_id = uuid.uuid4()
     try:
-        provider_message_id = delivery.hand_off(outgoing)
-    except Exception as exc:
-        logger.warning("saleor-flows: send %s failed: %s", send_id, exc)
-        return _recorded(lambda: _record_failed_send(exc, execution, message.pk, outgoing, step, contact=fresh))
-    sent_at = clock.now()
+        payload = enrolment.trigger_event.payload
+        outgoing = delivery.prepare(step, kind=kind, flow=enrolment.flow, contact=fresh,
+                                    event_payload=payload, send_id=send_id, saleor_channel=saleor_channel,
+                                    recommended=recommendations.for_step(step, fresh, payload, saleor_channel))
+    except Exception as exc:  # a template that cannot render for this contact's data
+        return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
+                      next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
+    high_intent = kind == "marketing" and gate.step_option(
+        step, definition, "frequency_cap", True) == gate.HIGH_INTENT
+    return _Ready(execution, step, fresh, kind, outgoing, send_id, saleor_channel, basis, high_intent)
 
-    def record_sent():
-        with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, sent_at=sent_at, **(
-                {"provider_message_id": provider_message_id[:255]} if provider_message_id else {}))
-            return _close(execution, [State.SENDING], State.SENT, now=sent_at, result={"send_id": str(send_id)},
-                          next_step=step["next"], contact=fresh, trail_kind="sent", channel=outgoing.channel,
-                          to=outgoing.to, subject=outgoing.subject, send_id=str(send_id),
-                          **({"basis": basis} if kind == "marketing" else {}))
 
-    return _recorded(record_sent)
+def _record_sent(sent: list[_Ready]) -> list[int]:
+    """Accepted messages: each message and execution `sent`, the trail, the next steps; one transaction.
+
+    Its commit need not wait for the disk (``synchronous_commit = off``): if a
+    crash loses it, the sends are still `sending` and become `ambiguous`,
+    never resent, and any later durable commit flushes it first.
+    """
+    if not sent:
+        return []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            cursor.execute(
+                f"UPDATE {Message._meta.db_table} AS m SET status = %s, sent_at = v.sent_at,"
+                " provider_message_id = CASE WHEN v.provider_id = '' THEN m.provider_message_id"
+                " ELSE v.provider_id END"
+                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, provider_id)"
+                " WHERE m.id = v.id",
+                [Message.Status.SENT, [item.message.pk for item in sent], [item.sent_at for item in sent],
+                 [item.provider_message_id[:255] for item in sent]])
+            cursor.execute(
+                f"UPDATE {StepExecution._meta.db_table} AS e SET state = %s, finished_at = v.sent_at,"
+                " result = jsonb_build_object('send_id', v.send_id)"
+                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, send_id)"
+                " WHERE e.id = v.id AND e.state = %s RETURNING e.id",
+                [State.SENT, [item.execution.pk for item in sent], [item.sent_at for item in sent],
+                 [str(item.send_id) for item in sent], State.SENDING])
+            closed = {row[0] for row in cursor.fetchall()}
+        done = [item for item in sent if item.execution.pk in closed]
+        trail.record_many([{
+            "contact_id": item.contact.pk, "kind": "sent", "enrolment_id": item.execution.enrolment_id,
+            "step_id": item.execution.step_id,
+            "detail": {"channel": item.outgoing.channel, "to": item.outgoing.to, "subject": item.outgoing.subject,
+                       "send_id": str(item.send_id),
+                       **({"basis": item.basis} if item.kind == "marketing" else {})},
+        } for item in done])
+        next_ids = advance_all([(item.execution.enrolment, item.step["next"], item.sent_at, item.contact)
+                                for item in done]) if done else []
+    return [next_id for next_id in next_ids if next_id is not None]
 
 
 def _record_failed_send(exc, execution, message_id, outgoing, step, *, contact):

@@ -11,7 +11,7 @@ enqueue was lost are enqueued again.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Least
 from django.db.models import Value
 
@@ -35,18 +35,21 @@ class SweepReport:
 
 
 def claim_due(limit: int, now=None) -> list[int]:
-    """Claim up to ``limit`` due executions, oldest due first. Cost grows with ``limit``, not the backlog."""
+    """Claim up to ``limit`` due executions, oldest due first, in one statement.
+
+    The inner SELECT reads the partial ``flows_execution_due`` index (pending
+    rows only, in due order) and stops at ``limit``, so the cost grows with
+    ``limit``, not the backlog; ``SKIP LOCKED`` lets many sweeps run at once.
+    """
     now = now or clock.now()
-    with transaction.atomic():
-        ids = list(
-            StepExecution.objects.select_for_update(skip_locked=True)
-            .filter(state=State.PENDING, due_at__lte=now)
-            .order_by("due_at")
-            .values_list("id", flat=True)[:limit]
-        )
-        if ids:
-            StepExecution.objects.filter(id__in=ids, state=State.PENDING).update(state=State.CLAIMED, claimed_at=now)
-    return ids
+    table = StepExecution._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s, claimed_at = %s WHERE id IN ("
+            f" SELECT id FROM {table} WHERE state = %s AND due_at <= %s ORDER BY due_at LIMIT %s"
+            " FOR UPDATE SKIP LOCKED) RETURNING id",
+            [State.CLAIMED, now, State.PENDING, now, limit])
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def release_stale_claims(now) -> int:

@@ -24,6 +24,14 @@ def record(contact_id: int, kind: str, *, enrolment_id: int | None = None, step_
     )
 
 
+def record_many(entries: list[dict]):
+    """Many rows in one INSERT; each dict has ``contact_id``, ``kind``, ``enrolment_id``, ``step_id``, ``detail``."""
+    at = clock.now()
+    TrailEntry.objects.bulk_create([
+        TrailEntry(contact_id=e["contact_id"], enrolment_id=e.get("enrolment_id"), step_id=e.get("step_id") or "",
+                   kind=e["kind"], detail=_plain(e.get("detail") or {}), at=at) for e in entries])
+
+
 def describe(entry: TrailEntry) -> str:
     """One readable line, e.g. ``2026-01-05 10:00 welcome/email_1 sent subject='Welcome'``."""
     where = ""
