@@ -50,11 +50,11 @@ def key_digest(dedupe_key: str) -> bytes:
     return hashlib.sha256(dedupe_key.encode()).digest()[:16]
 
 
-def pruned_duplicate(dedupe_key: str) -> str:
-    """Why an event is a re-delivery of one already processed and pruned, or ""."""
-    if PrunedEventKey.objects.filter(digest=key_digest(dedupe_key)).exists():
-        return "duplicate of an event processed earlier and since pruned (its dedupe key is kept)"
-    return ""
+def pruned_duplicates(dedupe_keys: list[str]) -> set[str]:
+    """Those of these keys that belong to events already processed and since pruned (re-deliveries)."""
+    digests = {key_digest(key): key for key in dedupe_keys}
+    return {digests[bytes(digest)] for digest in PrunedEventKey.objects.filter(
+        digest__in=list(digests)).values_list("digest", flat=True)}
 
 
 @dataclass

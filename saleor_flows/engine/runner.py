@@ -24,7 +24,7 @@ from django.utils.dateparse import parse_datetime
 from .. import clock
 from ..channels import delivery, staff, webhook
 from ..conf import flows_setting
-from ..db import DATABASE_AWAY, drop_broken_connection, insert_on_conflict
+from ..db import DATABASE_AWAY, drop_broken_connection, insert_rows
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
 from . import gate, suppression, trail
@@ -46,34 +46,62 @@ RECORD_RETRY_PAUSES = (0.5, 1, 2, 4, 8)  # seconds, while recording a provider's
 
 # --- scheduling and finishing -------------------------------------------------
 
-def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) -> int | None:
-    """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
-    step = version_definition(enrolment.version_id)["steps"][step_id]
+def plan_step(definition: dict, step_id: str, *, now, contact: Contact, event_payload) -> dict:
+    """The execution row of ``step_id`` for this contact (no enrolment id yet), and its trail detail.
+
+    Computed before anything is written, so that a step that cannot be planned (a stored
+    definition that overflows) fails its flow's decision, not a batch's INSERT.
+    """
+    step = definition["steps"][step_id]
     kind = step["type"]
     due, why = now, {}
     if kind in WAIT_TYPES:
-        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload,
+        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=event_payload,
                          contact_id=contact.pk, explain=why)
     immediate = due <= now and kind != "wait_event"
-    execution_id = _insert_execution(enrolment.pk, step_id, due=due, immediate=immediate, now=now,
-                                     waiting_for=step["event"] if kind == "wait_event" else "")
-    if execution_id is None:
-        return None  # this step of this journey exists already: never twice
+    row = {"step_id": step_id, "occurrence": 1, "state": State.CLAIMED if immediate else State.PENDING,
+           "due_at": due, "waiting_for": step["event"] if kind == "wait_event" else "", "attempts": 0,
+           "claimed_at": now if immediate else None, "result": {}}
+    waiting = None
     if kind in WAIT_TYPES and not immediate:
-        detail = {"until": due, **why}
+        waiting = {"until": due, **why}
         if kind == "wait_event":
-            detail["event"] = step["event"]
-        trail.record(contact.pk, "waiting", enrolment_id=enrolment.pk, step_id=step_id, **detail)
-    return execution_id if immediate else None
+            waiting["event"] = step["event"]
+    return {"row": row, "contact_id": contact.pk, "waiting": waiting}
 
 
-def _insert_execution(enrolment_id, step_id, *, due, immediate, now, waiting_for) -> int | None:
-    """One INSERT; the unique (enrolment, step, occurrence) key turns a second one into nothing."""
-    return insert_on_conflict(StepExecution, {
-        "enrolment_id": enrolment_id, "step_id": step_id, "occurrence": 1,
-        "state": State.CLAIMED if immediate else State.PENDING, "due_at": due, "waiting_for": waiting_for,
-        "attempts": 0, "claimed_at": now if immediate else None, "result": "{}",
-    }, conflict=["enrolment_id", "step_id", "occurrence"])
+def write_steps(planned: list[dict], trail_rows: list[dict]) -> list[int]:
+    """INSERT planned executions (``enrolment_id`` set) in one statement; returns those due at once.
+
+    The unique (enrolment, step, occurrence) key turns a step that exists already into nothing:
+    never twice. A ``waiting`` trail row is added to ``trail_rows`` for each wait written.
+    """
+    inserted = insert_rows(StepExecution, [p["row"] for p in planned],
+                           conflict=["enrolment_id", "step_id", "occurrence"], returning="id, enrolment_id, step_id")
+    ids = {(enrolment_id, step_id): pk for pk, enrolment_id, step_id in inserted}
+    immediate = []
+    for plan in planned:
+        row = plan["row"]
+        pk = ids.get((row["enrolment_id"], row["step_id"]))
+        if pk is None:
+            continue  # this step of this journey exists already
+        if row["state"] == State.CLAIMED:
+            immediate.append(pk)
+        elif plan["waiting"] is not None:
+            trail_rows.append(trail.entry(plan["contact_id"], "waiting", enrolment_id=row["enrolment_id"],
+                                          step_id=row["step_id"], **plan["waiting"]))
+    return immediate
+
+
+def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) -> int | None:
+    """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
+    plan = plan_step(version_definition(enrolment.version_id), step_id, now=now, contact=contact,
+                     event_payload=enrolment.trigger_event.payload)
+    plan["row"]["enrolment_id"] = enrolment.pk
+    trail_rows = []
+    immediate = write_steps([plan], trail_rows)
+    trail.write(trail_rows)
+    return immediate[0] if immediate else None
 
 
 def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:
