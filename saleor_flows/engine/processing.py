@@ -46,7 +46,7 @@ from .definition import version_definition, version_number
 from .derived import derive
 from .history import DatabaseHistory
 from .retention import pruned_duplicates
-from .runner import finish_enrolment, plan_step, run_claimed, write_steps
+from .runner import finish_enrolments, plan_step, run_claimed, write_steps
 
 logger = logging.getLogger(__name__)
 
@@ -342,10 +342,7 @@ def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple
 
     # What the events change besides the profile: derived events, orders.
     derive([(event, event.contact) for event in live])
-    for event in live:
-        if event.name == "order_created":
-            with _blame(event):
-                attribution.record_order(event, event.contact)
+    attribution.record_orders([(event, event.contact) for event in live if event.name == "order_created"])
 
     # Journeys they end, waits they end, journeys they start.
     _check_exits(live, now, trail_rows)
@@ -382,6 +379,7 @@ def _check_exits(events: list[Event], now, trail_rows: list):
     for enrolment in (Enrolment.objects.select_related("trigger_event")
                       .filter(contact_id__in=list(by_contact), status=Enrolment.Status.ACTIVE).order_by("id")):
         active[enrolment.contact_id].append(enrolment)
+    endings = []
     for contact_id, enrolments in active.items():
         event = by_contact[contact_id]
         with _blame(event):
@@ -391,8 +389,9 @@ def _check_exits(events: list[Event], now, trail_rows: list):
                     outcome = check_exit(enrolment, event.contact, now)
                 if outcome:
                     status, detail = outcome
-                    finish_enrolment(enrolment, status, detail["reason"], now=now,
-                                     event=event.name, facts=detail["facts"])
+                    endings.append((enrolment, status, detail["reason"], {"event": event.name,
+                                                                           "facts": detail["facts"]}))
+    finish_enrolments(endings, now=now)
 
 
 def _wakes(execution, step: dict, contact, event: Event, now) -> bool:

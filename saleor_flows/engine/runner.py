@@ -106,15 +106,44 @@ def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) 
 
 def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:
     """End a journey once: later steps are skipped with the reason."""
-    updated = Enrolment.objects.filter(pk=enrolment.pk, status=Enrolment.Status.ACTIVE).update(
-        status=status, exit_reason=reason, finished_at=now)
-    if not updated:
-        return False
-    enrolment.status, enrolment.exit_reason, enrolment.finished_at = status, reason, now
-    StepExecution.objects.filter(enrolment_id=enrolment.pk, state__in=[State.PENDING, State.CLAIMED]).update(
-        state=State.SKIPPED, finished_at=now, result={"reason": reason})
-    trail.record(enrolment.contact_id, status, enrolment_id=enrolment.pk, reason=reason, **detail)
-    return True
+    return bool(finish_enrolments([(enrolment, status, reason, detail)], now=now))
+
+
+def finish_enrolments(endings: list[tuple], *, now) -> list[Enrolment]:
+    """End journeys once, a few statements for all: ``(enrolment, status, reason, trail detail)`` each.
+
+    Each enrolment is ended only if it is still active (a conditional UPDATE); its pending or
+    claimed steps are skipped with the reason. Returns the enrolments this call ended.
+    """
+    by_outcome = {}
+    for enrolment, status, reason, detail in endings:
+        by_outcome.setdefault((status, reason), []).append((enrolment, detail))
+    ended, trail_rows = [], []
+    for (status, reason), items in by_outcome.items():
+        updated = _end_active([enrolment.pk for enrolment, _ in items], status, reason, now)
+        done = [(enrolment, detail) for enrolment, detail in items if enrolment.pk in updated]
+        if not done:
+            continue
+        StepExecution.objects.filter(enrolment_id__in=[e.pk for e, _ in done],
+                                     state__in=[State.PENDING, State.CLAIMED]).update(
+            state=State.SKIPPED, finished_at=now, result={"reason": reason})
+        for enrolment, detail in done:
+            enrolment.status, enrolment.exit_reason, enrolment.finished_at = status, reason, now
+            trail_rows.append(trail.entry(enrolment.contact_id, status, enrolment_id=enrolment.pk, reason=reason,
+                                          **detail))
+            ended.append(enrolment)
+    trail.write(trail_rows)
+    return ended
+
+
+def _end_active(enrolment_ids: list[int], status: str, reason: str, now) -> set[int]:
+    """UPDATE … WHERE status = 'active' … RETURNING id: the enrolments this statement ended."""
+    table = connection.ops.quote_name(Enrolment._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET status = %s, exit_reason = %s, finished_at = %s"
+                       f" WHERE status = %s AND id IN ({', '.join(['%s'] * len(enrolment_ids))}) RETURNING id",
+                       [status, reason, now, Enrolment.Status.ACTIVE, *enrolment_ids])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def advance(enrolment: Enrolment, next_step: str | None, *, now, contact: Contact) -> int | None:
