@@ -23,7 +23,7 @@ from django.db.models import Q
 from .. import clock
 from ..conf import flows_setting
 from ..db import insert_rows
-from ..events import normalize_email, record_event  # the door every event goes through, derived ones too
+from ..events import normalize_email, record_event, record_events  # the door every event goes through, derived ones too
 from ..models import Contact, Event, IdleTimer, StockAlert
 from .waits import contact_zone
 
@@ -83,18 +83,16 @@ def derive(pairs: list[tuple[Event, object]]) -> None:
         elif event.name == "order_created" and payload.get("checkout_token"):
             timers.append(("cancel", checkout_timer_key(payload["checkout_token"])))
     _write_timers(timers)
-    for event, contact in pairs:
-        if event.name == "order_created":
-            _record_nth_order(event, contact)
+    record_events([derived for event, contact in pairs if event.name == "order_created"
+                   for derived in _nth_order(event, contact)])
 
 
-def _record_nth_order(event: Event, contact):
+def _nth_order(event: Event, contact) -> list[dict]:
     count = contact.order_count
     common = {"email": contact.email or "", "user_id": contact.user_id, "channel": event.channel,
               "payload": {**event.payload, "order_count": count}, "occurred_at": event.occurred_at}
-    if count == 1:
-        record_event("first_order", dedupe_key=f"first_order:{event.pk}", **common)
-    record_event("nth_order", dedupe_key=f"nth_order:{event.pk}", **common)
+    first = [{"name": "first_order", "dedupe_key": f"first_order:{event.pk}", **common}] if count == 1 else []
+    return [*first, {"name": "nth_order", "dedupe_key": f"nth_order:{event.pk}", **common}]
 
 
 def fire_due_timers(now=None, limit: int = 1000) -> int:

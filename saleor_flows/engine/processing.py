@@ -375,9 +375,13 @@ def _problem(event: Event, duplicates: set) -> str:
 def _check_exits(events: list[Event], now, trail_rows: list):
     """The goal and exit criteria of the contacts' active journeys, asked again now."""
     by_contact = {event.contact.pk: event for event in events}
+    # Only journeys with a goal or exit criteria can end here: the others are not loaded.
+    ending = [pk for pk, version_id in Enrolment.objects.filter(
+        contact_id__in=list(by_contact), status=Enrolment.Status.ACTIVE).values_list("id", "version_id")
+        if _can_end(version_id)]
     active = defaultdict(list)
-    for enrolment in (Enrolment.objects.select_related("trigger_event")
-                      .filter(contact_id__in=list(by_contact), status=Enrolment.Status.ACTIVE).order_by("id")):
+    for enrolment in (Enrolment.objects.select_related("trigger_event").filter(pk__in=ending).order_by("id")
+                      if ending else []):
         active[enrolment.contact_id].append(enrolment)
     endings = []
     for contact_id, enrolments in active.items():
@@ -392,6 +396,14 @@ def _check_exits(events: list[Event], now, trail_rows: list):
                     endings.append((enrolment, status, detail["reason"], {"event": event.name,
                                                                            "facts": detail["facts"]}))
     finish_enrolments(endings, now=now)
+
+
+def _can_end(version_id: int) -> bool:
+    try:
+        definition = version_definition(version_id)
+    except Exception:  # noqa: BLE001 - loaded, so that its check fails in its own flow's name (flow_failed)
+        return True
+    return bool(definition.get("goal") or definition.get("exit"))
 
 
 def _wakes(execution, step: dict, contact, event: Event, now) -> bool:
