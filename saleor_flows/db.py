@@ -6,6 +6,8 @@ written in a single statement whose unique key turns a repeat into nothing
 SQLite (3.35+) both speak this syntax.
 """
 
+import datetime
+import functools
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -72,15 +74,31 @@ def create_database_if_missing(database: dict) -> bool:
 # --- set-based writes: one statement for many rows -----------------------------------------------
 #
 # Batches (engine/processing.py) write hundreds of rows of one kind at once. Django's bulk_create
-# quotes every value into the SQL text and bulk_update builds a CASE per row and field; sending one
-# array per column with server-side binding (``unnest``) costs a fraction of either in Python.
+# and bulk_update quote every value into the SQL text (bulk_update with a CASE per row and field),
+# and a driver array per column is dumped element by element in Python. The rows travel instead
+# as one JSON document (encoded in C) that PostgreSQL turns back into rows (``jsonb_to_recordset``):
+# the cheapest way found on this machine (docs/performance.md).
 
-def _array(field, values):
-    """(SQL array type, values ready for the driver) for one column."""
-    if field.get_internal_type() == "JSONField":
-        return "jsonb[]", [None if v is None else json.dumps(v, cls=DjangoJSONEncoder) for v in values]
-    db_type = field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
-    return f"{db_type}[]", values
+class _RowEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder, but datetimes keep their microseconds (it cuts them to milliseconds)."""
+
+    def default(self, o):
+        if isinstance(o, datetime.datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
+@functools.lru_cache(maxsize=None)
+def _columns(model) -> dict:
+    """{attname: (field, SQL type)} of every concrete column (attname is the column name in this app)."""
+    return {field.attname: (field, field.rel_db_type(connection) if field.is_relation else field.db_type(connection))
+            for field in model._meta.concrete_fields}
+
+
+def _recordset(model, names) -> str:
+    """``jsonb_to_recordset(%s::jsonb) AS r(<name> <type>, …)`` for these columns."""
+    columns = _columns(model)
+    return f"jsonb_to_recordset(%s::jsonb) AS r({', '.join(f'{name} {columns[name][1]}' for name in names)})"
 
 
 def _raw_execute(sql: str, params: list, *, fetch: bool):
@@ -96,28 +114,33 @@ def _raw_execute(sql: str, params: list, *, fetch: bool):
 
 def insert_rows(model, rows: list[dict], *, conflict: list[str] | None = None, update: str = "",
                 returning: str = "") -> list[tuple]:
-    """INSERT the rows (values by attname; other columns take the model's defaults) in one statement.
+    """INSERT the rows (dicts by attname, all with the same keys; other columns take the model's defaults).
 
     ``conflict``: ON CONFLICT (these columns; ``[]``: any unique key) DO NOTHING, so a row whose
     unique key exists already is simply not written; with ``returning`` (e.g. ``"id, enrolment_id"``)
     the caller learns which rows were. ``update`` is a ``DO UPDATE SET`` clause as for
     ``insert_on_conflict`` (then no two rows may share a key). PostgreSQL writes all rows with
-    one ``INSERT … SELECT FROM unnest``; other databases (the demo's SQLite) one INSERT per row.
+    one statement; other databases (the demo's SQLite) one INSERT per row.
     """
     if not rows:
         return []
     if connection.vendor != "postgresql":
         return _insert_rows_portable(model, rows, conflict=conflict, update=update, returning=returning)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns, arrays, params = [], [], []
-    for field in fields:
-        default = field.get_default() if field.has_default() else None
-        array_type, values = _array(field, [row.get(field.attname, default) for row in rows])
-        columns.append(connection.ops.quote_name(field.column))
-        arrays.append(f"%s::{array_type}")
-        params.append(values)
-    sql = (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(columns)})"
-           f" SELECT * FROM unnest({', '.join(arrays)})") + _on_conflict(model, conflict, update)
+    given = list(rows[0])
+    names, values, params = [], [], []
+    for name, (field, sql_type) in _columns(model).items():
+        if field.primary_key:
+            continue
+        names.append(connection.ops.quote_name(field.column))
+        if name in rows[0]:
+            values.append(f"r.{name}")
+        else:  # the model's default, the same for every row
+            default = field.get_default() if field.has_default() else None
+            values.append(f"%s::{sql_type}")
+            params.append(json.dumps(default, cls=_RowEncoder) if field.get_internal_type() == "JSONField" else default)
+    params.append(json.dumps(rows, cls=_RowEncoder))
+    sql = (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(names)})"
+           f" SELECT {', '.join(values)} FROM {_recordset(model, given)}") + _on_conflict(model, conflict, update)
     if returning:
         sql += f" RETURNING {returning}"
     return _raw_execute(sql, params, fetch=bool(returning))
@@ -155,21 +178,16 @@ def _insert_rows_portable(model, rows, *, conflict, update, returning):
 
 
 def update_rows(model, ids: list[int], values: dict[str, list]):
-    """UPDATE each row ``ids[i]`` with ``values[attname][i]`` in one statement (``UPDATE … FROM unnest``)."""
+    """UPDATE each row ``ids[i]`` with ``values[attname][i]`` in one statement (``UPDATE … FROM`` the rows)."""
     if not ids:
         return
     if connection.vendor != "postgresql":
         for index, pk in enumerate(ids):
             model.objects.filter(pk=pk).update(**{name: column[index] for name, column in values.items()})
         return
-    names, arrays, params = ["id"], ["%s::bigint[]"], [list(ids)]
-    for attname, column_values in values.items():
-        field = next(f for f in model._meta.concrete_fields if f.attname == attname)
-        array_type, column_values = _array(field, column_values)
-        names.append(connection.ops.quote_name(field.column))
-        arrays.append(f"%s::{array_type}")
-        params.append(column_values)
+    names = list(values)
+    rows = [dict(zip(["id", *names], row)) for row in zip(ids, *values.values())]
     table = connection.ops.quote_name(model._meta.db_table)
-    sets = ", ".join(f"{name} = v.{name}" for name in names[1:])
-    _raw_execute(f"UPDATE {table} SET {sets} FROM unnest({', '.join(arrays)}) AS v({', '.join(names)})"
-                 f" WHERE {table}.id = v.id", params, fetch=False)
+    sets = ", ".join(f"{connection.ops.quote_name(_columns(model)[name][0].column)} = r.{name}" for name in names)
+    _raw_execute(f"UPDATE {table} SET {sets} FROM {_recordset(model, ['id', *names])} WHERE {table}.id = r.id",
+                 [json.dumps(rows, cls=_RowEncoder)], fetch=False)
