@@ -20,7 +20,7 @@ from django.db.models import Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Greatest
 
 from ..conf import flows_setting
-from ..db import insert_on_conflict, insert_rows
+from ..db import any_of, insert_on_conflict, insert_rows
 from ..models import Attribution, Conversion, Enrolment, Message, MessageEvent
 
 def order_key(event) -> str:
@@ -72,7 +72,7 @@ def record_orders(orders: list) -> None:
                       event.payload["currency"], ordered_at - timedelta(days=flows_setting("CONVERSION_WINDOW_DAYS"))))
     entered = {}
     for enrolment_id, contact_id, entered_at in Enrolment.objects.filter(
-            contact_id__in=[contact.pk for _, contact in orders], entered_at__gte=min(f[6] for f in facts),
+            any_of("contact_id", [contact.pk for _, contact in orders]), entered_at__gte=min(f[6] for f in facts),
             entered_at__lte=max(f[3] for f in facts)).order_by("id").values_list("id", "contact_id", "entered_at"):
         entered.setdefault(contact_id, []).append((enrolment_id, entered_at))
     insert_rows(Conversion, [
@@ -99,7 +99,7 @@ def _touched_contacts(contact_ids: list[int], latest) -> set[int]:
     touched = Q(clicked_at__isnull=False, clicked_at__lte=latest)
     if flows_setting("ATTRIBUTION_OPEN_WINDOW_HOURS"):
         touched |= Q(opened_at__isnull=False, opened_at__lte=latest)
-    return set(Message.objects.filter(touched, contact_id__in=contact_ids, flow__isnull=False, is_test=False)
+    return set(Message.objects.filter(touched, any_of("contact_id", contact_ids), flow__isnull=False, is_test=False)
                .values_list("contact_id", flat=True).distinct())
 
 

@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..conf import flows_setting
-from ..db import insert_rows, update_rows
+from ..db import any_of, insert_rows, update_rows
 from ..phone import to_e164
 from ..models import ConsentChange, Contact, Event, IdleTimer, Message, TrailEntry
 from ..signals import consent_changed
@@ -27,7 +27,7 @@ def _lock_all(emails, user_ids) -> list[Contact]:
     """The contacts with any of these addresses or user ids, locked in id order (two batches never deadlock)."""
     if not emails and not user_ids:
         return []
-    return list(Contact.objects.select_for_update().filter(Q(email__in=emails) | Q(user_id__in=user_ids))
+    return list(Contact.objects.select_for_update().filter(any_of("email", emails) | any_of("user_id", user_ids))
                 .order_by("id"))
 
 

@@ -22,7 +22,7 @@ from django.db.models import Q
 
 from .. import clock
 from ..conf import flows_setting
-from ..db import insert_rows
+from ..db import any_of, insert_rows
 from ..events import normalize_email, record_event, record_events  # the door every event goes through, derived ones too
 from ..models import Contact, Event, IdleTimer, StockAlert
 from .waits import contact_zone
@@ -55,7 +55,7 @@ def _write_timers(actions: list[tuple[str, dict | None]]):
     insert_rows(IdleTimer, [row for kind, row in actions if kind == "touch"], conflict=["key"], update=TIMER_UPDATE)
     cancels = [key for kind, key in actions if kind == "cancel"]
     if cancels:
-        IdleTimer.objects.filter(key__in=cancels, state=IdleTimer.State.WAITING).update(state=IdleTimer.State.CANCELLED)
+        IdleTimer.objects.filter(any_of("key", cancels), state=IdleTimer.State.WAITING).update(state=IdleTimer.State.CANCELLED)
 
 
 def derive(pairs: list[tuple[Event, object]]) -> None:

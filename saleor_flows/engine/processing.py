@@ -33,9 +33,10 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
+from django.db.models import Count, Max, Q
 
 from .. import clock
-from ..db import DATABASE_AWAY, insert_rows, update_rows
+from ..db import DATABASE_AWAY, any_of, insert_rows, update_rows
 from ..events import valid_email
 from ..models import Enrolment, Event, Flow, PastEntry, StepExecution
 from . import attribution, resolvers, trail
@@ -140,7 +141,7 @@ def process_event_and_continue(event_id: int):
 
 def _lock(event_ids) -> list[Event]:
     return list(Event.objects.select_for_update(skip_locked=True)
-                .filter(pk__in=list(event_ids), status=Event.Status.PENDING))
+                .filter(any_of("pk", event_ids), status=Event.Status.PENDING))
 
 
 # --- failures ---------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ def _apply(events: list[Event], batch: _Batch) -> list[int]:
 
 
 def _refresh(events: list[Event]):
-    current = {row["id"]: row for row in Event.objects.filter(pk__in=[e.pk for e in events]).values(
+    current = {row["id"]: row for row in Event.objects.filter(any_of("pk", [e.pk for e in events])).values(
         "id", "email", "user_id", "payload", "contact_id")}
     for event in events:
         for field, value in current[event.pk].items():
@@ -377,10 +378,10 @@ def _check_exits(events: list[Event], now, trail_rows: list):
     by_contact = {event.contact.pk: event for event in events}
     # Only journeys with a goal or exit criteria can end here: the others are not loaded.
     ending = [pk for pk, version_id in Enrolment.objects.filter(
-        contact_id__in=list(by_contact), status=Enrolment.Status.ACTIVE).values_list("id", "version_id")
+        any_of("contact_id", by_contact), status=Enrolment.Status.ACTIVE).values_list("id", "version_id")
         if _can_end(version_id)]
     active = defaultdict(list)
-    for enrolment in (Enrolment.objects.select_related("trigger_event").filter(pk__in=ending).order_by("id")
+    for enrolment in (Enrolment.objects.select_related("trigger_event").filter(any_of("pk", ending)).order_by("id")
                       if ending else []):
         active[enrolment.contact_id].append(enrolment)
     endings = []
@@ -420,8 +421,8 @@ def _resume_waiting(events: list[Event], now, trail_rows: list) -> list[int]:
     by_contact = {event.contact.pk: event for event in events}
     woken = []
     waiting = StepExecution.objects.select_related("enrolment__trigger_event").filter(
-        state=StepExecution.State.PENDING, waiting_for__in={event.name for event in events},
-        enrolment__contact_id__in=list(by_contact), enrolment__status=Enrolment.Status.ACTIVE,
+        any_of("enrolment__contact_id", by_contact), state=StepExecution.State.PENDING,
+        waiting_for__in={event.name for event in events}, enrolment__status=Enrolment.Status.ACTIVE,
     ).order_by("id")
     for execution in waiting:
         event = by_contact[execution.enrolment.contact_id]
@@ -452,12 +453,14 @@ def _past_entries(flow_ids, contact_ids) -> dict:
 
     if not flow_ids or not contact_ids:
         return facts
-    for flow_id, contact_id, status, entered_at in Enrolment.objects.filter(
-            flow_id__in=flow_ids, contact_id__in=contact_ids).values_list("flow_id", "contact_id", "status",
-                                                                         "entered_at"):
-        add((flow_id, contact_id), status == Enrolment.Status.ACTIVE, entered_at)
+    for flow_id, contact_id, active, entered_at in Enrolment.objects.filter(
+            any_of("contact_id", contact_ids), flow_id__in=flow_ids).values("flow_id", "contact_id").annotate(
+            active=Count("id", filter=Q(status=Enrolment.Status.ACTIVE)), latest=Max("entered_at")).values_list(
+            "flow_id", "contact_id", "active", "latest").order_by():
+        add((flow_id, contact_id), active > 0, entered_at)
     for flow_id, contact_id, entered_at in PastEntry.objects.filter(
-            flow_id__in=flow_ids, contact_id__in=contact_ids).values_list("flow_id", "contact_id", "last_entered_at"):
+            any_of("contact_id", contact_ids), flow_id__in=flow_ids).values_list(
+            "flow_id", "contact_id", "last_entered_at"):
         add((flow_id, contact_id), False, entered_at)
     return facts
 

@@ -35,6 +35,7 @@ from django.db import connection, transaction
 
 from .. import clock
 from ..conf import flows_setting
+from ..db import any_of
 from ..models import PrunedEventKey
 from .analytics import fold_deltas
 
@@ -53,8 +54,10 @@ def key_digest(dedupe_key: str) -> bytes:
 def pruned_duplicates(dedupe_keys: list[str]) -> set[str]:
     """Those of these keys that belong to events already processed and since pruned (re-deliveries)."""
     digests = {key_digest(key): key for key in dedupe_keys}
+    if not digests:
+        return set()
     return {digests[bytes(digest)] for digest in PrunedEventKey.objects.filter(
-        digest__in=list(digests)).values_list("digest", flat=True)}
+        any_of("digest", digests)).values_list("digest", flat=True)}
 
 
 @dataclass
