@@ -8,12 +8,16 @@ leaving every event pending and nothing half-written.
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
 from django.core import mail
 from django.db import OperationalError, connections
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -286,3 +290,33 @@ def test_the_database_going_away_mid_batch_leaves_every_event_pending_and_nothin
     process_events(ids)
     assert Event.objects.filter(pk__in=ids, status="processed").count() == len(ids)
     assert Enrolment.objects.count() == 31
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing_and_enrols_no_one_twice(flows):
+    """A worker process dies (os._exit, as an OOM kill) after the batch's first wave was written."""
+    flows.flow(chain("customer_created", ("wait", nxt({"type": "wait", "duration": {"days": 1}})),
+                     ("tag", {"type": "add_tag", "tag": "x", "next": None})))
+    with held():
+        ids = [record(flows, "customer_created", email=f"p{n}@example.com", key=f"k{n}") for n in range(30)]
+        ids.append(record(flows, "customer_created", email="jane@example.com", key="j1", minutes_ago=2))
+        ids.append(record(flows, "profile_updated", email="jane@example.com", key="j2", minutes_ago=1,
+                          payload={"$ref": {"source": "die"}}))
+    worker = (
+        "import os, django; django.setup()\n"
+        "from saleor_flows.engine import resolvers, processing\n"
+        "resolvers.register('die', lambda reference, event: os._exit(17))\n"
+        "processing.process_pending(1000)\n")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings",
+               DATABASE_URL="postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**django_settings.DATABASES["default"]))
+    died = subprocess.run([sys.executable, "-c", worker], env=env, cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert died.returncode == 17, died.stderr
+    assert Event.objects.filter(pk__in=ids, status="pending").count() == len(ids)
+    assert Contact.objects.count() == 0 and Enrolment.objects.count() == 0 and TrailEntry.objects.count() == 0
+
+    resolvers.register("die", lambda reference, event: {"payload": {"attributes": {"tier": "gold"}}})
+    assert process_pending(1000) == len(ids)
+    assert Event.objects.filter(pk__in=ids, status="processed").count() == len(ids)
+    assert Enrolment.objects.count() == 31 and StepExecution.objects.count() == 31
+    assert TrailEntry.objects.filter(kind="entered").count() == 31
