@@ -197,7 +197,8 @@ def _insert_rows_portable(model, rows, *, conflict, update, returning):
             values = []
             for field in fields:
                 value = row.get(field.attname, field.get_default() if field.has_default() else None)
-                values.append(field.get_db_prep_save(value, connection))
+                values.append(json.dumps(value, cls=_RowEncoder) if field.get_internal_type() == "JSONField"
+                              else field.get_db_prep_save(value, connection))
             cursor.execute(sql, values)
             if returning:
                 results += cursor.fetchall()

@@ -172,7 +172,7 @@ def _process(select) -> tuple[int, list[int]]:
         with transaction.atomic():
             events = select()
             batch.ids = [event.pk for event in events]
-            return len(events), _apply(events, batch)
+            return len(events), (_apply(events, batch) if events else [])
     except DATABASE_AWAY:
         raise  # rolled back: every event stays pending (the task is retried, or the sweep finds them)
     except Exception as exc:  # noqa: BLE001 - a bug or bad data: never lose an event, never kill the worker
