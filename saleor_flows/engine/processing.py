@@ -182,11 +182,14 @@ def _process(select) -> tuple[int, list[int]]:
         if len(batch.ids) == 1:
             _dead_letter(batch.ids[0], error)
             return 1, []
-        culprits = batch.groups.get(exc.event_id, batch.ids) if isinstance(exc, _EventFailed) else batch.ids
+        # The failing event's group (in order), or, when no event can be blamed, every event in order.
+        culprits = batch.groups.get(exc.event_id) if isinstance(exc, _EventFailed) else None
         logger.warning("saleor-flows: a batch of %s events failed (%s: %s); %s", len(batch.ids),
-                       type(error).__name__, error, "retrying the rest, then the failing event's group one by one"
-                       if culprits is not batch.ids else "processing them one by one")
-    rest = [event_id for event_id in batch.ids if event_id not in set(culprits)]
+                       type(error).__name__, error, "processing them one by one" if culprits is None
+                       else "retrying the rest, then the failing event's group one by one")
+        culprits = culprits or batch.order or batch.ids
+    blamed = set(culprits)
+    rest = [event_id for event_id in batch.ids if event_id not in blamed]
     count, to_run = _process(lambda: _lock(rest)) if rest else (0, [])
     for event_id in culprits:
         one, claimed = _process(lambda event_id=event_id: _lock([event_id]))
@@ -232,6 +235,7 @@ class _Batch:
 
     def __init__(self):
         self.ids: list[int] | None = None
+        self.order: list[int] = []  # the ids in (occurred_at, id) order
         self.groups: dict[int, list[int]] = {}
 
 
@@ -269,6 +273,7 @@ def _order(event: Event):
 def _apply(events: list[Event], batch: _Batch) -> list[int]:
     """Process locked events wave by wave; returns the executions made due at once."""
     groups = _groups(events)
+    batch.order = [event.pk for event in sorted(events, key=_order)]
     for group in groups:
         ids = [event.pk for event in group]
         for event_id in ids:
