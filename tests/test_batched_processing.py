@@ -320,3 +320,19 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing_and_enrols_no_on
     assert Event.objects.filter(pk__in=ids, status="processed").count() == len(ids)
     assert Enrolment.objects.count() == 31 and StepExecution.objects.count() == 31
     assert TrailEntry.objects.filter(kind="entered").count() == 31
+
+
+def test_a_failure_no_event_can_be_blamed_for_retries_every_event_alone_in_order(flows):
+    """A database error in a set-based write (a variant id too long for its column) fails the whole
+    statement: the batch is rolled back and each event processed alone, so only the bad one is lost."""
+    flows.flow(chain("customer_created", ("wait", nxt({"type": "wait", "duration": {"days": 1}})),
+                     ("tag", {"type": "add_tag", "tag": "x", "next": None})))
+    with held():
+        ids = [record(flows, "customer_created", email=f"p{n}@example.com", key=f"k{n}") for n in range(10)]
+        bad = record(flows, "back_in_stock_requested", email="p3@example.com", key="bad", minutes_ago=5,
+                     payload={"variant_id": "v" * 300})
+    process_events([*ids, bad])
+    dead = Event.objects.get(pk=bad)
+    assert dead.status == "dead" and dead.error.startswith("processing failed: DataError")
+    assert Event.objects.filter(pk__in=ids, status="processed").count() == 10
+    assert Enrolment.objects.count() == 10
