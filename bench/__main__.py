@@ -7,12 +7,13 @@ import platform
 import sys
 import time
 
-BENCHMARKS = ["ingest", "claim", "sends", "render", "latency", "storage", "tracking", "offline", "report", "retention",
-              "recommendations", "app_webhook"]
+BENCHMARKS = ["events", "ingest", "claim", "sends", "render", "latency", "storage", "tracking", "offline", "report",
+              "retention", "recommendations", "app_webhook"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
 FULL = {
     "ingest": {"max_seconds": (None, None, None), "n_immediate": 5_000},
+    "events": {"n": 100_000},
     "storage": {"n": 5_000},
     "sends": {"n_drain": 100_000},
     "retention": {"contacts": 10_000, "months": 18},

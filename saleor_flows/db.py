@@ -6,9 +6,13 @@ written in a single statement whose unique key turns a repeat into nothing
 SQLite (3.35+) both speak this syntax.
 """
 
+import datetime
 import functools
+import json
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection
+from django.db.models import F, Lookup
 
 # What a lost connection raises (a PostgreSQL restart, a network cut): worth another try, unlike a bug.
 DATABASE_AWAY = (OperationalError, InterfaceError)
@@ -31,6 +35,32 @@ def _column_kinds(model) -> tuple[set[str], set[str]]:
     kinds = {field.column: field.get_internal_type() for field in model._meta.concrete_fields}
     return ({column for column, kind in kinds.items() if kind == "JSONField"},
             {column for column, kind in kinds.items() if kind == "DateTimeField"})
+
+
+class AnyOf(Lookup):
+    """``field = ANY(%s)``, the values as one array parameter (PostgreSQL; elsewhere ``IN (…)``).
+
+    Used as an expression, e.g. ``Contact.objects.filter(any_of("email", emails))``: a batch looks
+    up a thousand keys at once, and ``__in`` would make the driver parse a thousand placeholders
+    and quote a thousand values into the statement. (Not registered as a lookup on every field:
+    a host's models are none of this app's business.)
+    """
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        values = [self.lhs.output_field.get_db_prep_value(v, connection, prepared=False) for v in self.rhs]
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*params, values]
+        if not values:
+            return "1 = 0", params
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*params, *values]
+
+
+def any_of(field: str, values) -> AnyOf:
+    return AnyOf(F(field), list(values))
 
 
 def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str = "") -> int | None:
@@ -78,3 +108,126 @@ def create_database_if_missing(database: dict) -> bool:
             return False
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database["NAME"])))
         return True
+
+
+# --- set-based writes: one statement for many rows -----------------------------------------------
+#
+# Batches (engine/processing.py) write hundreds of rows of one kind at once. Django's bulk_create
+# and bulk_update quote every value into the SQL text (bulk_update with a CASE per row and field),
+# and a driver array per column is dumped element by element in Python. The rows travel instead
+# as one JSON document (encoded in C) that PostgreSQL turns back into rows (``jsonb_to_recordset``):
+# the cheapest way found on this machine (docs/performance.md).
+
+class _RowEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder, but datetimes keep their microseconds (it cuts them to milliseconds)."""
+
+    def default(self, o):
+        if isinstance(o, datetime.datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
+@functools.lru_cache(maxsize=None)
+def _columns(model) -> dict:
+    """{attname: (field, SQL type)} of every concrete column (attname is the column name in this app)."""
+    return {field.attname: (field, field.rel_db_type(connection) if field.is_relation else field.db_type(connection))
+            for field in model._meta.concrete_fields}
+
+
+def _recordset(model, names) -> str:
+    """``jsonb_to_recordset(%s::jsonb) AS r(<name> <type>, …)`` for these columns."""
+    columns = _columns(model)
+    return f"jsonb_to_recordset(%s::jsonb) AS r({', '.join(f'{name} {columns[name][1]}' for name in names)})"
+
+
+def _raw_execute(sql: str, params: list, *, fetch: bool):
+    """Run ``sql`` on Django's connection (same transaction) with the driver's server-side binding.
+
+    Errors come out as Django's (``OperationalError`` for a lost connection), as from any ORM query.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else []
+
+
+def insert_rows(model, rows: list[dict], *, conflict: list[str] | None = None, update: str = "",
+                returning: str = "") -> list[tuple]:
+    """INSERT the rows (dicts by attname, all with the same keys; other columns take the model's defaults).
+
+    ``conflict``: ON CONFLICT (these columns; ``[]``: any unique key) DO NOTHING, so a row whose
+    unique key exists already is simply not written; with ``returning`` (e.g. ``"id, enrolment_id"``)
+    the caller learns which rows were. ``update`` is a ``DO UPDATE SET`` clause as for
+    ``insert_on_conflict`` (then no two rows may share a key). PostgreSQL writes all rows with
+    one statement; other databases (the demo's SQLite) one INSERT per row.
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return _insert_rows_portable(model, rows, conflict=conflict, update=update, returning=returning)
+    given = list(rows[0])
+    names, values, params = [], [], []
+    for name, (field, sql_type) in _columns(model).items():
+        if field.primary_key:
+            continue
+        names.append(connection.ops.quote_name(field.column))
+        if name in rows[0]:
+            values.append(f"r.{name}")
+        else:  # the model's default, the same for every row
+            default = field.get_default() if field.has_default() else None
+            values.append(f"%s::{sql_type}")
+            params.append(json.dumps(default, cls=_RowEncoder) if field.get_internal_type() == "JSONField" else default)
+    params.append(json.dumps(rows, cls=_RowEncoder))
+    sql = (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(names)})"
+           f" SELECT {', '.join(values)} FROM {_recordset(model, given)}") + _on_conflict(model, conflict, update)
+    if returning:
+        sql += f" RETURNING {returning}"
+    return _raw_execute(sql, params, fetch=bool(returning))
+
+
+def _on_conflict(model, conflict, update) -> str:
+    if conflict is None:
+        return ""
+    target = f" ({', '.join(conflict)})" if conflict else ""
+    if update:
+        return f" ON CONFLICT{target} DO UPDATE SET {update.format(table=connection.ops.quote_name(model._meta.db_table))}"
+    return f" ON CONFLICT{target} DO NOTHING"
+
+
+def _insert_rows_portable(model, rows, *, conflict, update, returning):
+    """The same, one INSERT per row (SQLite 3.35+, used by the demo)."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})" + _on_conflict(
+        model, conflict, update)
+    if returning:
+        sql += f" RETURNING {returning}"
+    results = []
+    with connection.cursor() as cursor:
+        for row in rows:
+            values = []
+            for field in fields:
+                value = row.get(field.attname, field.get_default() if field.has_default() else None)
+                values.append(json.dumps(value, cls=_RowEncoder) if field.get_internal_type() == "JSONField"
+                              else field.get_db_prep_save(value, connection))
+            cursor.execute(sql, values)
+            if returning:
+                results += cursor.fetchall()
+    return results
+
+
+def update_rows(model, ids: list[int], values: dict[str, list]):
+    """UPDATE each row ``ids[i]`` with ``values[attname][i]`` in one statement (``UPDATE … FROM`` the rows)."""
+    if not ids:
+        return
+    if connection.vendor != "postgresql":
+        for index, pk in enumerate(ids):
+            model.objects.filter(pk=pk).update(**{name: column[index] for name, column in values.items()})
+        return
+    names = list(values)
+    rows = [dict(zip(["id", *names], row)) for row in zip(ids, *values.values())]
+    table = connection.ops.quote_name(model._meta.db_table)
+    sets = ", ".join(f"{connection.ops.quote_name(_columns(model)[name][0].column)} = r.{name}" for name in names)
+    _raw_execute(f"UPDATE {table} SET {sets} FROM {_recordset(model, ['id', *names])} WHERE {table}.id = r.id",
+                 [json.dumps(rows, cls=_RowEncoder)], fetch=False)

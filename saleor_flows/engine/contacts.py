@@ -16,46 +16,96 @@ from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..conf import flows_setting
+from ..db import any_of, insert_rows, update_rows
 from ..phone import to_e164
 from ..models import ConsentChange, Contact, Event, IdleTimer, Message, TrailEntry
 from ..signals import consent_changed
 from . import suppression
 
 
-def _lock(**lookup) -> Contact | None:
-    return Contact.objects.select_for_update().filter(**lookup).first()
+def _lock_all(emails, user_ids) -> list[Contact]:
+    """The contacts with any of these addresses or user ids, locked in id order (two batches never deadlock)."""
+    if not emails and not user_ids:
+        return []
+    return list(Contact.objects.select_for_update().filter(any_of("email", emails) | any_of("user_id", user_ids))
+                .order_by("id"))
 
 
-def resolve_contact(event: Event) -> Contact:
-    """The contact for an event, locked for the rest of the transaction.
+def resolve_contacts(events: list[Event]) -> tuple[dict[int, Contact], dict[int, set], list[Event]]:
+    """The contacts for events about different people, found or created with a few set-based statements.
 
-    Locking serializes all processing for one person, which is what makes
-    re-entry rules ("only one active enrolment") and exits race-free.
+    Returns ({event id: contact}, {contact id: fields changed but not saved yet}, events deferred).
+    Each contact is locked for the rest of the transaction: locking serializes all processing for
+    one person, which is what makes re-entry rules ("only one active enrolment") and exits race-free.
+    An event about a person another event of this call is about already (found through another
+    address, say) is deferred: the caller processes it after the first one, as one at a time would.
+    A contact is looked up by user id, then by email; a new one gets the event's identity.
     """
-    email, user_id = event.email or None, event.user_id or None
-    contact = (_lock(user_id=user_id) if user_id else None) or (_lock(email=email) if email else None)
-    if contact is None:
-        now = clock.now()
+    now = clock.now()
+    by_user, by_email = {}, {}
+
+    def index(contacts):
+        for contact in contacts:
+            if contact.user_id:
+                by_user[contact.user_id] = contact
+            if contact.email:
+                by_email[contact.email] = contact
+
+    def find(event):
+        return (by_user.get(event.user_id) if event.user_id else None) or (
+            by_email.get(event.email) if event.email else None)
+
+    index(_lock_all({e.email for e in events if e.email}, {e.user_id for e in events if e.user_id}))
+    chosen, deferred, new, taken, new_keys = {}, [], [], set(), set()
+    for event in events:
+        contact = find(event)
+        keys = {("email", event.email), ("user", event.user_id)} - {("email", ""), ("user", "")}
+        if contact is None and not keys & new_keys:
+            new.append(event)
+            new_keys |= keys
+        elif contact is not None and contact.pk not in taken:
+            chosen[event.pk] = contact
+            taken.add(contact.pk)
+        else:
+            deferred.append(event)
+    changed: dict[int, set] = {}
+    if new:
         # Two workers may meet a new person at once: the unique keys pick one row.
-        Contact.objects.bulk_create(
-            [Contact(email=email, user_id=user_id, created_at=event.occurred_at or now, updated_at=now)],
-            ignore_conflicts=True,
-        )
-        contact = (_lock(user_id=user_id) if user_id else None) or _lock(email=email)
-        reason = suppression.reason_for("email", email) if email else None
-        if reason:
-            contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, reason, now
-            contact.save(update_fields=["suppressed", "suppressed_reason", "suppressed_at"])
-    changed = []
-    if user_id and not contact.user_id:
-        contact.user_id = user_id
-        changed.append("user_id")
-    if email and not contact.email and not Contact.objects.filter(email=email).exists():
-        contact.email = email
-        changed.append("email")
-    if changed:
-        contact.save(update_fields=changed)
-    return contact
+        insert_rows(Contact, [{"email": e.email or None, "user_id": e.user_id or None,
+                               "created_at": e.occurred_at or now, "updated_at": now} for e in new], conflict=[])
+        index(_lock_all({e.email for e in new if e.email}, {e.user_id for e in new if e.user_id}))
+        reasons = suppression.reasons_for("email", [e.email for e in new if e.email])
+        for event in new:
+            contact = find(event)
+            if contact.pk in taken:  # another worker's new row, about someone this call has met already
+                deferred.append(event)
+                continue
+            chosen[event.pk] = contact
+            taken.add(contact.pk)
+            reason = reasons.get(event.email) if event.email else None
+            if reason and not contact.suppressed:
+                contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, reason, now
+                changed.setdefault(contact.pk, set()).update({"suppressed", "suppressed_reason", "suppressed_at"})
+    for event in events:
+        contact = chosen.get(event.pk)
+        if contact is None:
+            continue
+        if event.user_id and not contact.user_id:
+            contact.user_id = event.user_id
+            changed.setdefault(contact.pk, set()).add("user_id")
+        if event.email and not contact.email and event.email not in by_email:
+            contact.email = event.email
+            by_email[event.email] = contact
+            changed.setdefault(contact.pk, set()).add("email")
+    position = {event.pk: index for index, event in enumerate(events)}
+    return chosen, changed, sorted(deferred, key=lambda e: position[e.pk])
+
+
+def save_contacts(contacts: list[Contact], fields: set[str]):
+    """Write ``fields`` of these (locked) contacts in one UPDATE."""
+    if contacts and fields:
+        names = sorted(fields)
+        update_rows(Contact, [c.pk for c in contacts], {name: [getattr(c, name) for c in contacts] for name in names})
 
 
 def erase_contact(contact: Contact, *, reason: str = "erased"):
@@ -149,7 +199,14 @@ def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=
 
 
 def update_profile(contact: Contact, event: Event):
-    """Fold what an event tells us about the person into their profile."""
+    """Fold what an event tells us about the person into their profile, and save it."""
+    changed = fold_profile(contact, event)
+    if changed:
+        contact.save(update_fields=sorted(changed))
+
+
+def fold_profile(contact: Contact, event: Event) -> set[str]:
+    """Fold what an event tells us about the person into their profile; returns the fields to save."""
     payload = event.payload if isinstance(event.payload, dict) else {}
     changed: list[str] = []
     address = payload.get("billing_address") or payload.get("default_billing_address") or {}
@@ -204,9 +261,10 @@ def update_profile(contact: Contact, event: Event):
         contact.attributes.update({str(key): value for key, value in payload["attributes"].items()})
         changed.append("attributes")
 
-    if changed:
-        contact.updated_at = clock.now()
-        contact.save(update_fields=sorted(set(changed)) + ["updated_at"])
+    if not changed:
+        return set()
+    contact.updated_at = clock.now()
+    return {*changed, "updated_at"}
 
 
 def parse_when(value):

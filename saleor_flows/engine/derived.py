@@ -14,18 +14,16 @@ processed, so the host's request path still does one INSERT and one enqueue.
   per lapse / per year thanks to their dedupe keys.
 """
 
-import json
 from calendar import isleap
 from datetime import date, timedelta
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 
 from .. import clock
 from ..conf import flows_setting
-from ..db import insert_on_conflict
-from ..events import normalize_email, record_event  # the door every event goes through, derived ones too
+from ..db import any_of, insert_rows
+from ..events import normalize_email, record_event, record_events  # the door every event goes through, derived ones too
 from ..models import Contact, Event, IdleTimer, StockAlert
 from .waits import contact_zone
 
@@ -37,56 +35,64 @@ def checkout_timer_key(token) -> str:
     return f"checkout:{token}"
 
 
-def touch_timer(key: str, *, event_name: str, idle: timedelta, email: str, user_id: str, channel: str,
-                payload: dict, at):
-    """Arm or push back a timer in one upsert (a newer activity always wins)."""
-    insert_on_conflict(IdleTimer, {
-        "key": key, "event_name": event_name, "email": email, "user_id": user_id, "channel": channel,
-        "payload": json.dumps(payload, cls=DjangoJSONEncoder), "last_activity_at": at, "due_at": at + idle,
-        "state": IdleTimer.State.WAITING,
-    }, conflict=["key"], update=(
-        "event_name = excluded.event_name, email = excluded.email, user_id = excluded.user_id,"
-        " channel = excluded.channel, payload = excluded.payload, last_activity_at = excluded.last_activity_at,"
-        " due_at = excluded.due_at, state = excluded.state"
-        " WHERE {table}.last_activity_at <= excluded.last_activity_at"))
+TIMER_UPDATE = ("event_name = excluded.event_name, email = excluded.email, user_id = excluded.user_id,"
+                " channel = excluded.channel, payload = excluded.payload, last_activity_at = excluded.last_activity_at,"
+                " due_at = excluded.due_at, state = excluded.state"
+                " WHERE {table}.last_activity_at <= excluded.last_activity_at")
 
 
-def cancel_timer(key: str):
-    IdleTimer.objects.filter(key=key, state=IdleTimer.State.WAITING).update(state=IdleTimer.State.CANCELLED)
+def _write_timers(actions: list[tuple[str, dict | None]]):
+    """Arm, push back (a newer activity always wins) or cancel idle timers: ("touch", row) or ("cancel", key).
+
+    Actions on different keys are written with one upsert and one UPDATE; when a key comes twice
+    (one caller's events about one checkout) they are applied one by one, in order.
+    """
+    keys = [row["key"] if kind == "touch" else row for kind, row in actions]
+    if len(set(keys)) < len(keys):
+        for action in actions:
+            _write_timers([action])
+        return
+    insert_rows(IdleTimer, [row for kind, row in actions if kind == "touch"], conflict=["key"], update=TIMER_UPDATE)
+    cancels = [key for kind, key in actions if kind == "cancel"]
+    if cancels:
+        IdleTimer.objects.filter(any_of("key", cancels), state=IdleTimer.State.WAITING).update(state=IdleTimer.State.CANCELLED)
 
 
-def derive(event: Event, contact) -> None:
-    """Called while ``event`` is processed (inside its transaction)."""
-    payload = event.payload
-    if event.name in CHECKOUT_ACTIVITY and payload.get("token"):
-        key = checkout_timer_key(payload["token"])
-        email = normalize_email(payload.get("email") or event.email)
-        if email and payload.get("lines"):
-            touch_timer(key, event_name="checkout_abandoned",
-                        idle=timedelta(minutes=flows_setting("ABANDONED_CHECKOUT_IDLE_MINUTES")),
-                        email=email, user_id=event.user_id, channel=event.channel, payload=payload,
-                        at=event.occurred_at)
-        else:
-            cancel_timer(key)  # emptied, or no one to write to
-    elif event.name in CHECKOUT_DONE and payload.get("token"):
-        cancel_timer(checkout_timer_key(payload["token"]))
-    elif event.name == "back_in_stock_requested" and payload.get("variant_id"):
-        StockAlert.objects.get_or_create(
-            contact=contact, variant_id=str(payload["variant_id"]), notified_at=None,
-            defaults={"channel": event.channel, "payload": payload, "created_at": event.occurred_at})
-    elif event.name == "order_created":
-        if payload.get("checkout_token"):
-            cancel_timer(checkout_timer_key(payload["checkout_token"]))
-        _record_nth_order(event, contact)
+def derive(pairs: list[tuple[Event, object]]) -> None:
+    """Called while these events are processed (inside their transaction), with their contacts."""
+    timers = []
+    for event, contact in pairs:
+        payload = event.payload
+        if event.name in CHECKOUT_ACTIVITY and payload.get("token"):
+            key = checkout_timer_key(payload["token"])
+            email = normalize_email(payload.get("email") or event.email)
+            if email and payload.get("lines"):
+                idle = timedelta(minutes=flows_setting("ABANDONED_CHECKOUT_IDLE_MINUTES"))
+                timers.append(("touch", {
+                    "key": key, "event_name": "checkout_abandoned", "email": email, "user_id": event.user_id,
+                    "channel": event.channel, "payload": payload, "last_activity_at": event.occurred_at,
+                    "due_at": event.occurred_at + idle, "state": IdleTimer.State.WAITING}))
+            else:
+                timers.append(("cancel", key))  # emptied, or no one to write to
+        elif event.name in CHECKOUT_DONE and payload.get("token"):
+            timers.append(("cancel", checkout_timer_key(payload["token"])))
+        elif event.name == "back_in_stock_requested" and payload.get("variant_id"):
+            StockAlert.objects.get_or_create(
+                contact=contact, variant_id=str(payload["variant_id"]), notified_at=None,
+                defaults={"channel": event.channel, "payload": payload, "created_at": event.occurred_at})
+        elif event.name == "order_created" and payload.get("checkout_token"):
+            timers.append(("cancel", checkout_timer_key(payload["checkout_token"])))
+    _write_timers(timers)
+    record_events([derived for event, contact in pairs if event.name == "order_created"
+                   for derived in _nth_order(event, contact)])
 
 
-def _record_nth_order(event: Event, contact):
+def _nth_order(event: Event, contact) -> list[dict]:
     count = contact.order_count
     common = {"email": contact.email or "", "user_id": contact.user_id, "channel": event.channel,
               "payload": {**event.payload, "order_count": count}, "occurred_at": event.occurred_at}
-    if count == 1:
-        record_event("first_order", dedupe_key=f"first_order:{event.pk}", **common)
-    record_event("nth_order", dedupe_key=f"nth_order:{event.pk}", **common)
+    first = [{"name": "first_order", "dedupe_key": f"first_order:{event.pk}", **common}] if count == 1 else []
+    return [*first, {"name": "nth_order", "dedupe_key": f"nth_order:{event.pk}", **common}]
 
 
 def fire_due_timers(now=None, limit: int = 1000) -> int:

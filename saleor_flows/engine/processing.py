@@ -1,32 +1,53 @@
-"""Processing one stored event: who it is about, what it changes, which journeys it starts or ends.
+"""Processing stored events, in batches: who each is about, what it changes, which journeys it starts or ends.
 
-Everything here happens in one transaction with the contact's row locked, so
-that two events about the same person can never both enrol them where the
-re-entry rule allows one. Steps that are due at once run right after the
-commit, in the same task (``process_event_and_continue``).
+A batch (``process_pending``, ``process_events``; one event is a batch of one) is one
+transaction. Its events are grouped by the people they are about (an email, a user id or a
+checkout token in common puts two events in one group) and applied in *waves*: each wave
+takes the next event of every group, in (occurred_at, id) order, so a wave holds at most one
+event per person and its decisions are independent of each other. A wave does a fixed number
+of set-based statements whatever its size: contacts found, created and locked together,
+profiles folded in memory and written in one UPDATE, live flows loaded once per batch,
+re-entry decided in memory from the enrolments and past entries loaded in one query each,
+enrolments, first executions and trail rows written with one multi-row INSERT each (their
+unique keys keep them effectively-once: ``ON CONFLICT DO NOTHING``, then only the rows really
+written go on), events marked in one UPDATE. The next wave sees what the previous one wrote,
+so the events of one person have exactly the outcome they would have one at a time.
+
+Contacts stay locked until the commit, so that two workers can never both enrol the same
+person where the re-entry rule allows one. Steps due at once run right after the commit.
+
+Failures: a bad event (malformed, a duplicate of a pruned one, an unresolvable reference) is
+dead-lettered with its reason inside the batch. One whose processing raises rolls the batch
+back; the rest of the batch is processed again without its group, and that group one event at
+a time, where the failing event is dead-lettered and a failing flow only leaves a
+``flow_failed`` row (each flow's decision in a savepoint). The database being away is no
+event's fault: the batch rolls back and every event stays pending for the retry or the sweep.
 """
 
 import logging
 import re
-from contextlib import contextmanager
+from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Count, Max, Q
 
 from .. import clock
+from ..db import DATABASE_AWAY, any_of, insert_rows, update_rows
 from ..events import valid_email
 from ..models import Enrolment, Event, Flow, PastEntry, StepExecution
 from . import attribution, recommendations, resolvers, trail
 from .conditions import EvalContext, correlated, evaluate
-from .contacts import erase_contact, resolve_contact, update_profile
+from .contacts import erase_contact, fold_profile, resolve_contacts, save_contacts
 from .criteria import check_exit
 from .definition import version_definition, version_number
 from .derived import derive
 from .history import DatabaseHistory
-from .retention import pruned_duplicate
-from .runner import finish_enrolment, run_claimed, schedule_step
+from .retention import pruned_duplicates
+from .runner import finish_enrolments, plan_step, run_claimed, write_steps
 
 logger = logging.getLogger(__name__)
 
@@ -87,67 +108,312 @@ def reentry_reason(definition: dict, now, *, has_entered, has_active, entered_si
     return ""
 
 
-def _reentry_blocked(flow: Flow, definition: dict, contact, now) -> str:
-    # Enrolments pruned by retention left a PastEntry behind (engine/retention.py): both count.
-    previous = Enrolment.objects.filter(flow=flow, contact=contact)
-    pruned = PastEntry.objects.filter(flow=flow, contact=contact)
-    return reentry_reason(
-        definition, now, has_entered=lambda: previous.exists() or pruned.exists(),
-        has_active=lambda: previous.filter(status=Enrolment.Status.ACTIVE).exists(),
-        entered_since=lambda since: (previous.filter(entered_at__gt=since).exists()
-                                     or pruned.filter(last_entered_at__gt=since).exists()))
+
+# --- entry points ---------------------------------------------------------------------------------
+
+def process_pending(limit: int) -> int:
+    """Claim up to ``limit`` pending events (oldest first, ``SKIP LOCKED``), process them in one batch,
+    then run the steps they made due at once. Returns how many events were taken (processed or
+    dead-lettered); 0 when none was pending or free."""
+    count, to_run = _process(lambda: list(Event.objects.select_for_update(skip_locked=True)
+                                          .filter(status=Event.Status.PENDING).order_by("received_at")[:limit]))
+    run_claimed(to_run)
+    return count
 
 
-def _enrol(flow: Flow, event: Event, contact, now) -> int | None:
-    """Enrol the contact if trigger filter and re-entry rule allow; returns the first execution id."""
-    version_id = flow.live_version_id
-    definition = version_definition(version_id)
-    trigger_filter = definition["trigger"].get("filter")
-    if trigger_filter:
-        decision = evaluate(trigger_filter, EvalContext(contact=contact.as_context(), event=event.payload, now=now,
-                                                        history=DatabaseHistory(contact, flow_id=flow.pk, now=now)))
-        if not decision.result:
-            trail.record(contact.pk, "not_entered", flow=flow.slug, event=event.name,
-                         reason="entry filter did not match", facts=decision.facts)
-            return None
-    blocked = _reentry_blocked(flow, definition, contact, now)
-    if blocked:
-        trail.record(contact.pk, "not_entered", flow=flow.slug, event=event.name, reason=blocked)
-        return None
-    # Held out (the flow's holdout group): enrolled and tracked for goals and orders, never sent anything.
-    held_out = attribution.in_holdout(flow.pk, contact.pk, event.pk, definition.get("holdout_percent"))
-    enrolment, created = Enrolment.objects.get_or_create(
-        flow=flow, contact=contact, trigger_event=event,
-        defaults={"version_id": version_id, "entered_at": now, "holdout": held_out},
-    )
-    if not created:
-        return None
-    if enrolment.holdout:
-        trail.record(contact.pk, "held_out", enrolment_id=enrolment.pk, flow=flow.slug,
-                     version=version_number(version_id), event=event.name, event_id=event.pk,
-                     percent=definition["holdout_percent"])
-        return None
-    trail.record(contact.pk, "entered", enrolment_id=enrolment.pk, flow=flow.slug,
-                 version=version_number(version_id), event=event.name, event_id=event.pk)
-    return schedule_step(enrolment, definition["start"], now=now, contact=contact)
+def process_events(event_ids: list[int]) -> list[int]:
+    """Process these events (those still pending and not taken by another worker) in one batch.
+
+    Returns the executions made due at once (claimed), to run after the commit.
+    """
+    return _process(lambda: _lock(event_ids))[1]
+
+
+def process_event(event_id: int) -> list[int]:
+    """Process one pending event: a batch of one. Returns claimed executions to run after commit."""
+    return process_events([event_id])
+
+
+def process_event_and_continue(event_id: int):
+    """Process an event, then run the steps it made due at once (the immediate path)."""
+    run_claimed(process_event(event_id))
+
+
+def _lock(event_ids) -> list[Event]:
+    return list(Event.objects.select_for_update(skip_locked=True)
+                .filter(any_of("pk", event_ids), status=Event.Status.PENDING))
+
+
+# --- failures ---------------------------------------------------------------------------------------
+
+class _EventFailed(Exception):
+    """Processing one event raised: the batch is rolled back and retried without the event's group."""
+
+    def __init__(self, event: Event, exc: Exception):
+        super().__init__(f"event {event.pk} failed: {type(exc).__name__}: {exc}")
+        self.event_id, self.error = event.pk, exc
 
 
 @contextmanager
-def _isolated(contact, event: Event, **where):
-    """One flow's decision about this event (enrol, exit, wake a wait). If it raises (a bug, a
-    stored definition that overflows), the block is left, the failure is logged and recorded
-    against that flow in the contact's trail, and the event goes on to the other flows.
-
-    The database being away, or a broken setting, is no flow's fault: the event as a whole fails.
-    """
+def _blame(event: Event):
+    """What raises in this block is this event's fault (a bug, bad data), unless the database is away."""
     try:
         yield
-    except (OperationalError, InterfaceError, ImproperlyConfigured):
+    except (*DATABASE_AWAY, _EventFailed):
+        raise
+    except Exception as exc:
+        raise _EventFailed(event, exc) from exc
+
+
+def _process(select) -> tuple[int, list[int]]:
+    """Run one batch; on a failure, the rest again without the failing event's group, that group one by one."""
+    batch = _Batch()
+    try:
+        with transaction.atomic():
+            events = select()
+            batch.ids = [event.pk for event in events]
+            return len(events), (_apply(events, batch) if events else [])
+    except DATABASE_AWAY:
+        raise  # rolled back: every event stays pending (the task is retried, or the sweep finds them)
+    except Exception as exc:  # noqa: BLE001 - a bug or bad data: never lose an event, never kill the worker
+        if batch.ids is None:
+            raise  # the claim itself failed
+        error = exc.error if isinstance(exc, _EventFailed) else exc
+        if len(batch.ids) == 1:
+            _dead_letter(batch.ids[0], error)
+            return 1, []
+        # The failing event's group (in order), or, when no event can be blamed, every event in order.
+        culprits = batch.groups.get(exc.event_id) if isinstance(exc, _EventFailed) else None
+        logger.warning("saleor-flows: a batch of %s events failed (%s: %s); %s", len(batch.ids),
+                       type(error).__name__, error, "processing them one by one" if culprits is None
+                       else "retrying the rest, then the failing event's group one by one")
+        culprits = culprits or batch.order or batch.ids
+    blamed = set(culprits)
+    rest = [event_id for event_id in batch.ids if event_id not in blamed]
+    count, to_run = _process(lambda: _lock(rest)) if rest else (0, [])
+    for event_id in culprits:
+        one, claimed = _process(lambda event_id=event_id: _lock([event_id]))
+        count, to_run = count + one, to_run + claimed
+    return count, to_run
+
+
+def _dead_letter(event_id: int, exc: Exception):
+    logger.error("saleor-flows: processing event %s failed", event_id, exc_info=exc)
+    Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+        status=Event.Status.DEAD, error=f"processing failed: {type(exc).__name__}: {exc}"[:2000],
+        processed_at=clock.now())
+
+
+@contextmanager
+def _isolated(contact, event: Event, trail_rows: list, *, savepoint: bool = False, **where):
+    """One flow's decision about this event (enrol, exit, wake a wait). If it raises (a bug, a
+    stored definition that overflows), the failure is logged and recorded against that flow in the
+    contact's trail, and the event goes on to the other flows.
+
+    With ``savepoint`` the block is also rolled back on its own. Without one (a batch of many, where
+    a savepoint per flow would cost more than the rest), a database error cannot be recovered from
+    inside the transaction: it fails the event, whose group is then retried one event at a time,
+    with savepoints. The database being away, or a broken setting, is no flow's fault either.
+    """
+    try:
+        with transaction.atomic() if savepoint else nullcontext():
+            yield
+    except (*DATABASE_AWAY, ImproperlyConfigured):
         raise
     except Exception as exc:  # noqa: BLE001 - recorded against this flow, logged with its traceback
+        if isinstance(exc, DatabaseError) and not savepoint:
+            raise
         logger.exception("saleor-flows: a flow failed on event %s (%s): %s", event.pk, event.name, where)
-        trail.record(contact.pk, "flow_failed", event=event.name, event_id=event.pk,
-                     error=f"{type(exc).__name__}: {exc}"[:200], **where)
+        trail_rows.append(trail.entry(contact.pk, "flow_failed", event=event.name, event_id=event.pk,
+                                      error=f"{type(exc).__name__}: {exc}"[:200], **where))
+
+
+# --- a batch, wave by wave ------------------------------------------------------------------------------
+
+class _Batch:
+    """What a failed batch needs to know to retry: its event ids and each event's group."""
+
+    def __init__(self):
+        self.ids: list[int] | None = None
+        self.order: list[int] = []  # the ids in (occurred_at, id) order
+        self.groups: dict[int, list[int]] = {}
+
+
+def _identity_keys(event: Event) -> list:
+    keys = [("email", event.email), ("user", event.user_id)]
+    if isinstance(event.payload, dict):
+        keys += [("checkout", event.payload.get("token")), ("checkout", event.payload.get("checkout_token"))]
+    return [key for key in keys if key[1] and isinstance(key[1], (str, int))]
+
+
+def _groups(events: list[Event]) -> list[list[Event]]:
+    """Events that share an email, a user id or a checkout token, transitively; each in (occurred_at, id) order."""
+    parent = {}
+
+    def root(key):
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for event in events:
+        keys = [("event", event.pk), *_identity_keys(event)]
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+    groups = defaultdict(list)
+    for event in sorted(events, key=_order):
+        groups[root(("event", event.pk))].append(event)
+    return list(groups.values())
+
+
+def _order(event: Event):
+    return event.occurred_at, event.pk
+
+
+def _apply(events: list[Event], batch: _Batch) -> list[int]:
+    """Process locked events wave by wave; returns the executions made due at once."""
+    groups = _groups(events)
+    batch.order = [event.pk for event in sorted(events, key=_order)]
+    for group in groups:
+        ids = [event.pk for event in group]
+        for event_id in ids:
+            batch.groups[event_id] = ids
+    flows = defaultdict(list)  # live flows by trigger event name, once per batch
+    for flow in (Flow.objects.defer("definition").filter(
+            status=Flow.Status.LIVE, trigger_event__in={event.name for event in events},
+            live_version__isnull=False).order_by("id")):
+        flows[flow.trigger_event].append(flow)
+    wave_args = {"flows": flows, "single": len(events) == 1}
+    to_run: list[int] = []
+    heads = [0] * len(groups)
+    while True:
+        wave = sorted((group[head] for group, head in zip(groups, heads) if head < len(group)), key=_order)
+        if not wave:
+            return to_run
+        done, erased = _apply_wave(wave, to_run, **wave_args)
+        for index, (group, head) in enumerate(zip(groups, heads)):
+            if head < len(group) and group[head].pk in done:
+                heads[index] += 1
+        if erased:  # an erasure clears the identity of that person's other events, pending ones too
+            _refresh([event for group, head in zip(groups, heads) for event in group[head:]])
+
+
+def _refresh(events: list[Event]):
+    current = {row["id"]: row for row in Event.objects.filter(any_of("pk", [e.pk for e in events])).values(
+        "id", "email", "user_id", "payload", "contact_id")}
+    for event in events:
+        for field, value in current[event.pk].items():
+            setattr(event, field, value)
+
+
+def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple[set, bool]:
+    """One event per person. Returns the ids of the events done (the others are deferred) and
+    whether a contact was erased."""
+    now = clock.now()
+    finished = {}  # event id -> (status, error, contact id)
+    trail_rows: list[dict] = []
+
+    # What makes an event unprocessable: found before anything is written.
+    duplicates = pruned_duplicates([event.dedupe_key for event in wave])
+    live = []
+    for event in wave:
+        with _blame(event):
+            problem = _problem(event, duplicates)
+        if problem:
+            logger.warning("saleor-flows: event %s (%s) dead-lettered: %s", event.pk, event.name, problem)
+            finished[event.pk] = (Event.Status.DEAD, problem, None)
+        else:
+            live.append(event)
+
+    # Who each event is about.
+    contacts, changed, deferred = resolve_contacts(live)
+    deferred = {event.pk for event in deferred}
+    erased = [event for event in live if event.name == "customer_deleted" and event.pk not in deferred]
+    for event in erased:
+        with _blame(event):
+            erase_contact(contacts[event.pk])
+        finished[event.pk] = (Event.Status.PROCESSED, "", None)
+        changed.pop(contacts.pop(event.pk).pk, None)
+    live = [event for event in live if event.pk in contacts]
+    for event in live:
+        event.contact = contact = contacts[event.pk]
+        with _blame(event):
+            changed.setdefault(contact.pk, set()).update(fold_profile(contact, event))
+    by_fields = defaultdict(list)
+    for event in live:
+        if changed.get(event.contact.pk):
+            by_fields[frozenset(changed[event.contact.pk])].append(event.contact)
+    for fields, changed_contacts in by_fields.items():
+        save_contacts(changed_contacts, fields)
+
+    # What the events change besides the profile: derived events, orders.
+    derive([(event, event.contact) for event in live])
+    orders = [event for event in live if event.name == "order_created"]
+    attribution.record_orders([(event, event.contact) for event in orders])
+    for event in orders:  # bought-together and best-seller counts (recommendations)
+        with _blame(event):
+            recommendations.record_order(event)
+
+    # Journeys they end, waits they end, journeys they start.
+    _check_exits(live, now, trail_rows)
+    to_run += _resume_waiting(live, now, trail_rows)
+    to_run += _enrol(live, flows, now, trail_rows, single=single)
+    trail.write(trail_rows)
+
+    for event in live:
+        finished[event.pk] = (Event.Status.PROCESSED, "", event.contact.pk)
+    ids = list(finished)
+    update_rows(Event, ids, {"status": [finished[i][0] for i in ids], "error": [finished[i][1] for i in ids],
+                             "contact_id": [finished[i][2] for i in ids], "processed_at": [now] * len(ids)})
+    if erased:  # kept for counts only: no identity, no payload
+        Event.objects.filter(pk__in=[event.pk for event in erased]).update(email="", user_id="", payload={})
+    return set(finished), bool(erased)
+
+
+def _problem(event: Event, duplicates: set) -> str:
+    # A re-delivery of an event already processed and pruned (its key outlives it).
+    if event.dedupe_key in duplicates:
+        return "duplicate of an event processed earlier and since pruned (its dedupe key is kept)"
+    if resolvers.needs_resolving(event.payload):
+        try:
+            resolvers.resolve(event)
+        except resolvers.Unresolvable as exc:
+            return f"could not resolve the recorded reference: {exc}"
+    return shape_problem(event)
+
+
+def _check_exits(events: list[Event], now, trail_rows: list):
+    """The goal and exit criteria of the contacts' active journeys, asked again now."""
+    by_contact = {event.contact.pk: event for event in events}
+    # Only journeys with a goal or exit criteria can end here: the others are not loaded.
+    ending = [pk for pk, version_id in Enrolment.objects.filter(
+        any_of("contact_id", by_contact), status=Enrolment.Status.ACTIVE).values_list("id", "version_id")
+        if _can_end(version_id)]
+    active = defaultdict(list)
+    for enrolment in (Enrolment.objects.select_related("trigger_event").filter(any_of("pk", ending)).order_by("id")
+                      if ending else []):
+        active[enrolment.contact_id].append(enrolment)
+    endings = []
+    for contact_id, enrolments in active.items():
+        event = by_contact[contact_id]
+        with _blame(event):
+            for enrolment in enrolments:
+                outcome = None
+                with _isolated(event.contact, event, trail_rows, enrolment_id=enrolment.pk):
+                    outcome = check_exit(enrolment, event.contact, now)
+                if outcome:
+                    status, detail = outcome
+                    endings.append((enrolment, status, detail["reason"], {"event": event.name,
+                                                                           "facts": detail["facts"]}))
+    finish_enrolments(endings, now=now)
+
+
+def _can_end(version_id: int) -> bool:
+    try:
+        definition = version_definition(version_id)
+    except Exception:  # noqa: BLE001 - loaded, so that its check fails in its own flow's name (flow_failed)
+        return True
+    return bool(definition.get("goal") or definition.get("exit"))
 
 
 def _wakes(execution, step: dict, contact, event: Event, now) -> bool:
@@ -159,94 +425,121 @@ def _wakes(execution, step: dict, contact, event: Event, now) -> bool:
     return correlated(step.get("correlate"), event.payload, execution.enrolment.trigger_event.payload)
 
 
-def _resume_waiting(contact, event: Event, now) -> list[int]:
-    """Wake executions of this contact waiting for this event (``wait_event`` steps)."""
+def _resume_waiting(events: list[Event], now, trail_rows: list) -> list[int]:
+    """Wake executions of these contacts waiting for these events (``wait_event`` steps)."""
+    by_contact = {event.contact.pk: event for event in events}
     woken = []
     waiting = StepExecution.objects.select_related("enrolment__trigger_event").filter(
-        state=StepExecution.State.PENDING, waiting_for=event.name,
-        enrolment__contact=contact, enrolment__status=Enrolment.Status.ACTIVE,
-    )
+        any_of("enrolment__contact_id", by_contact), state=StepExecution.State.PENDING,
+        waiting_for__in={event.name for event in events}, enrolment__status=Enrolment.Status.ACTIVE,
+    ).order_by("id")
     for execution in waiting:
-        wakes = False
-        with _isolated(contact, event, enrolment_id=execution.enrolment_id, step_id=execution.step_id):
-            step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
-            wakes = _wakes(execution, step, contact, event, now)
-        if not wakes:
+        event = by_contact[execution.enrolment.contact_id]
+        if execution.waiting_for != event.name:
             continue
-        claimed = StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
-            state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.pk},
-        )
-        if claimed:
-            woken.append(execution.pk)
+        with _blame(event):
+            wakes = False
+            with _isolated(event.contact, event, trail_rows, enrolment_id=execution.enrolment_id,
+                           step_id=execution.step_id):
+                step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
+                wakes = _wakes(execution, step, event.contact, event, now)
+            if wakes and StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
+                    state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.pk}):
+                woken.append(execution.pk)
     return woken
 
 
-def process_event(event_id: int) -> list[int]:
-    """Process one pending event. Returns claimed executions to run after commit."""
-    now = clock.now()
-    with transaction.atomic():
-        event = Event.objects.select_for_update(skip_locked=True).filter(
-            pk=event_id, status=Event.Status.PENDING).first()
-        if event is None:
-            return []  # processed already, or another worker has it right now
-        # A re-delivery of an event already processed and pruned (its key outlives it).
-        problem = pruned_duplicate(event.dedupe_key)
-        if not problem and resolvers.needs_resolving(event.payload):
-            try:
-                resolvers.resolve(event)
-            except resolvers.Unresolvable as exc:
-                problem = f"could not resolve the recorded reference: {exc}"
-        problem = problem or shape_problem(event)
-        if problem:
-            Event.objects.filter(pk=event.pk).update(status=Event.Status.DEAD, error=problem, processed_at=now)
-            logger.warning("saleor-flows: event %s (%s) dead-lettered: %s", event.pk, event.name, problem)
-            return []
-        contact = resolve_contact(event)
-        if event.name == "customer_deleted":
-            erase_contact(contact)
-            Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now,
-                                                     email="", user_id="", payload={})
-            return []
-        event.contact = contact
-        update_profile(contact, event)
-        derive(event, contact)
-        if event.name == "order_created":
-            attribution.record_order(event, contact)
-            recommendations.record_order(event)  # bought-together and best-seller counts
+def _past_entries(flow_ids, contact_ids) -> dict:
+    """{(flow id, contact id): (entered before, has an active enrolment, latest entry)}: the re-entry facts.
 
-        for enrolment in Enrolment.objects.select_related("trigger_event").filter(
-                contact=contact, status=Enrolment.Status.ACTIVE):
-            outcome = None
-            with _isolated(contact, event, enrolment_id=enrolment.pk):
-                outcome = check_exit(enrolment, contact, now)
-            if outcome:
-                status, detail = outcome
-                finish_enrolment(enrolment, status, detail["reason"], now=now,
-                                 event=event.name, facts=detail["facts"])
+    Enrolments pruned by retention left a PastEntry behind (engine/retention.py): both count.
+    """
+    facts = {}
 
-        to_run = _resume_waiting(contact, event, now)
-        for flow in Flow.objects.defer("definition").filter(
-                status=Flow.Status.LIVE, trigger_event=event.name, live_version__isnull=False):
-            first = None
-            with _isolated(contact, event, flow=flow.slug), transaction.atomic():  # a savepoint: all or nothing
-                first = _enrol(flow, event, contact, now)
-            if first:
-                to_run.append(first)
-        Event.objects.filter(pk=event.pk).update(status=Event.Status.PROCESSED, processed_at=now, contact=contact)
-    return to_run
+    def add(key, active, entered_at):
+        _, was_active, latest = facts.get(key, (True, False, None))
+        facts[key] = (True, was_active or active, max(filter(None, [latest, entered_at])))
+
+    if not flow_ids or not contact_ids:
+        return facts
+    for flow_id, contact_id, active, entered_at in Enrolment.objects.filter(
+            any_of("contact_id", contact_ids), flow_id__in=flow_ids).values("flow_id", "contact_id").annotate(
+            active=Count("id", filter=Q(status=Enrolment.Status.ACTIVE)), latest=Max("entered_at")).values_list(
+            "flow_id", "contact_id", "active", "latest").order_by():
+        add((flow_id, contact_id), active > 0, entered_at)
+    for flow_id, contact_id, entered_at in PastEntry.objects.filter(
+            any_of("contact_id", contact_ids), flow_id__in=flow_ids).values_list(
+            "flow_id", "contact_id", "last_entered_at"):
+        add((flow_id, contact_id), False, entered_at)
+    return facts
 
 
-def process_event_and_continue(event_id: int):
-    """Process an event, then run the steps it made due at once (the immediate path)."""
-    try:
-        to_run = process_event(event_id)
-    except (OperationalError, InterfaceError):
-        raise  # the database is away: the task is retried and the event stays pending
-    except Exception as exc:
-        # A bug or bad data: never lose the event and never kill the worker.
-        logger.exception("saleor-flows: processing event %s failed", event_id)
-        Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
-            status=Event.Status.DEAD, error=f"processing failed: {type(exc).__name__}: {exc}"[:2000],
-            processed_at=clock.now())
-        return
-    run_claimed(to_run)
+def _enrol(events: list[Event], flows: dict, now, trail_rows: list, *, single: bool) -> list[int]:
+    """Enrol each contact in the live flows its event triggers, where the entry filter and the
+    re-entry rule allow; returns the first executions due at once."""
+    matched = [event for event in events if flows.get(event.name)]
+    past = _past_entries({flow.pk for event in matched for flow in flows[event.name]},
+                         [event.contact.pk for event in matched])
+    entries = []
+    for event in matched:
+        with _blame(event):
+            for flow in flows[event.name]:
+                entry = None
+                with _isolated(event.contact, event, trail_rows, savepoint=single, flow=flow.slug):
+                    entry = _decide(flow, event, now, past.get((flow.pk, event.contact.pk)), trail_rows)
+                if entry:
+                    entries.append(entry)
+    inserted = insert_rows(Enrolment, [entry["row"] for entry in entries],
+                           conflict=["flow_id", "contact_id", "trigger_event_id"],
+                           returning="id, flow_id, contact_id, trigger_event_id")
+    ids = {tuple(keys): pk for pk, *keys in inserted}
+    steps, entered = [], []
+    for entry in entries:
+        row, flow, event = entry["row"], entry["flow"], entry["event"]
+        pk = ids.get((row["flow_id"], row["contact_id"], row["trigger_event_id"]))
+        if pk is None:
+            continue  # this event enrolled this contact in this flow already
+        detail = {"flow": flow.slug, "version": version_number(row["version_id"]), "event": event.name,
+                  "event_id": event.pk}
+        if row["holdout"]:
+            # Held out (the flow's holdout group): enrolled and tracked for goals and orders, never sent anything.
+            entered.append(trail.entry(row["contact_id"], "held_out", enrolment_id=pk, **detail,
+                                       percent=entry["percent"]))
+            continue
+        entered.append(trail.entry(row["contact_id"], "entered", enrolment_id=pk, **detail))
+        entry["step"]["row"]["enrolment_id"] = pk
+        steps.append(entry["step"])
+    immediate = write_steps(steps, entered)
+    # Each journey's rows together (entered, then waiting), as one at a time would write them.
+    trail_rows += sorted(entered, key=lambda row: (row["enrolment_id"], row["kind"] == "waiting"))
+    return immediate
+
+
+def _decide(flow: Flow, event: Event, now, past, trail_rows: list) -> dict | None:
+    """The enrolment (row, first step planned) if the trigger filter and the re-entry rule allow it."""
+    contact = event.contact
+    version_id = flow.live_version_id
+    definition = version_definition(version_id)
+    trigger_filter = definition["trigger"].get("filter")
+    if trigger_filter:
+        decision = evaluate(trigger_filter, EvalContext(contact=contact.as_context(), event=event.payload, now=now,
+                                                        history=DatabaseHistory(contact, flow_id=flow.pk, now=now)))
+        if not decision.result:
+            trail_rows.append(trail.entry(contact.pk, "not_entered", flow=flow.slug, event=event.name,
+                                          reason="entry filter did not match", facts=decision.facts))
+            return None
+    entered, active, latest = past or (False, False, None)
+    blocked = reentry_reason(definition, now, has_entered=lambda: entered, has_active=lambda: active,
+                             entered_since=lambda since: latest is not None and latest > since)
+    if blocked:
+        trail_rows.append(trail.entry(contact.pk, "not_entered", flow=flow.slug, event=event.name, reason=blocked))
+        return None
+    held_out = attribution.in_holdout(flow.pk, contact.pk, event.pk, definition.get("holdout_percent"))
+    return {
+        "row": {"flow_id": flow.pk, "version_id": version_id, "contact_id": contact.pk, "trigger_event_id": event.pk,
+                "status": Enrolment.Status.ACTIVE, "entered_at": now, "holdout": held_out},
+        "flow": flow, "event": event, "percent": definition.get("holdout_percent"),
+        # Planned before anything is written: a first step that cannot be planned fails this flow only.
+        "step": None if held_out else plan_step(definition, definition["start"], now=now, contact=contact,
+                                                event_payload=event.payload),
+    }

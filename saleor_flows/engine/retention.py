@@ -36,6 +36,7 @@ from django.db import connection, transaction
 
 from .. import clock
 from ..conf import flows_setting
+from ..db import any_of
 from ..models import PrunedEventKey
 from .analytics import fold_deltas
 
@@ -51,11 +52,13 @@ def key_digest(dedupe_key: str) -> bytes:
     return hashlib.sha256(dedupe_key.encode()).digest()[:16]
 
 
-def pruned_duplicate(dedupe_key: str) -> str:
-    """Why an event is a re-delivery of one already processed and pruned, or ""."""
-    if PrunedEventKey.objects.filter(digest=key_digest(dedupe_key)).exists():
-        return "duplicate of an event processed earlier and since pruned (its dedupe key is kept)"
-    return ""
+def pruned_duplicates(dedupe_keys: list[str]) -> set[str]:
+    """Those of these keys that belong to events already processed and since pruned (re-deliveries)."""
+    digests = {key_digest(key): key for key in dedupe_keys}
+    if not digests:
+        return set()
+    return {digests[bytes(digest)] for digest in PrunedEventKey.objects.filter(
+        any_of("digest", digests)).values_list("digest", flat=True)}
 
 
 @dataclass

@@ -28,7 +28,7 @@ from django.utils.dateparse import parse_datetime
 from .. import clock
 from ..channels import delivery, staff, webhook
 from ..conf import flows_setting
-from ..db import DATABASE_AWAY, drop_broken_connection
+from ..db import DATABASE_AWAY, drop_broken_connection, insert_rows
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
 from . import gate, holds, recommendations, suppression, trail
@@ -51,6 +51,53 @@ RECORD_RETRY_PAUSES = (0.5, 1, 2, 4, 8)  # seconds, while recording a provider's
 
 # --- scheduling and finishing -------------------------------------------------
 
+def plan_step(definition: dict, step_id: str, *, now, contact: Contact, event_payload) -> dict:
+    """The execution row of ``step_id`` for this contact (no enrolment id yet), and its trail detail.
+
+    Computed before anything is written, so that a step that cannot be planned (a stored
+    definition that overflows) fails its flow's decision, not a batch's INSERT.
+    """
+    step = definition["steps"][step_id]
+    kind = step["type"]
+    due, why = now, {}
+    if kind in WAIT_TYPES:
+        due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=event_payload,
+                         contact_id=contact.pk, explain=why)
+    immediate = due <= now and kind != "wait_event"
+    row = {"step_id": step_id, "occurrence": 1, "state": State.CLAIMED if immediate else State.PENDING,
+           "due_at": due, "waiting_for": step["event"] if kind == "wait_event" else "", "attempts": 0,
+           "claimed_at": now if immediate else None, "result": {}}
+    waiting = None
+    if kind in WAIT_TYPES and not immediate:
+        waiting = {"until": due, **why}
+        if kind == "wait_event":
+            waiting["event"] = step["event"]
+    return {"row": row, "contact_id": contact.pk, "waiting": waiting}
+
+
+def write_steps(planned: list[dict], trail_rows: list[dict]) -> list[int]:
+    """INSERT planned executions (``enrolment_id`` set) in one statement; returns those due at once.
+
+    The unique (enrolment, step, occurrence) key turns a step that exists already into nothing:
+    never twice. A ``waiting`` trail row is added to ``trail_rows`` for each wait written.
+    """
+    inserted = insert_rows(StepExecution, [p["row"] for p in planned],
+                           conflict=["enrolment_id", "step_id", "occurrence"], returning="id, enrolment_id, step_id")
+    ids = {(enrolment_id, step_id): pk for pk, enrolment_id, step_id in inserted}
+    immediate = []
+    for plan in planned:
+        row = plan["row"]
+        pk = plan["id"] = ids.get((row["enrolment_id"], row["step_id"]))
+        if pk is None:
+            continue  # this step of this journey exists already
+        if row["state"] == State.CLAIMED:
+            immediate.append(pk)
+        elif plan["waiting"] is not None:
+            trail_rows.append(trail.entry(plan["contact_id"], "waiting", enrolment_id=row["enrolment_id"],
+                                          step_id=row["step_id"], **plan["waiting"]))
+    return immediate
+
+
 def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) -> int | None:
     """Create the execution of ``step_id``. Returns its id when it is due at once (already claimed)."""
     return schedule_steps([(enrolment, step_id, now, contact)])[0]
@@ -59,61 +106,60 @@ def schedule_step(enrolment: Enrolment, step_id: str, *, now, contact: Contact) 
 def schedule_steps(moves) -> list[int | None]:
     """``schedule_step`` for many journeys, ``(enrolment, step_id, now, contact)`` each: one INSERT, one for the trail.
 
-    Returns, for each move, the new execution's id when it is due at once
-    (already claimed), else None. The unique (enrolment, step, occurrence)
-    key turns a step that exists already into nothing: never twice.
+    Returns, for each move, the new execution's id when it is due at once (already claimed), else None.
     """
-    if not moves:
-        return []
-    rows, planned = [], []
+    planned = []
     for enrolment, step_id, now, contact in moves:
-        step = version_definition(enrolment.version_id)["steps"][step_id]
-        kind = step["type"]
-        due, why = now, {}
-        if kind in WAIT_TYPES:
-            due = due_at_for(step, now=now, contact=contact.as_context(), event_payload=enrolment.trigger_event.payload,
-                             contact_id=contact.pk, explain=why)
-        immediate = due <= now and kind != "wait_event"
-        rows.append((enrolment.pk, step_id, State.CLAIMED if immediate else State.PENDING, due,
-                     step["event"] if kind == "wait_event" else "", now if immediate else None))
-        planned.append((enrolment, step_id, step, immediate, due, why, contact))
-    columns = list(zip(*rows))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {StepExecution._meta.db_table} (enrolment_id, step_id, occurrence, state, due_at, waiting_for,"
-            " attempts, claimed_at, result)"
-            " SELECT enrolment_id, step_id, 1, state, due_at, waiting_for, 0, claimed_at, '{}'::jsonb"
-            " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::timestamptz[])"
-            " AS v(enrolment_id, step_id, state, due_at, waiting_for, claimed_at)"
-            " ON CONFLICT (enrolment_id, step_id, occurrence) DO NOTHING RETURNING id, enrolment_id, step_id",
-            [list(column) for column in columns])
-        created = {(enrolment_id, step_id): pk for pk, enrolment_id, step_id in cursor.fetchall()}
-    results, waiting = [], []
-    for enrolment, step_id, step, immediate, due, why, contact in planned:
-        execution_id = created.get((enrolment.pk, step_id))
-        results.append(execution_id if immediate else None)
-        if execution_id is not None and not immediate and step["type"] in WAIT_TYPES:
-            detail = {"until": due, **why}
-            if step["type"] == "wait_event":
-                detail["event"] = step["event"]
-            waiting.append({"contact_id": contact.pk, "kind": "waiting", "enrolment_id": enrolment.pk,
-                            "step_id": step_id, "detail": detail})
-    if waiting:
-        trail.record_many(waiting)
-    return results
+        plan = plan_step(version_definition(enrolment.version_id), step_id, now=now, contact=contact,
+                         event_payload=enrolment.trigger_event.payload)
+        plan["row"]["enrolment_id"] = enrolment.pk
+        planned.append(plan)
+    trail_rows: list[dict] = []
+    write_steps(planned, trail_rows)
+    trail.write(trail_rows)
+    return [plan.get("id") if plan["row"]["state"] == State.CLAIMED else None for plan in planned]
 
 
 def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **detail) -> bool:
     """End a journey once: later steps are skipped with the reason."""
-    updated = Enrolment.objects.filter(pk=enrolment.pk, status=Enrolment.Status.ACTIVE).update(
-        status=status, exit_reason=reason, finished_at=now)
-    if not updated:
-        return False
-    enrolment.status, enrolment.exit_reason, enrolment.finished_at = status, reason, now
-    StepExecution.objects.filter(enrolment_id=enrolment.pk, state__in=[State.PENDING, State.CLAIMED]).update(
-        state=State.SKIPPED, finished_at=now, result={"reason": reason})
-    trail.record(enrolment.contact_id, status, enrolment_id=enrolment.pk, reason=reason, **detail)
-    return True
+    return bool(finish_enrolments([(enrolment, status, reason, detail)], now=now))
+
+
+def finish_enrolments(endings: list[tuple], *, now) -> list[Enrolment]:
+    """End journeys once, a few statements for all: ``(enrolment, status, reason, trail detail)`` each.
+
+    Each enrolment is ended only if it is still active (a conditional UPDATE); its pending or
+    claimed steps are skipped with the reason. Returns the enrolments this call ended.
+    """
+    by_outcome = {}
+    for enrolment, status, reason, detail in endings:
+        by_outcome.setdefault((status, reason), []).append((enrolment, detail))
+    ended, trail_rows = [], []
+    for (status, reason), items in by_outcome.items():
+        updated = _end_active([enrolment.pk for enrolment, _ in items], status, reason, now)
+        done = [(enrolment, detail) for enrolment, detail in items if enrolment.pk in updated]
+        if not done:
+            continue
+        StepExecution.objects.filter(enrolment_id__in=[e.pk for e, _ in done],
+                                     state__in=[State.PENDING, State.CLAIMED]).update(
+            state=State.SKIPPED, finished_at=now, result={"reason": reason})
+        for enrolment, detail in done:
+            enrolment.status, enrolment.exit_reason, enrolment.finished_at = status, reason, now
+            trail_rows.append(trail.entry(enrolment.contact_id, status, enrolment_id=enrolment.pk, reason=reason,
+                                          **detail))
+            ended.append(enrolment)
+    trail.write(trail_rows)
+    return ended
+
+
+def _end_active(enrolment_ids: list[int], status: str, reason: str, now) -> set[int]:
+    """UPDATE … WHERE status = 'active' … RETURNING id: the enrolments this statement ended."""
+    table = connection.ops.quote_name(Enrolment._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET status = %s, exit_reason = %s, finished_at = %s"
+                       f" WHERE status = %s AND id IN ({', '.join(['%s'] * len(enrolment_ids))}) RETURNING id",
+                       [status, reason, now, Enrolment.Status.ACTIVE, *enrolment_ids])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def advance(enrolment: Enrolment, next_step: str | None, *, now, contact: Contact) -> int | None:

@@ -76,6 +76,15 @@ def reason_for(channel: str, address: str) -> str | None:
         "reason", flat=True).first()
 
 
+def reasons_for(channel: str, addresses: list[str]) -> dict[str, str]:
+    """{address: suppression reason} for those of ``addresses`` that are suppressed (one query)."""
+    hashes = {address_hash(address): address for address in addresses if address}
+    if not hashes:
+        return {}
+    return {hashes[digest]: reason for digest, reason in Suppression.objects.filter(
+        channel=channel, address_hash__in=list(hashes)).values_list("address_hash", "reason")}
+
+
 def lift_opt_out(channel: str, address: str) -> bool:
     """The person asked again (texted START, re-subscribed): lift their own opt-out, never a bounce or an erasure."""
     if reason_for(channel, address) in (UNSUBSCRIBED, SMS_STOP):

@@ -20,9 +20,11 @@ from ..conf import flows_setting
 from ..models import Event, StepExecution
 from . import dispatch
 from .derived import fire_due_timers
+from .processing import process_events
 from .runner import mark_ambiguous
 
 State = StepExecution.State
+STALE_EVENTS_BATCH = 1000
 
 
 @dataclass
@@ -66,10 +68,15 @@ def resolve_stale_sends(now) -> int:
 
 
 def requeue_stale_events(now) -> int:
+    """Events whose enqueue was lost (or whose worker died), processed here in one batch.
+
+    The steps they make due at once are handed to workers like any claimed execution.
+    """
     cutoff = now - timedelta(seconds=flows_setting("EVENT_REQUEUE_SECONDS"))
     ids = list(Event.objects.filter(status=Event.Status.PENDING, received_at__lt=cutoff)
-               .order_by("received_at").values_list("id", flat=True)[:1000])
-    dispatch.events_pending(ids)
+               .order_by("received_at").values_list("id", flat=True)[:STALE_EVENTS_BATCH])
+    if ids:
+        dispatch.executions_claimed(process_events(ids))
     return len(ids)
 
 

@@ -5,31 +5,29 @@ values that decided it, so that support can answer "why did (or didn't) Jane
 get this email?" without reading logs.
 """
 
-from django.core.serializers.json import DjangoJSONEncoder
-import json
-
 from .. import clock
+from ..db import insert_rows
 from ..models import TrailEntry
 
 
-def _plain(detail: dict) -> dict:
-    # Facts may hold datetimes or Decimals: store them as JSON would show them.
-    return json.loads(json.dumps(detail, cls=DjangoJSONEncoder))
+def entry(contact_id: int, kind: str, *, enrolment_id: int | None = None, step_id: str = "", **detail) -> dict:
+    """One trail row, not written yet: a batch collects them and ``write``s them in one INSERT."""
+    return {"contact_id": contact_id, "enrolment_id": enrolment_id, "step_id": step_id or "", "kind": kind,
+            "detail": detail, "at": clock.now()}  # (serialized as JSON by insert_rows)
+
+
+def write(rows: list[dict]):
+    insert_rows(TrailEntry, rows)
 
 
 def record(contact_id: int, kind: str, *, enrolment_id: int | None = None, step_id: str = "", **detail):
-    TrailEntry.objects.create(
-        contact_id=contact_id, enrolment_id=enrolment_id, step_id=step_id or "",
-        kind=kind, detail=_plain(detail), at=clock.now(),
-    )
+    write([entry(contact_id, kind, enrolment_id=enrolment_id, step_id=step_id, **detail)])
 
 
 def record_many(entries: list[dict]):
     """Many rows in one INSERT; each dict has ``contact_id``, ``kind``, ``enrolment_id``, ``step_id``, ``detail``."""
-    at = clock.now()
-    TrailEntry.objects.bulk_create([
-        TrailEntry(contact_id=e["contact_id"], enrolment_id=e.get("enrolment_id"), step_id=e.get("step_id") or "",
-                   kind=e["kind"], detail=_plain(e.get("detail") or {}), at=at) for e in entries])
+    write([entry(e["contact_id"], e["kind"], enrolment_id=e.get("enrolment_id"), step_id=e.get("step_id") or "",
+                 **(e.get("detail") or {})) for e in entries])
 
 
 def describe(entry: TrailEntry) -> str:
