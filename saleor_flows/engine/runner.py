@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils.dateparse import parse_datetime
 
 from .. import clock
@@ -666,12 +667,17 @@ def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
 
 def _mark_sending(ready: list[_Ready], now) -> list[_Ready]:
     """The window's executions `claimed → sending` in one conditional UPDATE, and their message rows."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {StepExecution._meta.db_table} SET state = %s, claimed_at = %s, attempts = attempts + 1"
-            " WHERE id = ANY(%s) AND state = %s RETURNING id",
-            [State.SENDING, now, [item.execution.pk for item in ready], State.CLAIMED])
-        moved = {row[0] for row in cursor.fetchall()}
+    ids = [item.execution.pk for item in ready]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {StepExecution._meta.db_table} SET state = %s, claimed_at = %s, attempts = attempts + 1"
+                " WHERE id = ANY(%s) AND state = %s RETURNING id", [State.SENDING, now, ids, State.CLAIMED])
+            moved = {row[0] for row in cursor.fetchall()}
+    else:  # the demo's SQLite holds the whole database for this transaction: read, then write
+        moved = set(StepExecution.objects.filter(pk__in=ids, state=State.CLAIMED).values_list("id", flat=True))
+        StepExecution.objects.filter(pk__in=moved).update(state=State.SENDING, claimed_at=now,
+                                                          attempts=F("attempts") + 1)
     ready = [item for item in ready if item.execution.pk in moved]
     # A retry reuses the message row of the failed attempt.
     earlier = Message.objects.in_bulk([item.execution.pk for item in ready if item.execution.attempts],
@@ -770,24 +776,16 @@ def _record_sent(sent: list[_Ready]) -> list[int]:
     if not sent:
         return []
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-            cursor.execute(
-                f"UPDATE {Message._meta.db_table} AS m SET status = %s, sent_at = v.sent_at,"
-                " provider_message_id = CASE WHEN v.provider_id = '' THEN m.provider_message_id"
-                " ELSE v.provider_id END"
-                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, provider_id)"
-                " WHERE m.id = v.id",
-                [Message.Status.SENT, [item.message.pk for item in sent], [item.sent_at for item in sent],
-                 [item.provider_message_id[:255] for item in sent]])
-            cursor.execute(
-                f"UPDATE {StepExecution._meta.db_table} AS e SET state = %s, finished_at = v.sent_at,"
-                " result = jsonb_build_object('send_id', v.send_id)"
-                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, send_id)"
-                " WHERE e.id = v.id AND e.state = %s RETURNING e.id",
-                [State.SENT, [item.execution.pk for item in sent], [item.sent_at for item in sent],
-                 [str(item.send_id) for item in sent], State.SENDING])
-            closed = {row[0] for row in cursor.fetchall()}
+        if connection.vendor == "postgresql":
+            closed = _mark_sent(sent)
+        else:  # the demo's SQLite
+            closed = set()
+            for item in sent:
+                Message.objects.filter(pk=item.message.pk).update(status=Message.Status.SENT, sent_at=item.sent_at, **(
+                    {"provider_message_id": item.provider_message_id[:255]} if item.provider_message_id else {}))
+                if StepExecution.objects.filter(pk=item.execution.pk, state=State.SENDING).update(
+                        state=State.SENT, finished_at=item.sent_at, result={"send_id": str(item.send_id)}):
+                    closed.add(item.execution.pk)
         done = [item for item in sent if item.execution.pk in closed]
         trail.record_many([{
             "contact_id": item.contact.pk, "kind": "sent", "enrolment_id": item.execution.enrolment_id,
@@ -799,6 +797,28 @@ def _record_sent(sent: list[_Ready]) -> list[int]:
         next_ids = advance_all([(item.execution.enrolment, item.step["next"], item.sent_at, item.contact)
                                 for item in done]) if done else []
     return [next_id for next_id in next_ids if next_id is not None]
+
+
+def _mark_sent(sent: list[_Ready]) -> set[int]:
+    """Messages and executions `sent` in two statements (PostgreSQL); the executions this moved."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} AS m SET status = %s, sent_at = v.sent_at,"
+            " provider_message_id = CASE WHEN v.provider_id = '' THEN m.provider_message_id"
+            " ELSE v.provider_id END"
+            " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, provider_id)"
+            " WHERE m.id = v.id",
+            [Message.Status.SENT, [item.message.pk for item in sent], [item.sent_at for item in sent],
+             [item.provider_message_id[:255] for item in sent]])
+        cursor.execute(
+            f"UPDATE {StepExecution._meta.db_table} AS e SET state = %s, finished_at = v.sent_at,"
+            " result = jsonb_build_object('send_id', v.send_id)"
+            " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, sent_at, send_id)"
+            " WHERE e.id = v.id AND e.state = %s RETURNING e.id",
+            [State.SENT, [item.execution.pk for item in sent], [item.sent_at for item in sent],
+             [str(item.send_id) for item in sent], State.SENDING])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _record_failed_send(exc, execution, message_id, outgoing, step, *, contact):

@@ -45,6 +45,12 @@ def claim_due(limit: int, now=None) -> list[int]:
     """
     now = now or clock.now()
     table = StepExecution._meta.db_table
+    if connection.vendor != "postgresql":  # the demo's SQLite: one writer at a time, no SKIP LOCKED
+        with transaction.atomic():
+            ids = list(StepExecution.objects.filter(state=State.PENDING, due_at__lte=now)
+                       .order_by("due_at").values_list("id", flat=True)[:limit])
+            StepExecution.objects.filter(pk__in=ids, state=State.PENDING).update(state=State.CLAIMED, claimed_at=now)
+        return sorted(ids)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET state = %s, claimed_at = %s WHERE id IN ("
