@@ -14,8 +14,7 @@ from . import links
 from .email import build_email, send_email_message
 from ..phone import to_e164
 from .sms import SmsMessage, get_sms_backend, segments
-from ..web import texts, tokens
-from ..web.unsubscribe import link as unsubscribe_link
+from . import texts, tokens
 from .templating import render_email, render_text
 
 
@@ -38,7 +37,7 @@ def template_context(*, contact, flow, event_payload, send_id) -> dict:
         "shop": dict(flows_setting("SHOP")),
         "flow": {"name": flow.name, "slug": flow.slug},
         "message": {"send_id": str(send_id)},
-        "unsubscribe_url": unsubscribe_link(contact.pk, send_id),  # signed; names no one readably
+        "unsubscribe_url": tokens.url("unsubscribe", contact.pk, s=str(send_id)),  # signed; names no one readably
         "preferences_url": tokens.url("preferences", contact.pk),
     }
 

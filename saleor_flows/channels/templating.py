@@ -106,7 +106,7 @@ from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from ..engine.fields import CONTACT_FIELDS, FLOW_FIELDS, MESSAGE_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
+from ..fields import CONTACT_FIELDS, FLOW_FIELDS, MESSAGE_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
 
 MAX_SOURCE_CHARS = 500_000
 MAX_OUTPUT_CHARS = 2_000_000

@@ -249,3 +249,17 @@ def process_event_and_continue(event_id: int):
             processed_at=clock.now())
         return
     run_claimed(to_run)
+
+
+def process_pending(limit: int) -> int:
+    """Process up to ``limit`` pending events, oldest first, with the steps they make due at once.
+
+    The batch entry point a woken worker calls (engine/dispatch.event_recorded):
+    no event needs a task of its own. Returns how many events it processed;
+    fewer than ``limit`` means none were left (or other workers hold the rest).
+    """
+    ids = list(Event.objects.filter(status=Event.Status.PENDING).order_by("received_at", "id")
+               .values_list("id", flat=True)[:limit])
+    for event_id in ids:
+        process_event_and_continue(event_id)
+    return len(ids)
