@@ -1,4 +1,4 @@
-"""``python -m bench [ingest|claim|render|latency|storage|report|retention …]``: run benchmarks (all by default), then a summary."""
+"""``python -m bench [ingest|claim|render|hook|latency|scaleout|storage|report|retention …]``: run benchmarks (all by default), then a summary."""
 
 import argparse
 import importlib
@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 
-BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline", "report", "retention"]
+BENCHMARKS = ["ingest", "claim", "render", "hook", "latency", "scaleout", "storage", "tracking", "offline", "report", "retention"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
 FULL = {

@@ -35,10 +35,13 @@ EVENTS_DURING_OUTAGE = 5
 
 def _use_broker(url: str):
     """Point the test Celery app (producer and worker) at ``url``, dropping pooled connections."""
+    from kombu import pools
+
     app.conf["CELERY_BROKER_URL"] = url  # the app reads Django settings under the CELERY namespace
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Close and forget every pool: kombu keeps pools per URL, and a pool closed but still registered
+    # would be handed to the next test on that URL ("Acquire on closed pool").
+    pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 

@@ -26,6 +26,7 @@ from saleor_flows.models import Event, StepExecution
 from .celery_app import app
 from .flowkit import chain, email, nxt
 from .test_celery_worker import _until
+from .test_faults_redis import _use_broker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -35,6 +36,7 @@ DEFAULT_QUEUE = app.conf.task_default_queue
 @pytest.fixture
 def broker():
     """The test broker, emptied: the queues are Redis lists we can count."""
+    _use_broker(django_settings.CELERY_BROKER_URL)  # fresh pooled connections, whatever an earlier test left
     app.control.purge()
     client = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
     for queue in (DEFAULT_QUEUE, "test-flows-events", "test-flows-sends"):
