@@ -11,7 +11,8 @@ Measured in interleaved rounds (the machine is shared and noisy), per call:
 
 * limits: a bare Redis ``SET`` round trip to the broker, and the same Event
   row written by a raw ``INSERT … ON CONFLICT DO NOTHING RETURNING`` + COMMIT;
-* the hook: BEGIN, ``record_event()``, COMMIT, the wake-up;
+* the hook as Saleor calls it (after its transaction, so in autocommit):
+  ``record_event()``'s INSERT, its COMMIT, the wake-up;
 * the same with the wake-up a no-op (what the wake-up itself adds);
 * the path before issue 10: one ``process_event`` task enqueued per event.
 """
@@ -29,7 +30,7 @@ PAYLOAD = {"first_name": "Jane", "source": "storefront"}
 
 def run(rounds=20, calls=50, pause_ms=1.0):
     import redis
-    from django.db import connection, transaction
+    from django.db import connection
     from unittest import mock
 
     from bench.worker import app, workers
@@ -47,18 +48,19 @@ def run(rounds=20, calls=50, pause_ms=1.0):
     client = redis.Redis.from_url(app.conf.broker_url)
     enqueued = {"process_pending": 0}
 
+    # As Saleor calls hooks: after its own transaction committed, so the INSERT commits by itself
+    # (autocommit) and the on-commit wake-up runs right after it.
     def hook(n):
-        with transaction.atomic():  # Saleor's request: the event is recorded, the wake-up happens on commit
-            record_event("customer_created", email=f"h{n}@example.com", payload=PAYLOAD,
-                         dedupe_key=f"customer_created:h{n}")
+        record_event("customer_created", email=f"h{n}@example.com", payload=PAYLOAD,
+                     dedupe_key=f"customer_created:h{n}")
 
     def hook_without_wake_up(n):
-        with mock.patch.object(tasks.WORKERS, "wake_event_processing", lambda: True), transaction.atomic():
+        with mock.patch.object(tasks.WORKERS, "wake_event_processing", lambda: True):
             record_event("customer_created", email=f"n{n}@example.com", payload=PAYLOAD,
                          dedupe_key=f"customer_created:n{n}")
 
     def hook_one_task_per_event(n):  # before issue 10: process_event.apply_async(id) on commit
-        with mock.patch.object(tasks.WORKERS, "wake_event_processing", lambda: True), transaction.atomic():
+        with mock.patch.object(tasks.WORKERS, "wake_event_processing", lambda: True):
             recorded = record_event("customer_created", email=f"o{n}@example.com", payload=PAYLOAD,
                                     dedupe_key=f"customer_created:o{n}")
         tasks.publish(tasks.process_event, recorded.id)
@@ -66,8 +68,8 @@ def run(rounds=20, calls=50, pause_ms=1.0):
     def redis_set(n):
         client.set(f"saleor-flows:bench:{n % 10}", "1")
 
-    def raw_insert(n):
-        with transaction.atomic(), connection.cursor() as cursor:
+    def raw_insert(n):  # autocommit too: the INSERT is its own transaction
+        with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO saleor_flows_event (name, occurred_at, received_at, email, user_id, channel, payload, "
                 "dedupe_key, status, error) VALUES ('raw', now(), now(), %s, '', '', %s, %s, 'processed', '') "
@@ -76,10 +78,11 @@ def run(rounds=20, calls=50, pause_ms=1.0):
             cursor.fetchone()
 
     variants = {"Redis SET round trip (limit)": redis_set, "raw INSERT + COMMIT (limit)": raw_insert,
-                "hook: record_event + COMMIT + wake-up": hook,
+                "hook: record_event (INSERT, COMMIT) + wake-up": hook,
                 "hook with the wake-up a no-op": hook_without_wake_up,
                 "hook, one process_event task per event (before)": hook_one_task_per_event}
     times = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}  # this process's CPU per call: what a busy machine does not inflate
     original_publish = tasks.publish
 
     def counting_publish(task, *args, **kwargs):
@@ -99,9 +102,10 @@ def run(rounds=20, calls=50, pause_ms=1.0):
             for name, call in variants.items():
                 for _ in range(calls):
                     n += 1
-                    t0 = perf()
+                    t0, c0 = perf(), time.process_time()
                     call(n)
                     times[name].append(perf() - t0)
+                    cpu[name].append(time.process_time() - c0)
                     time.sleep(pause_ms / 1000)
         _wait_until_processed()
     app.control.purge()
@@ -109,11 +113,11 @@ def run(rounds=20, calls=50, pause_ms=1.0):
 
     dists = {name: Dist(values) for name, values in times.items()}
     for name, dist in dists.items():
-        say(f"  {name:50} {dist.describe('µs', 1e6, 0)}")
-    hooks = len(times["hook: record_event + COMMIT + wake-up"])
+        say(f"  {name:50} {dist.describe('µs', 1e6, 0)}; CPU here {Dist(cpu[name]).median * 1e6:,.0f} µs")
+    hooks = len(times["hook: record_event (INSERT, COMMIT) + wake-up"])
     say(f"  process_pending tasks enqueued by {fmt_int(hooks)} hooks: {enqueued['process_pending']:,} "
         f"(the others found one queued: the guard)")
-    real = dists["hook: record_event + COMMIT + wake-up"]
+    real = dists["hook: record_event (INSERT, COMMIT) + wake-up"]
     added = real.median - dists["hook with the wake-up a no-op"].median
     say(f"  the wake-up adds {added * 1e6:,.0f} µs to the median hook; a bare Redis SET takes "
         f"{dists['Redis SET round trip (limit)'].median * 1e6:,.0f} µs; one task per event added "

@@ -269,10 +269,13 @@ WAKE_GUARD = WakeGuard()
 class CeleryWorkers(dispatch.Workers):
     """Work handed to the host's Celery app; events to the "events" queue, steps (sends) to the "sends" one."""
 
+    def wakes_workers(self) -> bool:
+        return has_broker(process_pending.app)
+
     def wake_event_processing(self) -> bool:
         app = process_pending.app
         if not has_broker(app):
-            return True  # never process in the shopper's request: the sweep takes the events (README)
+            return True  # never process in the shopper's request: the next sweep takes the events (README)
         try:
             if not WAKE_GUARD.take(app):
                 return True

@@ -47,6 +47,10 @@ class Workers:
     (nothing is lost, see each caller) and the engine decides what to do.
     """
 
+    def wakes_workers(self) -> bool:
+        """False when a recorded event wakes no worker (no broker: Celery eager); the sweep then takes every pending event."""
+        return True
+
     def wake_event_processing(self) -> bool:
         """Events were committed: make sure a worker runs ``processing.process_pending`` soon.
 
@@ -86,6 +90,11 @@ def workers() -> Workers:
             "saleor-flows: TASK_MODE is 'celery' but no task layer registered itself: add 'saleor_flows' to "
             "INSTALLED_APPS (its ready() imports saleor_flows.tasks), or use TASK_MODE 'inline'.")
     return _workers[0]
+
+
+def events_wait_for_the_sweep() -> bool:
+    """True when recorded events wake no worker (no broker): the sweep hands out every pending event, not only late ones."""
+    return mode() != "inline" and not workers().wakes_workers()
 
 
 def event_recorded(event_id: int):
