@@ -13,6 +13,7 @@ BENCHMARKS = ["ingest", "claim", "render", "hook", "latency", "scaleout", "stora
 FULL = {
     "ingest": {"max_seconds": (None, None, None), "n_immediate": 5_000},
     "storage": {"n": 5_000},
+    "scaleout": {"events": 20_000, "timeout": 3600},
     "retention": {"contacts": 10_000, "months": 18},
 }
 

@@ -38,7 +38,7 @@ def run(rounds=20, calls=50, pause_ms=1.0):
     from saleor_flows.engine import dispatch
     from saleor_flows.events import record_event
 
-    say(f"hook: BEGIN, record_event(), COMMIT and the wake-up, with a real worker process "
+    say(f"hook: record_event() (INSERT, COMMIT) and the wake-up, as Saleor calls it, with a real worker process "
         f"({rounds} interleaved rounds of {calls} calls, {pause_ms:g} ms apart)")
     truncate()
     publish(welcome_journey(first_wait_days=1), "welcome")

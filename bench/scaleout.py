@@ -43,7 +43,7 @@ def drain(n_workers: int, expected: int, timeout: float) -> float:
         return time.perf_counter() - started
 
 
-def run(events=6000, timeout=600):
+def run(events=3000, timeout=900):
     from bench.ingest import publish_flows, record_events
     from saleor_flows.models import Enrolment, Event
 
