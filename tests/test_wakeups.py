@@ -44,6 +44,9 @@ def broker():
     tasks.WAKE_GUARD.clear(app)
     yield client
     tasks.WAKE_GUARD.clear(app)
+    # A worker started with queues= narrows the app's own queue set (Celery selects them in place), and
+    # publishing to a new queue adds it: start the next test with the app's queues as configured.
+    vars(app.amqp).pop("queues", None)
 
 
 def _queued(client, queue: str) -> list[str]:
