@@ -5,7 +5,7 @@ plain-text templates (SMS, staff notifications, webhook bodies) in Jinja.
 
 Publish time (``compile_email``, ``check_text_template``) does the slow work
 once and finds every mistake while the merchant is still looking: Jinja
-syntax, unknown variables (checked against ``engine.fields``), MJML errors.
+syntax, unknown variables (checked against ``saleor_flows.fields``), MJML errors.
 The MJML becomes HTML with ``mrml`` and its CSS is inlined with ``css_inline``
 (remote stylesheets are never fetched: publishing must not depend on, or leak
 to, the network). The result is a JSON-serializable dict stored on the flow
