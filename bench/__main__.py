@@ -1,4 +1,4 @@
-"""``python -m bench [ingest|claim|render|latency|storage|report|retention|recommendations …]``: run benchmarks (all by default), then a summary."""
+"""``python -m bench [events|claim|sends|hook|scaleout|recommendations …]``: run benchmarks (all by default), then a summary."""
 
 import argparse
 import importlib
@@ -7,8 +7,8 @@ import platform
 import sys
 import time
 
-BENCHMARKS = ["events", "ingest", "claim", "sends", "render", "latency", "storage", "tracking", "offline", "report",
-              "retention", "recommendations", "app_webhook"]
+BENCHMARKS = ["events", "ingest", "claim", "sends", "render", "hook", "latency", "scaleout", "storage", "tracking",
+              "offline", "report", "retention", "recommendations", "app_webhook"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
 FULL = {
@@ -16,6 +16,7 @@ FULL = {
     "events": {"n": 100_000},
     "storage": {"n": 5_000},
     "sends": {"n_drain": 100_000},
+    "scaleout": {"events": 20_000, "timeout": 3600},
     "retention": {"contacts": 10_000, "months": 18},
 }
 

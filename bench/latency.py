@@ -1,7 +1,7 @@
 """Event to first immediate email (target: median under 100 ms, p99 under 2 s).
 
 Through the real thing: ``record_event()`` in a request-like transaction →
-on-commit ``process_event.delay()`` → Redis (db 14) → a real Celery worker
+the on-commit wake-up (``process_pending``, see bench/hook.py for its cost) → Redis (db 14) → a real Celery worker
 (``start_worker``, solo pool, in a thread of this process) → processing,
 enrolment and the welcome email (the prebuilt welcome journey, first step an
 immediate email) → Django's locmem backend, whose subclass here notes the
@@ -98,26 +98,6 @@ def run(sequential=200, burst=1000):
     mail.outbox = []
     app = celery_app()
     app.control.purge()
-    # The request's side with a real enqueue, measured before the worker starts (a worker thread
-    # in this process would compete for the GIL): BEGIN, record_event(), COMMIT, delay() to Redis.
-    hook = []
-    with dispatch.forced("celery"):
-        for i in range(20 + sequential):
-            t0 = time.perf_counter()
-            record(f"hook{i}@example.com", i)
-            hook.append(time.perf_counter() - t0)
-    from saleor_flows import tasks
-
-    delays = []
-    for i in range(20 + sequential):
-        t0 = time.perf_counter()
-        tasks.process_event.delay(0)  # no such event: would be a no-op, and is purged anyway
-        delays.append(time.perf_counter() - t0)
-    app.control.purge()
-    hook_dist = Dist(hook[20:])
-    say(f"  process_event.delay() alone (Celery → Redis): {Dist(delays[20:]).describe('µs', 1e6, 0)}")
-    say(f"  the request's part (BEGIN, record_event(), COMMIT, process_event.delay() to Redis on commit), "
-        f"no worker running: {hook_dist.describe('µs', 1e6, 0)}")
     task_prerun.connect(_on_prerun)
     try:
         with override_settings(EMAIL_BACKEND="bench.latency.TimedBackend"), dispatch.forced("celery"), \
@@ -167,9 +147,6 @@ def run(sequential=200, burst=1000):
         app.control.purge()
         mail.outbox = []
 
-    RESULTS.add("hook with a real enqueue: BEGIN, record_event(), COMMIT, delay() to Redis",
-                f"median {hook_dist.median * 1e6:,.0f} µs, p99 {hook_dist.p(99) * 1e6:,.0f} µs",
-                "median under 1 ms added to the request", hook_dist.median < 1e-3)
     RESULTS.add("latency: event → first email, one by one (Redis + Celery worker)",
                 f"median {seq.median * 1e3:.1f} ms, p95 {seq.p(95) * 1e3:.1f} ms, p99 {seq.p(99) * 1e3:.1f} ms",
                 f"median under {TARGET_MEDIAN_MS} ms, p99 under {TARGET_P99_MS / 1000:.0f} s",

@@ -14,6 +14,7 @@ class SaleorFlowsConfig(AppConfig):
 
     def ready(self):
         # Caps, quiet hours, senders and topics edited in the Dashboard App win over every other source.
+        from . import tasks  # noqa: F401  (the Celery task layer registers itself with the engine's dispatcher)
         from .conf import add_settings_source
         from .flow_settings import stored_settings as stored_flow_settings
 
@@ -37,6 +38,8 @@ class SaleorFlowsConfig(AppConfig):
         consent_changed.connect(write_back, dispatch_uid="saleor-flows-consent-to-saleor")
         from .catalog import register_catalog
         from .channels.staff import add_staff_source
+        from .dashboard.register import use_saleor
+        from .saleor_plugin.app import app_of_token, own_api_url
         from .engine.samples import set_product_source
         from .saleor_plugin.catalog import CATALOG
         from .saleor_plugin.samples import shop_products
@@ -45,6 +48,7 @@ class SaleorFlowsConfig(AppConfig):
         register_catalog(CATALOG)  # storefront events and recommendations show Saleor's own product data in mail
         add_staff_source(staff_emails)  # staff notifications go to Saleor's active staff users only
         set_product_source(shop_products)  # previews show the shop's own products
+        use_saleor(own_api_url, app_of_token)  # the App registration asks Saleor itself
         register("saleor", lambda reference, event: resolve(
             reference, event, checkout_url_template=flows_setting("CHECKOUT_URL_TEMPLATE"),
             consent_metadata_key=flows_setting("CONSENT_METADATA_KEY")))
@@ -58,9 +62,8 @@ class SaleorFlowsConfig(AppConfig):
         # ... and our periodic tasks join Saleor's beat. Saleor's scheduler turns
         # CELERY_BEAT_SCHEDULE entries into its own CustomPeriodicTask rows at start.
         from .saleor_plugin.tasks import BEAT_SCHEDULE as SALEOR_SCHEDULE
-        from .tasks import BEAT_SCHEDULE
 
         schedule = getattr(settings, "CELERY_BEAT_SCHEDULE", None)
         if isinstance(schedule, dict):
-            for name, entry in {**BEAT_SCHEDULE, **SALEOR_SCHEDULE}.items():
+            for name, entry in {**tasks.BEAT_SCHEDULE, **SALEOR_SCHEDULE}.items():
                 schedule.setdefault(name, entry)

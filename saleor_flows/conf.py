@@ -43,6 +43,10 @@ DEFAULTS = {
     # How the engine hands work to workers: "celery" (tasks on the host's
     # Celery app) or "inline" (run in the calling process; demo and tests).
     "TASK_MODE": "celery",
+    # Celery queues per kind of work: {"events": "flows-events", "sends": "flows-sends"}. Empty (the
+    # default): everything goes to the host's default queue, which a plain `celery worker` consumes.
+    # Set it only together with workers that consume these queues (docs/operations.md).
+    "TASK_QUEUES": {},
     # Sweep: how many due executions one claim takes, and how many go into one task.
     "SWEEP_BATCH_SIZE": 1000,
     "SWEEP_CHUNK_SIZE": 50,

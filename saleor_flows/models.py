@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 
-from .engine.fields import CONTACT_FIELDS
+from .fields import CONTACT_FIELDS
 
 
 class Event(models.Model):

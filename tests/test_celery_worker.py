@@ -30,6 +30,7 @@ def _until(check, timeout=20.0):
 @pytest.fixture
 def worker():
     app.control.purge()
+    tasks.WAKE_GUARD.clear(app)  # a purged process_pending no longer needs waking up for (it is gone)
     with dispatch.forced("celery"), start_worker(app, pool="solo", perform_ping_check=False,
                                                   loglevel="WARNING", shutdown_timeout=30):
         yield app

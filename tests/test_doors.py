@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from saleor_flows.engine import dispatch
 from saleor_flows.models import ConsentChange, Contact, Event
-from saleor_flows.web import tokens
+from saleor_flows.channels import tokens
 from tests.test_consent import SUBSCRIBE, errors, post, shop  # noqa: F401  (shop is a fixture)
 
 

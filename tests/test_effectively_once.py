@@ -117,10 +117,13 @@ def test_lost_event_enqueue_is_repaired_by_the_sweep(flows):
     from saleor_flows.events import record_event
 
     flows.flow(chain("go", ("mail", email("Hi")), kind="transactional"))
-    with dispatch.forced("celery"), mock.patch.object(tasks.process_event, "apply_async") as lost:
-        record_event("go", email="jane@example.com")
-    assert lost.called and Event.objects.get().status == "pending"
-    clock.advance(timedelta(minutes=2))
-    report = sweep()
-    assert report.requeued_events == 1
-    assert len(mail.outbox) == 1
+    try:
+        with dispatch.forced("celery"), mock.patch.object(tasks.process_pending, "apply_async") as lost:
+            record_event("go", email="jane@example.com")
+        assert lost.called and Event.objects.get().status == "pending"
+        clock.advance(timedelta(minutes=2))
+        report = sweep()
+        assert report.requeued_events == 1
+        assert len(mail.outbox) == 1
+    finally:
+        tasks.WAKE_GUARD.clear(tasks.process_pending.app)  # the lost task never cleared it: don't slow the next test

@@ -35,10 +35,13 @@ EVENTS_DURING_OUTAGE = 5
 
 def _use_broker(url: str):
     """Point the test Celery app (producer and worker) at ``url``, dropping pooled connections."""
+    from kombu import pools
+
     app.conf["CELERY_BROKER_URL"] = url  # the app reads Django settings under the CELERY namespace
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Close and forget every pool: kombu keeps pools per URL, and a pool closed but still registered
+    # would be handed to the next test on that URL ("Acquire on closed pool").
+    pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 
@@ -75,12 +78,12 @@ def test_events_during_a_redis_outage_are_kept_and_all_processed_once_it_is_back
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_since)))
 
         broker.start()
-        record_event("go", email="after@example.com", payload={"n": "after"})
-        # Producer and worker reconnect by themselves; the events of the outage still wait for the sweep.
-        assert wait_until(lambda: len(mail.outbox) == 2, timeout=30)
-        assert Event.objects.filter(status="pending").count() == EVENTS_DURING_OUTAGE
+        # No event arrives to wake a worker: the sweep finds the events of the outage and hands them out.
         clock.advance(timedelta(seconds=61))  # past EVENT_REQUEUE_SECONDS
         tasks.sweep.delay()  # what beat sends on its next tick
+        assert wait_until(lambda: len(mail.outbox) == EVENTS_DURING_OUTAGE + 1, timeout=30)
+        # Producer and worker reconnect by themselves: a new event wakes a worker again.
+        record_event("go", email="after@example.com", payload={"n": "after"})
         assert wait_until(lambda: len(mail.outbox) == EVENTS_DURING_OUTAGE + 2, timeout=30)
         time.sleep(0.5)  # give a duplicate the chance to show up
 

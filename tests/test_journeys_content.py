@@ -16,7 +16,7 @@ from jinja2 import StrictUndefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from saleor_flows.channels.delivery import recommendations_function
-from saleor_flows.engine.fields import CONTACT_FIELDS, FLOW_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
+from saleor_flows.fields import CONTACT_FIELDS, FLOW_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
 from saleor_flows.journeys import JOURNEYS, list_journeys, load_journey
 
 JOURNEYS_DIR = Path(__file__).resolve().parent.parent / "saleor_flows" / "journeys"

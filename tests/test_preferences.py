@@ -7,7 +7,7 @@ import re
 import pytest
 
 from saleor_flows.models import ConsentChange, Contact, Suppression
-from saleor_flows.web import tokens
+from saleor_flows.channels import tokens
 
 from .flowkit import chain, email
 

@@ -12,7 +12,7 @@ from django.core import signing
 from hypothesis import HealthCheck, assume, given, settings as hypothesis_settings, strategies as st
 
 from saleor_flows.models import Contact
-from saleor_flows.web import tokens
+from saleor_flows.channels import tokens
 
 KINDS = sorted(tokens.SALTS)
 kinds = st.sampled_from(KINDS)

@@ -18,7 +18,7 @@ from django.test import Client
 from saleor_flows import clock
 from saleor_flows.engine.sweep import sweep
 from saleor_flows.models import ConsentChange, Contact, Enrolment, Event, Message, StepExecution
-from saleor_flows.web import tokens
+from saleor_flows.channels import tokens
 
 from .flowkit import chain, email
 

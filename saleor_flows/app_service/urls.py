@@ -11,7 +11,7 @@ from django.db import connection
 from django.http import HttpResponse
 from django.urls import include, path
 
-from ..web import PLUGIN_PATH
+from ..channels.tokens import PLUGIN_PATH
 from .middleware import HEALTH_PATH
 
 

@@ -14,7 +14,7 @@ from django.utils.html import escape
 from .. import clock
 from ..conf import flows_setting
 from ..models import Contact
-from ..web import texts, tokens
+from . import texts, tokens
 from .email import build_email, send_email_message
 from .staff import not_staff
 from .templating import RenderedEmail

@@ -15,8 +15,7 @@ from . import links
 from .email import build_email, close_quietly, email_connection, send_on
 from ..phone import to_e164
 from .sms import SmsMessage, get_sms_backend, segments
-from ..web import texts, tokens
-from ..web.unsubscribe import link as unsubscribe_link
+from . import texts, tokens
 from .templating import TemplateError, render_email, render_text
 
 
@@ -73,7 +72,7 @@ def template_context(*, contact, flow, event_payload, send_id, recommended=None)
         "shop": shop_context(),
         "flow": {"name": flow.name, "slug": flow.slug},
         "message": {"send_id": str(send_id)},
-        "unsubscribe_url": unsubscribe_link(contact.pk, send_id),  # signed; names no one readably
+        "unsubscribe_url": tokens.url("unsubscribe", contact.pk, s=str(send_id)),  # signed; names no one readably
         "preferences_url": tokens.url("preferences", contact.pk),
         "recommendations": recommendations_function(recommended),
     }

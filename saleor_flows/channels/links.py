@@ -48,8 +48,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from jinja2 import Environment, TemplateSyntaxError, meta
 
 from ..conf import flows_setting
-from ..engine.fields import TEMPLATE_ROOTS
-from ..web import public_url
+from ..fields import TEMPLATE_ROOTS
+from .tokens import public_url
 from .templating import TemplateError, render_text
 
 OPEN_SALT = "saleor-flows.tracking.open"

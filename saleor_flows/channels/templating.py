@@ -5,7 +5,7 @@ plain-text templates (SMS, staff notifications, webhook bodies) in Jinja.
 
 Publish time (``compile_email``, ``check_text_template``) does the slow work
 once and finds every mistake while the merchant is still looking: Jinja
-syntax, unknown variables (checked against ``engine.fields``), MJML errors.
+syntax, unknown variables (checked against ``saleor_flows.fields``), MJML errors.
 The MJML becomes HTML with ``mrml`` and its CSS is inlined with ``css_inline``
 (remote stylesheets are never fetched: publishing must not depend on, or leak
 to, the network). The result is a JSON-serializable dict stored on the flow
@@ -106,7 +106,7 @@ from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from ..engine.fields import CONTACT_FIELDS, FLOW_FIELDS, MESSAGE_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
+from ..fields import CONTACT_FIELDS, FLOW_FIELDS, MESSAGE_FIELDS, SHOP_FIELDS, TEMPLATE_ROOTS
 
 MAX_SOURCE_CHARS = 500_000
 MAX_OUTPUT_CHARS = 2_000_000

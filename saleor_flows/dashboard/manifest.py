@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from .. import __version__
 from ..api.core import CONTACTS, FLOWS
 from ..conf import flows_setting
-from ..web import public_url
+from ..channels.tokens import public_url
 
 APP_ID = "saleor.flows.dashboard"
 MANIFEST_PATH = "app/manifest/"

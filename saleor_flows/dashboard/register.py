@@ -118,20 +118,24 @@ def _store(api_url: str, domain: str, app_id: str, token: str):
 # --- which Saleor, and is the token its token of our App --------------------------------
 
 
+# Inside Saleor, Saleor's own answers (saleor_plugin/app.py), set by the app's ready(): this room never imports the plugin.
+_SALEOR: dict = {}
+
+
+def use_saleor(own_api_url, app_of_token):
+    _SALEOR.update(own_api_url=own_api_url, app_of_token=app_of_token)
+
+
 def own_saleor_api_url() -> str:
     if _inside_saleor():  # pragma: no cover - covered by tests/saleor
-        from ..saleor_plugin.app import own_api_url
-
-        return own_api_url()
+        return _SALEOR["own_api_url"]()
     return flows_setting("APP_SALEOR_API_URL") or expected_issuer()
 
 
 def verify_token(api_url: str, token: str) -> str | None:
     """The App's global id when ``token`` is a token of our App in that Saleor, else None."""
     if _inside_saleor():  # pragma: no cover - covered by tests/saleor
-        from ..saleor_plugin.app import app_of_token
-
-        found = app_of_token(token)
+        found = _SALEOR["app_of_token"](token)
     else:
         found = _ask_saleor(api_url, token)
     if not found or found[1] != APP_ID:

@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Protocol
 
-from .fields import CONTACT_FIELDS
+from ..fields import CONTACT_FIELDS
 
 UTC = timezone.utc
 TYPES = {"string", "number", "datetime", "bool", "list", "any"}

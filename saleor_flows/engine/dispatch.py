@@ -1,17 +1,21 @@
 """How the engine hands work to workers.
 
-In "celery" mode work goes to the host's Celery app, enqueued only after the
-surrounding transaction commits (a worker must never look for a row that is
-not visible yet). A broker that is away never fails the caller: the rows are
-committed and the sweep hands them out again (see ``publish``). In "inline"
-mode (the demo, the test harness) it runs right here in the calling process.
-Only ids travel; the database holds the state.
+In "celery" mode work goes to whatever task layer registered itself here
+(``saleor_flows/tasks.py`` puts it on the host's Celery app), handed out only
+after the surrounding transaction commits (a worker must never look for a row
+that is not visible yet). The engine never imports that layer: the arrows
+point one way (docs/design.md). A broker that is away never fails the caller:
+the rows are committed and the sweep hands them out again, or, for work no
+sweep looks for, it runs here. In "inline" mode (the demo, the test harness)
+it runs right here in the calling process. Only ids travel; the database
+holds the state.
 """
 
 import contextlib
 import dataclasses
 import logging
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from ..conf import flows_setting
@@ -34,48 +38,109 @@ def forced(mode_name: str):
         _forced_mode.pop()
 
 
-PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
+class Workers:
+    """How work leaves this process for a worker: what a task layer registers (``saleor_flows/tasks.py``).
 
-
-def publish(task, *args, fallback=None):
-    """Enqueue ``task``; if the broker cannot take it, log and go on (run ``fallback`` when given).
-
-    Called after the commit, often in a shopper's request (a Saleor hook):
-    raising here would break that request although the work is safely
-    stored. Nothing is lost: a pending event is enqueued again by the sweep
-    after EVENT_REQUEUE_SECONDS, a claimed execution is released after
-    CLAIM_LEASE_SECONDS. One immediate retry covers a pooled connection that
-    died with a Redis restart; Celery's default policy (three, 0.6 s) would
-    add that much to every request while the broker is away.
+    The engine names the work and passes ids; the task layer knows the broker.
+    Every method is called after the commit, often in a shopper's request, so
+    it must never raise because a broker is away: it returns False instead
+    (nothing is lost, see each caller) and the engine decides what to do.
     """
-    try:
-        task.apply_async(args, retry_policy=PUBLISH_RETRY)
-    except Exception as exc:  # kombu's OperationalError and whatever the transport raises
-        logger.warning("saleor-flows: could not enqueue %s (%s: %s); %s", task.name, type(exc).__name__, exc,
-                       "running it here" if fallback else "the sweep hands it out again")
-        if fallback:
-            fallback()
+
+    def wakes_workers(self) -> bool:
+        """False when a recorded event wakes no worker (no broker: Celery eager); the sweep then takes every pending event."""
+        return True
+
+    def wake_event_processing(self) -> bool:
+        """Events were committed: make sure a worker runs ``processing.process_pending`` soon.
+
+        Cheap and coalesced (one wake-up for many events); it may hand
+        out nothing when no broker is configured: then the sweep finds them.
+        """
+        raise NotImplementedError
+
+    def process_pending_events(self) -> bool:
+        """The sweep found events waiting too long: hand out ``process_pending`` now, coalesced or not."""
+        raise NotImplementedError
+
+    def run_executions(self, execution_ids: list[int]) -> bool:
+        raise NotImplementedError
+
+    def send_consent_email(self, kind: str, contact_id: int, detail: dict) -> bool:
+        raise NotImplementedError
+
+    def subscribe(self, fields: dict, proof: dict) -> bool:
+        raise NotImplementedError
+
+    def run_simulation(self, simulation_id: int) -> bool:
+        raise NotImplementedError
+
+
+_workers: list[Workers] = []
+
+
+def register(workers: Workers):
+    """Called by the task layer when it is imported (``saleor_flows.tasks``; the app's ``ready()`` imports it)."""
+    _workers[:] = [workers]
+
+
+def workers() -> Workers:
+    if not _workers:
+        raise ImproperlyConfigured(
+            "saleor-flows: TASK_MODE is 'celery' but no task layer registered itself: add 'saleor_flows' to "
+            "INSTALLED_APPS (its ready() imports saleor_flows.tasks), or use TASK_MODE 'inline'.")
+    return _workers[0]
+
+
+def events_wait_for_the_sweep() -> bool:
+    """True when recorded events wake no worker (no broker): the sweep hands out every pending event, not only late ones."""
+    return mode() != "inline" and not workers().wakes_workers()
 
 
 def event_recorded(event_id: int):
+    """An event was stored: process it here (inline mode) or wake a worker once the transaction commits.
+
+    One wake-up per transaction, however many events it records; the task
+    layer coalesces further (one per short window). The woken worker takes
+    every pending event, oldest first, so no event needs its own task. If the
+    wake-up is lost, the sweep hands the event out after EVENT_REQUEUE_SECONDS.
+    """
     if mode() == "inline":
         from .processing import process_event_and_continue
 
         process_event_and_continue(event_id)
         return
-    from .. import tasks
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        open_savepoints = set(connection.savepoint_ids)
+        if any(callback is _wake_event_processing and savepoints <= open_savepoints
+               for savepoints, callback, *_ in connection.run_on_commit):
+            return  # this transaction wakes a worker already (and no savepoint rollback can take that away)
+    transaction.on_commit(_wake_event_processing)
 
-    transaction.on_commit(lambda: publish(tasks.process_event, event_id))
+
+def _wake_event_processing():
+    workers().wake_event_processing()
 
 
 def events_pending(event_ids: list[int]):
-    """Events whose first enqueue may have been lost: enqueue them again."""
-    for event_id in event_ids:
-        event_recorded(event_id)
+    """Events whose wake-up may have been lost (the sweep, a dead-letter replay): one worker takes them all."""
+    if not event_ids:
+        return
+    if mode() == "inline":
+        from .processing import process_events
+        from .runner import run_claimed
+
+        run_claimed(process_events(event_ids))  # one batch
+        return
+    transaction.on_commit(lambda: workers().process_pending_events())
 
 
 def executions_claimed(execution_ids: list[int]):
-    """Hand claimed step executions to workers, a chunk per task."""
+    """Hand claimed step executions to workers, a chunk per task.
+
+    A chunk the broker cannot take stays claimed: the sweep releases it after CLAIM_LEASE_SECONDS.
+    """
     if not execution_ids:
         return
     if mode() == "inline":
@@ -83,11 +148,9 @@ def executions_claimed(execution_ids: list[int]):
 
         run_claimed(execution_ids)
         return
-    from .. import tasks
-
     size = flows_setting("SWEEP_CHUNK_SIZE")
     chunks = [execution_ids[i:i + size] for i in range(0, len(execution_ids), size)]
-    transaction.on_commit(lambda: [publish(tasks.run_executions, chunk) for chunk in chunks])
+    transaction.on_commit(lambda: [workers().run_executions(chunk) for chunk in chunks])
 
 
 def consent_email(kind: str, contact_id: int, **detail):
@@ -98,10 +161,12 @@ def consent_email(kind: str, contact_id: int, **detail):
     if mode() == "inline":
         _send_consent_email(kind, contact_id, detail)
         return
-    from .. import tasks
 
-    transaction.on_commit(lambda: publish(tasks.send_consent_email, kind, contact_id, detail,
-                                          fallback=lambda: _send_consent_email(kind, contact_id, detail)))
+    def hand_out():
+        if not workers().send_consent_email(kind, contact_id, detail):
+            _send_consent_email(kind, contact_id, detail)
+
+    transaction.on_commit(hand_out)
 
 
 def _send_consent_email(kind: str, contact_id: int, detail: dict):
@@ -124,10 +189,12 @@ def signup(fields: dict, proof):
     if mode() == "inline":
         subscribe_now(fields, proof)
         return
-    from .. import tasks
 
-    transaction.on_commit(lambda: publish(tasks.subscribe, fields, dataclasses.asdict(proof),
-                                          fallback=lambda: subscribe_now(fields, proof)))
+    def hand_out():
+        if not workers().subscribe(fields, dataclasses.asdict(proof)):
+            subscribe_now(fields, proof)
+
+    transaction.on_commit(hand_out)
 
 
 def subscribe_now(fields: dict, proof):
@@ -136,3 +203,21 @@ def subscribe_now(fields: dict, proof):
 
     with transaction.atomic():
         subscribe(**fields, proof=proof)
+
+
+def simulation_queued(simulation_id: int):
+    """A dry run was asked for: run it here (inline mode) or hand it to a worker after the commit.
+
+    No sweep looks for a lost one, so if the broker is away it runs here.
+    """
+    from .simulation import run_simulation
+
+    if mode() == "inline":
+        run_simulation(simulation_id)
+        return
+
+    def hand_out():
+        if not workers().run_simulation(simulation_id):
+            run_simulation(simulation_id)
+
+    transaction.on_commit(hand_out)

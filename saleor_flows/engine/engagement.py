@@ -14,15 +14,13 @@ Human opens and clicks also become events (``message_opened``,
 any other event; a privacy proxy's prefetch must not count as "opened".
 """
 
-import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.db import transaction
 
 from .. import clock
+from ..channels.statuses import DeliveryStatus
 from ..db import insert_on_conflict
 from ..events import record_event
 from ..models import Contact, Message, MessageEvent
@@ -43,32 +41,6 @@ WENT_OUT = {Type.SENT, Type.DELIVERED, Type.DEFERRED, Type.OPENED, Type.CLICKED,
 NEVER_WENT = {Type.REJECTED}
 # Engagement that flows can react to, as events named after it.
 AS_EVENT = {Type.OPENED: "message_opened", Type.CLICKED: "message_clicked"}
-
-
-@dataclass(frozen=True)
-class DeliveryStatus:
-    """One provider event, in our vocabulary (``MessageEvent.Type``)."""
-
-    provider: str
-    type: str
-    occurred_at: datetime
-    channel: str = "email"  # "email" or "sms": which address space ``recipient`` belongs to
-    event_id: str = ""  # the provider's own id; a digest of the event is used when empty
-    send_id: str = ""  # ours (anymail metadata, our headers, our signed links)
-    provider_message_id: str = ""
-    recipient: str = ""
-    url: str = ""
-    machine: bool = False  # an open or click that looks machine-generated
-    reason: str = ""  # bounce/reject reason, the provider's description
-    detail: dict = field(default_factory=dict)
-
-    def key(self) -> str:
-        if self.event_id:
-            return self.event_id[:255]
-        digest = hashlib.sha256(json.dumps(
-            [self.type, self.send_id, self.provider_message_id, self.recipient, self.url,
-             self.occurred_at.isoformat()], sort_keys=True).encode()).hexdigest()
-        return f"sha256:{digest}"
 
 
 def find_message(status: DeliveryStatus) -> Message | None:

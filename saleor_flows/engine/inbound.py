@@ -20,12 +20,11 @@ does not.
 """
 
 import string
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.db import transaction
 
 from .. import clock
+from ..channels.statuses import InboundSms
 from ..conf import flows_setting
 from ..models import Contact, MessageEvent
 from ..phone import to_e164
@@ -51,17 +50,6 @@ REPLIES = {
         "help": "{shop}: Fragen? Schreib an {support}. Antworte STOPP, um keine SMS mehr zu bekommen.",
     },
 }
-
-
-@dataclass(frozen=True)
-class InboundSms:
-    provider: str
-    event_id: str  # the provider's id for the message: a retried webhook is handled once
-    from_number: str
-    to_number: str
-    body: str
-    occurred_at: datetime
-    detail: dict = field(default_factory=dict)
 
 
 def keyword(body: str) -> str:

@@ -24,7 +24,7 @@ from ..phone import to_e164
 from ..models import Contact, Event, Flow, Message
 from . import recommendations
 from .definition import SEND_TYPES, message_kind, version_definition
-from .fields import CONTACT_FIELDS
+from ..fields import CONTACT_FIELDS
 from .samples import sample_event
 
 PREVIEWABLE = SEND_TYPES | {"notify_staff"}

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from django.db import transaction
 from django.db.models import Q
 
 from .. import clock
@@ -76,13 +75,9 @@ def start_simulation(flow: Flow, *, days: int, definition: dict | None = None) -
     simulation = Simulation.objects.create(flow=flow, definition=definition, days=days, created_at=clock.now())
     from . import dispatch
 
+    dispatch.simulation_queued(simulation.pk)
     if dispatch.mode() == "inline":
-        run_simulation(simulation.pk)
         simulation.refresh_from_db()
-    else:
-        from .. import tasks
-
-        transaction.on_commit(lambda: tasks.run_simulation.delay(simulation.pk))
     return simulation
 
 

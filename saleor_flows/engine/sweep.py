@@ -20,7 +20,6 @@ from ..conf import flows_setting
 from ..models import Event, StepExecution
 from . import dispatch
 from .derived import fire_due_timers
-from .processing import process_events
 from .runner import mark_ambiguous
 
 State = StepExecution.State
@@ -74,15 +73,11 @@ def resolve_stale_sends(now) -> int:
 
 
 def requeue_stale_events(now) -> int:
-    """Events whose enqueue was lost (or whose worker died), processed here in one batch.
-
-    The steps they make due at once are handed to workers like any claimed execution.
-    """
-    cutoff = now - timedelta(seconds=flows_setting("EVENT_REQUEUE_SECONDS"))
-    ids = list(Event.objects.filter(status=Event.Status.PENDING, received_at__lt=cutoff)
+    """Events whose wake-up was lost: pending longer than EVENT_REQUEUE_SECONDS (all of them when no worker is woken)."""
+    cutoff = now if dispatch.events_wait_for_the_sweep() else now - timedelta(seconds=flows_setting("EVENT_REQUEUE_SECONDS"))
+    ids = list(Event.objects.filter(status=Event.Status.PENDING, received_at__lte=cutoff)
                .order_by("received_at").values_list("id", flat=True)[:STALE_EVENTS_BATCH])
-    if ids:
-        dispatch.executions_claimed(process_events(ids))
+    dispatch.events_pending(ids)
     return len(ids)
 
 
@@ -93,9 +88,9 @@ def sweep(*, batch_size: int | None = None, max_batches: int | None = None) -> S
     report = SweepReport(
         ambiguous=resolve_stale_sends(now),
         released=release_stale_claims(now),
-        requeued_events=requeue_stale_events(now),
-        timers_fired=fire_due_timers(now),
+        timers_fired=fire_due_timers(now),  # before the requeue: without a broker it takes their events too
     )
+    report.requeued_events = requeue_stale_events(now)
     batches = 0
     while True:
         ids = claim_due(batch_size, now)

@@ -6,8 +6,11 @@ the webhooks bring back, as in plugin mode); SMS consent to the same key
 with ``_sms`` appended. What came from Saleor's metadata is not written back.
 """
 
+from django.db import transaction
+
 from ..conf import flows_setting
 from ..engine import dispatch
+from ..tasks import publish
 from ..saleor_plugin.translate import decode_global_id
 
 FROM_SALEOR = {"saleor_user_metadata", "saleor_checkout_metadata", "saleor_order_metadata"}
@@ -24,4 +27,6 @@ def write_back(sender, contact, channel, status, source, **kwargs):
     if dispatch.mode() == "inline":
         tasks.write_metadata.apply(args=(contact.user_id, values))
     else:
-        dispatch.publish(tasks.write_metadata, contact.user_id, values)
+        # After the commit (a rolled-back unsubscribe writes nothing); a broker that is away loses
+        # this write, not the consent itself, which Flows keeps (logged by publish).
+        transaction.on_commit(lambda: publish(tasks.write_metadata, contact.user_id, values))

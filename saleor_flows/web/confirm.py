@@ -9,8 +9,8 @@ from django.http import HttpResponse
 
 from ..engine.consent import confirm_opt_in
 from ..models import Contact
-from . import texts
-from .pages import client_proof, open_link
+from ..channels import texts
+from .pages import client_proof, open_link, render_page
 
 
 def confirm(request, token: str) -> HttpResponse:
@@ -20,10 +20,10 @@ def confirm(request, token: str) -> HttpResponse:
     title = texts.say(page.language, "confirm.title")
     if request.method == "GET":
         if page.contact.email_consent == Contact.Consent.SUBSCRIBED:
-            return texts.page(page.language, title, f"<p>{page.say('confirm.done')}</p>")
+            return render_page(page.language, title, f"<p>{page.say('confirm.done')}</p>")
         form = f'<form method="post"><button type="submit">{page.say("confirm.button")}</button></form>'
-        return texts.page(page.language, title, f"<p>{page.say('confirm.ask')}</p>{form}")
+        return render_page(page.language, title, f"<p>{page.say('confirm.ask')}</p>{form}")
     proof = client_proof(request, "double_opt_in")
     if confirm_opt_in(page.contact.pk, ip=proof.ip, user_agent=proof.user_agent) == "not_pending":
-        return texts.page(page.language, title, f"<p>{page.say('confirm.not_pending')}</p>", status=409)
-    return texts.page(page.language, title, f"<p>{page.say('confirm.done')}</p>")
+        return render_page(page.language, title, f"<p>{page.say('confirm.not_pending')}</p>", status=409)
+    return render_page(page.language, title, f"<p>{page.say('confirm.done')}</p>")

@@ -14,8 +14,22 @@ from django.utils.html import escape
 from ..conf import flows_setting
 from ..engine.consent import Proof
 from ..models import Contact
-from . import texts, tokens
+from ..channels import texts, tokens
 from .untrusted import clean_header
+
+
+def render_page(language: str, title: str, body_html: str, *, status: int = 200):
+    """A small, self-contained HTML page: no scripts, no external resources, not indexed."""
+    html = (f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
+            f"<title>{escape(title)}</title></head>"
+            f'<body style="font-family:sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5">'
+            f"<h1>{escape(title)}</h1>{body_html}</body></html>")
+    response = HttpResponse(html, status=status)
+    response["Content-Language"] = language
+    response["Referrer-Policy"] = "no-referrer"  # the token in the URL never leaks to another site
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @dataclass
@@ -39,7 +53,7 @@ def open_link(request, kind: str, token: str) -> LinkPage | HttpResponse:
         contact = Contact.objects.get(pk=data["c"])
     except (tokens.BadToken, Contact.DoesNotExist):
         language = texts.language_for(request=request)
-        return texts.page(language, texts.say(language, f"{kind}.title"),
+        return render_page(language, texts.say(language, f"{kind}.title"),
                           f"<p>{escape(texts.say(language, f'{kind}.bad'))}</p>", status=400)
     return LinkPage(contact, data, texts.language_for(contact, request))
 

@@ -18,8 +18,8 @@ from .. import clock
 from ..conf import flows_setting
 from ..engine.consent import FREQUENCIES, SUBSCRIBED, UNSUBSCRIBED, set_email_status, topic_keys, update_preferences
 from ..models import Contact
-from . import texts
-from .pages import client_proof, open_link
+from ..channels import texts
+from .pages import client_proof, open_link, render_page
 
 PAUSE_DAYS = (7, 30, 90)
 ACTIONS = ("save", "unsubscribe_all", "resubscribe")
@@ -125,4 +125,4 @@ def preferences(request, token: str) -> HttpResponse:
         paused = f"<p>{escape(texts.say(language, 'preferences.paused_until', date=_date(contact.paused_until, language)))}</p>"
     body = (f'<p role="status"><strong>{notice}</strong></p>' if notice else "") + \
         f"<p>{say('preferences.intro')}</p>{paused}{_form(contact, language, say)}"
-    return texts.page(language, title, body, status=status)
+    return render_page(language, title, body, status=status)

@@ -12,12 +12,8 @@ from django.utils.html import escape
 
 from ..engine.consent import UNSUBSCRIBED, set_email_status
 from ..models import Contact
-from . import texts, tokens
-from .pages import client_proof, open_link
-
-
-def link(contact_id: int, send_id) -> str:
-    return tokens.url("unsubscribe", contact_id, s=str(send_id))
+from ..channels import texts, tokens
+from .pages import client_proof, open_link, render_page
 
 
 def unsubscribe(request, token: str) -> HttpResponse:
@@ -29,10 +25,10 @@ def unsubscribe(request, token: str) -> HttpResponse:
                    f'<a href="{escape(tokens.url("preferences", page.contact.pk))}">{page.say("preferences.link")}</a></p>')
     if request.method == "GET":
         form = f'<form method="post"><button type="submit">{page.say("unsubscribe.button")}</button></form>'
-        return texts.page(page.language, title, f"<p>{page.say('unsubscribe.ask')}</p>{form}{preferences}")
+        return render_page(page.language, title, f"<p>{page.say('unsubscribe.ask')}</p>{form}{preferences}")
     one_click = request.POST.get("List-Unsubscribe") == "One-Click"
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=page.contact.pk)
         set_email_status(contact, UNSUBSCRIBED, proof=client_proof(
             request, "list_unsubscribe" if one_click else "unsubscribe_link", send_id=page.data.get("s", "")))
-    return texts.page(page.language, title, f"<p>{page.say('unsubscribe.done')}</p>{preferences}")
+    return render_page(page.language, title, f"<p>{page.say('unsubscribe.done')}</p>{preferences}")

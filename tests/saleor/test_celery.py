@@ -1,11 +1,13 @@
 """The production path: our tasks on Saleor's Celery app, under its writer-DB guard.
 
-In a shop the engine runs in Celery mode: a hook's INSERT enqueues
-``saleor_flows.process_event`` on commit, Saleor's payload is built in that
+In a shop the engine runs in Celery mode: a hook's INSERT wakes
+``saleor_flows.process_pending`` on commit, Saleor's payload is built in that
 task, and the sweep is a beat task. Saleor's tasks run under
 ``RestrictWriterDBTask``, which in Saleor's test settings raises on any query
-to the writer that is not inside ``allow_writer()``; Saleor's test settings also
-run tasks eagerly. So this is the real task path, in-process.
+to the writer that is not inside ``allow_writer()``. Saleor's test settings
+run tasks eagerly, as Saleor does without a broker: then a hook wakes nothing
+(nothing may run in the shopper's request) and the next sweep, a beat task,
+processes the events. So this is the real task path, in-process.
 """
 
 from datetime import timedelta
@@ -50,6 +52,9 @@ def test_signup_through_the_celery_task(api_client, channel_USD, flows, journey,
     register(api_client, "celery.signup@example.com", channel=channel_USD.slug)
 
     event = Event.objects.get(name="customer_created")
+    assert event.status == Event.Status.PENDING and not flows.emails_to("celery.signup@example.com")  # not in the request
+    celery_mode.run(tasks.sweep, after=timedelta(seconds=10))  # the next tick
+    event.refresh_from_db()
     assert event.status == Event.Status.PROCESSED, event.error
     assert [m.subject for m in flows.emails_to("celery.signup@example.com")] == [
         welcome["steps"]["email_welcome"]["subject"]]
@@ -61,11 +66,13 @@ def test_abandoned_checkout_through_the_celery_tasks(api_client, channel_USD, sh
     flows.contact("celery.cart@example.com", email_consent="subscribed")
 
     create_checkout(api_client, channel=channel_USD.slug, variant=shop_variant, email="celery.cart@example.com")
+    assert Event.objects.get(name="checkout_created").status == Event.Status.PENDING  # not in the shopper's request
+    celery_mode.run(tasks.sweep, after=timedelta(seconds=10))
     created = Event.objects.get(name="checkout_created")
     assert created.status == Event.Status.PROCESSED, created.error  # payload built in the task, by Saleor
     assert created.payload["lines"][0]["product_name"] == "Linen Summer Shirt"
 
-    celery_mode.run(tasks.sweep, after=timedelta(minutes=61))  # the timer fires; the journey waits 1 h
+    celery_mode.run(tasks.sweep, after=timedelta(minutes=61))  # the timer fires, its event is processed; 1 h wait
     assert Event.objects.get(name="checkout_abandoned").status == Event.Status.PROCESSED
     celery_mode.run(tasks.sweep, after=timedelta(hours=1))
     celery_mode.run(tasks.sweep, after=timedelta(minutes=1))

@@ -32,8 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from ... import clock
 from ...conf import flows_setting
-from ...engine.engagement import DeliveryStatus
-from ...engine.inbound import InboundSms
+from ..statuses import DeliveryStatus, InboundSms
 from ...models import MessageEvent
 from . import http
 from .base import ProviderBackend, SmsError

@@ -20,8 +20,7 @@ from xml.sax.saxutils import escape
 from django.http import HttpResponse
 
 from ... import clock
-from ...engine.engagement import DeliveryStatus
-from ...engine.inbound import InboundSms
+from ..statuses import DeliveryStatus, InboundSms
 from ...models import MessageEvent
 from . import http
 from .base import ProviderBackend, SmsError

@@ -21,8 +21,7 @@ from datetime import datetime, timezone
 from django.utils.dateparse import parse_datetime
 
 from ... import clock
-from ...engine.engagement import DeliveryStatus
-from ...engine.inbound import InboundSms
+from ..statuses import DeliveryStatus, InboundSms
 from ...models import MessageEvent
 from . import http
 from .base import ProviderBackend, SmsError

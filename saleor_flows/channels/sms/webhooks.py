@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from ... import clock
 from ...conf import flows_setting
-from ...web import public_url
+from ..tokens import public_url
 
 
 class SignatureError(Exception):

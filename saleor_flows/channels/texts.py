@@ -6,7 +6,6 @@ about one contact must speak *their* language, not the request's. A
 language missing here falls back to the shop's DEFAULT_LANGUAGE, then English.
 """
 
-from django.http import HttpResponse
 from django.utils.html import escape
 
 from ..conf import flows_setting
@@ -166,17 +165,3 @@ def masked(email: str) -> str:
         return ""
     name, _, domain = email.partition("@")
     return f"{name[:2]}{'•' * max(len(name) - 2, 1)}@{domain}"
-
-
-def page(language: str, title: str, body_html: str, *, status: int = 200):
-    """A small, self-contained HTML page: no scripts, no external resources, not indexed."""
-    html = (f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
-            f"<title>{escape(title)}</title></head>"
-            f'<body style="font-family:sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5">'
-            f"<h1>{escape(title)}</h1>{body_html}</body></html>")
-    response = HttpResponse(html, status=status)
-    response["Content-Language"] = language
-    response["Referrer-Policy"] = "no-referrer"  # the token in the URL never leaks to another site
-    response["Cache-Control"] = "no-store"
-    return response

@@ -1,4 +1,4 @@
-"""Signed tokens for the links in our emails: unsubscribe, preference centre, double opt-in confirmation.
+"""Signed tokens for the links in our emails (and the public URLs they live under): unsubscribe, preference centre, double opt-in confirmation.
 
 Each link type signs with its own salt, so a token made for one page is
 refused by every other (an unsubscribe token cannot confirm an opt-in). The
@@ -12,7 +12,14 @@ after ``OPT_IN_CONFIRM_DAYS``.
 from django.core import signing
 
 from ..conf import flows_setting
-from . import public_url
+
+PLUGIN_PATH = "/plugins/global/saleor.flows/"
+
+
+def public_url(subpath: str) -> str:
+    """The absolute URL of one of our endpoints (served under the plugin's URL), as links in emails must be."""
+    base = (flows_setting("PUBLIC_URL") or flows_setting("SHOP").get("url") or "").rstrip("/")
+    return f"{base}{PLUGIN_PATH}{subpath}"
 
 SALTS = {
     "unsubscribe": "saleor-flows.unsubscribe",  # unchanged since the first release: old links keep working
