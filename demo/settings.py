@@ -11,7 +11,8 @@ simulated clock).
 import os
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+
+from saleor_flows.app_service.env import database_config
 
 DEMO_DIR = Path(__file__).resolve().parent
 # Recreated on every run, so it lives outside the source tree (DEMO_SQLITE moves it).
@@ -30,19 +31,8 @@ def _database(url: str) -> dict:
         # Throwaway data: skip fsyncs. The timeout matters only when a Celery worker thread shares the file.
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(SQLITE_PATH),
                 "OPTIONS": {"timeout": 30, "init_command": "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL"}}
-    parsed = urlparse(url)
-    if parsed.scheme not in ("postgres", "postgresql"):
-        raise ValueError(f"DATABASE_URL: only postgres:// URLs are supported, got {parsed.scheme}://")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": parsed.path.lstrip("/") or "saleor_flows_demo",
-        "USER": unquote(parsed.username or "postgres"),
-        "PASSWORD": unquote(parsed.password or ""),
-        "HOST": parsed.hostname or "127.0.0.1",
-        "PORT": str(parsed.port or 5432),
-        # The Celery worker closes non-persistent connections after every task; keep them.
-        "CONN_MAX_AGE": None,
-    }
+    # The Celery worker closes non-persistent connections after every task; keep them.
+    return database_config(url, conn_max_age=None, default_name="saleor_flows_demo")
 
 
 DATABASES = {"default": _database(os.environ.get("DATABASE_URL", ""))}

@@ -169,6 +169,15 @@ DEFAULTS = {
     # The Dashboard App (docs/api.md, README "Dashboard (Saleor App)"). Outside Saleor: the store's /graphql/
     # URL allowed to install the App (empty: API_TOKEN_ISSUER); inside Saleor, Saleor's own URL is used.
     "APP_SALEOR_API_URL": "",
+    # App mode (saleor_app/, docs/app-mode.md): the largest webhook delivery accepted, and how old a delivery
+    # (its issuedAt) may be before it is refused as stale. Saleor's own retries end within minutes.
+    "APP_WEBHOOK_MAX_BYTES": 512 * 1024,
+    # Where the instance's signing keys are fetched (empty: <APP_SALEOR_API_URL's origin>/.well-known/jwks.json).
+    "APP_SALEOR_JWKS_URL": "",
+    "APP_WEBHOOK_MAX_AGE_SECONDS": 24 * 3600,
+    # Calls to Saleor's GraphQL API with the App token (saleor_app/client.py): timeout and attempts.
+    "APP_GRAPHQL_TIMEOUT_SECONDS": 10,
+    "APP_GRAPHQL_ATTEMPTS": 3,
     # Who may embed the App's pages in a frame (CSP frame-ancestors): "*" or a list of origins,
     # e.g. ["https://dashboard.shop.example"] when the Dashboard is self-hosted.
     "DASHBOARD_FRAME_ANCESTORS": "*",

@@ -579,6 +579,10 @@ class SaleorAppInstallation(models.Model):
     token_encrypted = models.TextField()
     registered_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # App mode (saleor_app/): set when Saleor told us the App was removed (APP_DELETED) or refused its token.
+    # While set, nothing is sent (engine/holds.py); registering again clears it and journeys go on.
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_reason = models.CharField(max_length=200, blank=True, default="")
 
 
 # --- data lifecycle (engine/retention.py explains what is pruned and what must stay) ---

@@ -99,8 +99,17 @@ def authenticate(request) -> Principal:
 # --- outside Saleor: a key set -------------------------------------------------------
 
 
+class KeyRotationPending(AuthenticationError):
+    """A key id the cached key set lacks, and the set was fetched too recently to fetch it again now."""
+
+
 class KeySet:
-    """Public keys by ``kid`` from a configured JWKS dict or URL (cached, refetched on an unknown kid)."""
+    """Public keys by ``kid`` from a JWKS dict or URL (cached per URL, refetched on an unknown kid).
+
+    Shared by everything that verifies Saleor's signatures: the API's tokens
+    (``key``, from ``API_JWKS``/``API_JWKS_URL``) and the App edge's signed
+    webhooks (``key_at``, from the instance's ``/.well-known/jwks.json``).
+    """
 
     # At most one refetch for an unknown kid per this many seconds: a stream of
     # forged kids must not turn into a stream of requests to Saleor.
@@ -108,13 +117,17 @@ class KeySet:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._source = None
-        self._keys: dict = {}
-        self._fetched_at = 0.0
+        self._cached: dict = {}  # url -> (keys by kid, monotonic time fetched)
+        self.fetches = 0  # how many times a key set was fetched (tests count the requests)
 
     def reset(self):
         with self._lock:
-            self._source, self._keys, self._fetched_at = None, {}, 0.0
+            self._cached = {}
+
+    def backdate(self, seconds: float):
+        """Make every cached set ``seconds`` older (tests: the refetch guard's window has passed)."""
+        with self._lock:
+            self._cached = {url: (keys, fetched_at - seconds) for url, (keys, fetched_at) in self._cached.items()}
 
     def key(self, kid):
         static, url = flows_setting("API_JWKS"), flows_setting("API_JWKS_URL")
@@ -124,14 +137,32 @@ class KeySet:
         if not url:
             raise AuthenticationError(
                 "JWKSNotConfigured", "The API cannot verify tokens: set API_JWKS_URL (or API_JWKS).")
+        try:
+            return self.key_at(url, kid)
+        except KeyRotationPending:
+            return None
+
+    def key_at(self, url: str, kid):
+        """The key ``kid`` names in the key set at ``url``: None when Saleor does not publish it.
+
+        Raises ``AuthenticationError("JWKSUnavailable")`` when the set cannot
+        be fetched, and ``KeyRotationPending`` when ``kid`` is unknown but the
+        set was fetched less than ``MIN_REFETCH_SECONDS`` ago (a caller that
+        can be retried later, like a webhook, should then ask to be retried).
+        """
         with self._lock:
             now = time.monotonic()
-            stale = now - self._fetched_at > flows_setting("API_JWKS_CACHE_SECONDS")
-            unknown = (kid not in self._keys) if kid else not self._keys
-            if self._source != url or stale or (unknown and now - self._fetched_at > self.MIN_REFETCH_SECONDS):
-                self._keys = _parse_jwks(_fetch_jwks(url))
-                self._source, self._fetched_at = url, now
-            return self._keys.get(kid) if kid else _only(self._keys)
+            keys, fetched_at = self._cached.get(url, ({}, None))
+            stale = fetched_at is None or now - fetched_at > flows_setting("API_JWKS_CACHE_SECONDS")
+            unknown = (kid not in keys) if kid else not keys
+            if stale or unknown:
+                if not stale and now - fetched_at <= self.MIN_REFETCH_SECONDS:
+                    raise KeyRotationPending("UnknownKeyId", f"Key {str(kid)[:80]!r} is not (yet) published "
+                                                             f"at {url}; try again shortly.")
+                keys = _parse_jwks(_fetch_jwks(url))
+                self.fetches += 1
+                self._cached[url] = (keys, now)
+            return keys.get(kid) if kid else _only(keys)
 
 
 def _only(keys: dict):

@@ -29,7 +29,13 @@ def plugin_base(request, own_subpath: str) -> str:
     return request.build_absolute_uri(prefix)
 
 
-def build_manifest(base: str) -> dict:
+DATA_PRIVACY = ("Flows keeps its data (contacts, consent with its proof, events, messages) in this Saleor's own "
+                "database and sends email and SMS through the providers this shop configured.")
+
+
+def build_manifest(base: str, *, webhooks: list | None = None, permissions=(), data_privacy: str = DATA_PRIVACY) -> dict:
+    """The manifest of both modes: the plugin serves it as is; App mode (``saleor_app/manifest.py``) adds the
+    webhooks Saleor should deliver and the permissions their events need."""
     app = f"{base}app/"
     return {
         "id": APP_ID,
@@ -38,11 +44,10 @@ def build_manifest(base: str) -> dict:
         "about": "Email and SMS journeys triggered by your store's events: welcome series, abandoned checkout, "
                  "post-purchase and your own flows, with reports and each customer's why-trail.",
         "author": "saleor-flows",
-        "permissions": PERMISSIONS,
+        "permissions": sorted(set(PERMISSIONS) | set(permissions)),
         "appUrl": app,
         "tokenTargetUrl": f"{app}register/",
-        "dataPrivacy": "Flows keeps its data (contacts, consent with its proof, events, messages) in this Saleor's "
-                       "own database and sends email and SMS through the providers this shop configured.",
+        "dataPrivacy": data_privacy,
         "requiredSaleorVersion": ">=3.20",
         "extensions": [
             {"label": "Flows", "mount": "NAVIGATION_CUSTOMERS", "target": "APP_PAGE", "url": f"{app}#/",
@@ -54,7 +59,7 @@ def build_manifest(base: str) -> dict:
              "url": f"{app}#/widgets/order", "permissions": list(CONTACTS),
              "options": {"widgetTarget": {"method": "GET"}}},
         ],
-        "webhooks": [],
+        "webhooks": webhooks or [],
     }
 
 

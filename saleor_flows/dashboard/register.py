@@ -110,6 +110,8 @@ def _store(api_url: str, domain: str, app_id: str, token: str):
         row = existing or SaleorAppInstallation(registered_at=now)
         row.saleor_api_url, row.saleor_domain, row.app_id = api_url, domain[:255], app_id[:100]
         row.token_encrypted, row.updated_at = encrypt(token), now
+        # Installed again after an uninstall (App mode): sending resumes where it stopped.
+        row.removed_at, row.removed_reason = None, ""
         row.save()
 
 

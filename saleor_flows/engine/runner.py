@@ -27,7 +27,7 @@ from ..conf import flows_setting
 from ..db import DATABASE_AWAY, drop_broken_connection, insert_on_conflict
 from ..models import Contact, Enrolment, Message, StepExecution
 from ..phone import to_e164
-from . import gate, suppression, trail
+from . import gate, holds, suppression, trail
 from .conditions import evaluate
 from .consent import marketing_basis
 from .criteria import check_exit, journey_context
@@ -180,8 +180,9 @@ def execute(execution_id: int) -> int | None:
         StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
             state=State.SKIPPED, finished_at=now, result={"reason": "enrolment_finished"})
         return None
-    if flow.status == flow.Status.PAUSED:
-        # Paused flows keep their contacts where they are; look again later.
+    if flow.status == flow.Status.PAUSED or holds.sending_held():
+        # Paused flows (and a shop-wide hold, e.g. the Saleor App uninstalled) keep their contacts where
+        # they are; look again later.
         StepExecution.objects.filter(pk=execution.pk, state=State.CLAIMED).update(
             state=State.PENDING, due_at=now + PAUSED_RECHECK, claimed_at=None)
         return None

@@ -29,7 +29,7 @@ def test_a_rotated_key_is_fetched_when_a_token_names_it(db, api, tokens, jwks_se
     api(FLOWS_QUERY, token=tokens.staff("MANAGE_PLUGINS"))
     rotated = new_key()
     jwks_server.keys = [jwk_of(store_key, "store-key-1"), jwk_of(rotated, "store-key-2")]
-    auth.key_set._fetched_at -= auth.KeySet.MIN_REFETCH_SECONDS + 1  # the refetch guard's window has passed
+    auth.key_set.backdate(auth.KeySet.MIN_REFETCH_SECONDS + 1)  # the refetch guard's window has passed
     token = tokens.staff("MANAGE_PLUGINS", key=rotated, kid="store-key-2")
     assert api(FLOWS_QUERY, token=token) == {"flows": {"totalCount": 0}}
     assert jwks_server.fetches == 2
