@@ -22,6 +22,7 @@ import email as email_lib
 import json
 import mailbox
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,7 +41,7 @@ pytest.importorskip("saleor", reason=NOT_INSTALLED)
 import psycopg  # noqa: E402  (Saleor's database driver)
 import requests  # noqa: E402
 from django.contrib.auth.hashers import check_password  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 from graphene import Node  # noqa: E402
 from saleor.account.models import User  # noqa: E402
 from saleor.app.models import App, AppInstallation  # noqa: E402
@@ -67,6 +68,7 @@ TURN_ON = """mutation($template: String!) { flowCreateFromTemplate(input: {templ
 CREATE = """mutation($name: String!, $definition: JSON!) { flowCreate(input: {name: $name, definition: $definition}) {
   errors { field code message } flow { id } } }"""
 PUBLISH = """mutation($id: ID!) { flowPublish(id: $id) { errors { field code message } flow { slug status } } }"""
+WEBHOOK_PLUGIN = "saleor.plugins.webhook.plugin.WebhookPlugin"
 STORED_TOKEN = "from saleor_flows.dashboard.register import app_token; print(app_token())"
 
 
@@ -169,6 +171,18 @@ class AppService:
         assert answer.status_code == 200 and not answer.json().get("errors"), answer.text
         return answer.json()["data"]
 
+    def link_targets(self, html: str) -> list[str]:
+        """Where the email's links lead: our click redirects followed one hop, other links as they are."""
+        targets = []
+        for href in re.findall(r'href="([^"]+)"', html):
+            href = href.replace("&amp;", "&")
+            if href.startswith(f"{self.url}{PLUGIN_PATH}c/"):
+                answer = requests.get(href, allow_redirects=False, timeout=10)
+                assert answer.status_code in (301, 302, 303, 307), (href, answer.status_code)
+                href = answer.headers["Location"]
+            targets.append(href)
+        return targets
+
     def sql(self, query: str) -> list[tuple]:
         with psycopg.connect(**self.database) as db:
             return db.execute(query).fetchall()
@@ -186,11 +200,20 @@ def _fresh_database(name: str) -> dict:
 
 
 @pytest.fixture
-def app_service(transactional_db, live_server, settings, tmp_path):
+def app_service(transactional_db, live_server, settings, tmp_path, monkeypatch):
+    # The App calls Saleor's GraphQL API (the register check, catalog reads) on the live server's threads, which
+    # open their own connections: the replica alias there must read the test database as the writer does (the
+    # test runner made it a mirror on this thread only).
+    monkeypatch.setitem(connections.settings[settings.DATABASE_CONNECTION_REPLICA_NAME], "NAME",
+                        connection.settings_dict["NAME"])
     # Saleor names itself after the live server: the Saleor-Api-Url header, its tokens' issuer, its JWKS.
     settings.PUBLIC_URL = live_server.url
     settings.HTTP_IP_FILTER_ALLOW_LOOPBACK_IPS = True
-    assert settings.PLUGINS == []  # the Flows plugin is off: the App is the only edge
+    # The Flows plugin is off (Saleor's fixtures may add their dummy payment gateway): the App is the only edge.
+    assert not [plugin for plugin in settings.PLUGINS if plugin.startswith("saleor_flows")], settings.PLUGINS
+    # Saleor's own webhook plugin, built in and on in every shop (its test settings leave it out), is what
+    # turns most events (customer_created, ...) into App webhook deliveries.
+    settings.PLUGINS = [*settings.PLUGINS, WEBHOOK_PLUGIN]
     python = _app_python()
     database = _fresh_database(connection.settings_dict["NAME"] + "_flows_app")
     credentials = database["user"] + (f":{database['password']}" if database["password"] else "")
@@ -286,7 +309,9 @@ def test_app_installed_in_saleor_gets_saleors_signed_webhooks_and_sends_the_plug
     # The register handshake stored this App's token, encrypted: the App decrypts a real token of this App.
     (row,) = app.sql("SELECT saleor_api_url, app_id, token_encrypted, removed_at FROM saleor_flows_saleorappinstallation")
     assert row[:2] == (f"{live_server.url}/graphql/", Node.to_global_id("App", saleor_app.pk)) and row[3] is None
-    stored_token = app.run("manage", "shell", "-c", STORED_TOKEN).stdout.strip()
+    shell = app.run("manage", "shell", "--no-imports", "-c", STORED_TOKEN)
+    stored_token = shell.stdout.strip()
+    assert shell.returncode == 0 and len(stored_token.split()) == 1, shell
     assert stored_token and stored_token not in row[2]
     assert any(check_password(stored_token, t.auth_token) for t in saleor_app.tokens.all())
 
@@ -309,7 +334,9 @@ def test_app_installed_in_saleor_gets_saleors_signed_webhooks_and_sends_the_plug
     html = mail.get_body(("html",)).get_content()
     assert "Linen Summer Shirt" in html  # the product of the real checkout line
     assert "$24.90" in html and "$49.80" in html  # its unit price, and the lines total for 2
-    assert CHECKOUT_LINK.format(token=checkout["token"]) in html
+    # The plugin's link template leads back to the cart; App mode tracks clicks (TRACKING on), so the link goes
+    # through the App's redirect: follow each as the shopper's mail client would.
+    assert CHECKOUT_LINK.format(token=checkout["token"]) in app.link_targets(html)
 
     # 5. She comes back, pays and completes another checkout: ORDER_CREATED, ORDER_FULLY_PAID → the thank-you.
     thank_you = load_journey("post_purchase")["steps"]["email_thank_you"]["subject"]
