@@ -45,6 +45,7 @@ from django.db import connection, connections  # noqa: E402
 from graphene import Node  # noqa: E402
 from saleor.account.models import User  # noqa: E402
 from saleor.app.models import App, AppInstallation  # noqa: E402
+from saleor.core.models import EventDelivery  # noqa: E402
 from saleor.core.jwt import create_access_token_for_app  # noqa: E402
 
 from saleor_flows.dashboard.manifest import APP_ID  # noqa: E402
@@ -351,5 +352,8 @@ def test_app_installed_in_saleor_gets_saleors_signed_webhooks_and_sends_the_plug
 
     time.sleep(3)  # room for a duplicate to show up (a second delivery, a second sweep)
     assert sorted(m["Subject"] for m in app.inbox.to(SHOPPER)) == sorted([welcome, reminder, thank_you])
+    # Saleor's side of it: it deletes a delivery once the App answered 2xx; none is left failed or awaiting a retry.
+    left = list(EventDelivery.objects.filter(webhook__app=saleor_app).values_list("event_type", "status"))
+    assert left == [], left
     received = app.sql("SELECT name, count(*) FROM saleor_flows_event GROUP BY name ORDER BY name")
     print("events the App recorded from Saleor's deliveries:", dict(received))
