@@ -7,7 +7,8 @@ import platform
 import sys
 import time
 
-BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline", "report", "retention"]
+BENCHMARKS = ["ingest", "claim", "render", "latency", "storage", "tracking", "offline", "report", "retention",
+              "app_webhook"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
 FULL = {

@@ -27,6 +27,7 @@ import time
 import uuid
 from email import policy
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -150,7 +151,8 @@ def sink():
 @pytest.fixture
 def service(transactional_db, saleor, sink, tmp_path):
     database = connection.settings_dict
-    credentials = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
+    credentials = quote(database["USER"], safe="") + (f":{quote(database['PASSWORD'], safe='')}"
+                                                      if database["PASSWORD"] else "")
     port = free_port()
     keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
     environ = {
@@ -256,6 +258,17 @@ def _turn_on_journeys(service, token):
     assert published["errors"] == [] and published["flow"]["status"] == "LIVE", published
 
 
+def test_the_health_check_answers_on_any_host_name_and_the_app_only_on_its_own(service):
+    """The container's health check asks 127.0.0.1/localhost; everything else needs APP_URL's host."""
+    local = service.url.replace("127.0.0.1", "localhost")
+    assert http("GET", f"{local}/healthz").status == 200
+    assert http("GET", f"{local}{PLUGIN_PATH}app/manifest/").status == 400  # DisallowedHost
+    manifest = http("GET", f"{service.url}{PLUGIN_PATH}app/manifest/")
+    assert manifest.status == 200
+    assert manifest.json["tokenTargetUrl"] == f"{service.url}{PLUGIN_PATH}app/register/"
+    assert all(hook["targetUrl"].startswith(f"{service.url}{PLUGIN_PATH}") for hook in manifest.json["webhooks"])
+
+
 def test_install_then_signup_abandoned_checkout_and_order_reach_the_inbox(service, saleor, sink):
     # 1. The shop admin installs the App from its manifest URL.
     installed = saleor.install(f"{service.url}{PLUGIN_PATH}app/manifest/")
@@ -333,6 +346,7 @@ def test_install_then_signup_abandoned_checkout_and_order_reach_the_inbox(servic
     deadline = time.monotonic() + MAIL_SECONDS
     while not saleor.graphql_calls and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert len(saleor.graphql_calls) == 1, f"Saleor was told {saleor.graphql_calls} (the processes' logs follow)"
     (written,) = saleor.graphql_calls
     assert "updateMetadata" in written["query"]
     assert written["variables"] == {"m0_id": _gid("User", 21),

@@ -73,6 +73,8 @@ def test_a_broker_url_stands_in_for_redis_url():
 
 @pytest.mark.parametrize("change, message", [
     ({"SECRET_KEY": "short"}, "SECRET_KEY is too short"),
+    ({"SECRET_KEY": "change-me-to-50-random-characters-for-example-from-openssl-rand"},
+     "SECRET_KEY is still the one from .env.example"),
     ({"SALEOR_API_URL": "shop.saleor.cloud/graphql/"}, "SALEOR_API_URL: expected an http(s):// URL"),
     ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL: only postgres:// URLs"),
     ({"EMAIL_URL": "smtp://mail:25", "EMAIL_BACKEND": "x.y"}, "set EMAIL_URL or EMAIL_BACKEND, not both"),
@@ -269,3 +271,29 @@ def test_proxy_hops_must_be_a_whole_number():
     assert env.load({**GOOD, "PROXY_HOPS": "1"})["PROXY_HOPS"] == 1
     with pytest.raises(env.ConfigError, match="PROXY_HOPS: expected a whole number"):
         env.load({**GOOD, "PROXY_HOPS": "one"})
+
+
+def test_beat_runs_every_periodic_task_of_flows_and_the_app_edge_and_the_worker_knows_them():
+    """In a process of its own: importing the service's Celery app here would make it this process's current app."""
+    script = ("import json; from saleor_flows.app_service.celery import app; "
+              "print(json.dumps({name: [entry['task'], str(entry['schedule']), entry['task'] in app.tasks] "
+              "for name, entry in app.conf.beat_schedule.items()}))")
+    keep = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                            env={**keep, "PYTHONPATH": str(ROOT), **GOOD, "SWEEP_INTERVAL_SECONDS": "2.5"})
+    assert result.returncode == 0, result.stderr
+    schedule = json.loads(result.stdout)
+    from saleor_flows import tasks
+    from saleor_flows.saleor_app import tasks as app_tasks
+
+    expected = {name: entry["task"] for name, entry in {**tasks.BEAT_SCHEDULE, **app_tasks.BEAT_SCHEDULE}.items()}
+    assert {name: task for name, (task, _, _) in schedule.items()} == expected
+    assert all(registered for _, _, registered in schedule.values())
+    assert schedule["saleor-flows-sweep"][1] == "2.5"
+
+
+def test_manage_runs_djangos_checks_on_the_service_settings():
+    """The settings, URLs and installed apps of the service as a whole (``manage`` passes any command on)."""
+    result = run_cli("manage", "check", environ=GOOD)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout

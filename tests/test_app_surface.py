@@ -137,7 +137,7 @@ def test_another_saleor_is_refused_without_asking_it_anything(client, saleor):
     assert response.status_code == 403
     error = response.json()["error"]
     assert error["code"] == "FOREIGN_SALEOR"
-    assert error["message"] == (f"This plugin serves the Saleor at {saleor.api_url}; it cannot be installed as an "
+    assert error["message"] == (f"Flows serves the Saleor at {saleor.api_url}; it cannot be installed as an "
                                 "App in the Saleor at https://evil.example/graphql/.")
     assert register(client, saleor, "tok-one-1234", domain="evil.example").status_code == 403
     assert saleor.requests == [] and not SaleorAppInstallation.objects.exists()

@@ -19,6 +19,7 @@ from saleor_flows.api import auth
 from saleor_flows.dashboard.register import encrypt
 from saleor_flows.engine import holds
 from saleor_flows.engine.contacts import set_consent
+from saleor_flows.engine.readiness import check_flow
 from saleor_flows.journeys import load_journey
 from saleor_flows.models import Contact, Event, IdleTimer, SaleorAppInstallation, StepExecution, StockAlert
 from saleor_flows.saleor_app import installation
@@ -149,7 +150,7 @@ def test_a_delivery_from_another_instance_is_refused(client, sample_saleor, sett
     settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "APP_SALEOR_API_URL": "https://other-shop.example/graphql/"}
     response = post(client, "CUSTOMER_CREATED", body, headers)
     assert response.status_code == 403
-    assert response.json()["error"]["message"] == ("This App serves the Saleor at https://other-shop.example/graphql/, "
+    assert response.json()["error"]["message"] == ("Flows serves the Saleor at https://other-shop.example/graphql/, "
                                                    "not http://127.0.0.1:8000/graphql/.")
     settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "APP_SALEOR_API_URL": SAMPLE_API_URL}
     assert post(client, "CUSTOMER_CREATED", body, {**headers, "Saleor-Domain": "evil.example"}).status_code == 403
@@ -368,6 +369,9 @@ def test_app_deleted_holds_all_sending_and_reinstalling_resumes_it(client, saleo
                                               "</mj-column></mj-section></mj-body></mjml>", "next": None}}})
     assert deliver(client, saleor, "APP_DELETED", "AppDeleted", app=ANSWERS["app"]).json() == {"held": True}
     assert holds.sending_held().startswith("the Saleor App is not installed (app_deleted)")
+    # The merchant sees why, next to the flow's other checks.
+    (check,) = [c for c in check_flow(load_journey("welcome")) if c.code == "sending_held"]
+    assert check.severity == "warning" and "install it again to resume" in check.message
     flows.event("customer_created", email="held@example.com")
     assert flows.emails_to("held@example.com") == []
     (waiting,) = StepExecution.objects.all()
@@ -482,3 +486,41 @@ def test_storefront_events_show_saleors_own_product_data_asked_with_the_app_toke
     asked_before = len(saleor.graphql_requests)
     storefront_payload(other, channel="default-channel")
     assert len(saleor.graphql_requests) == asked_before
+
+
+@pytest.mark.django_db
+def test_hostile_shapes_in_a_signed_delivery_are_bounded_not_trusted(client, saleor):
+    """Saleor signs what shoppers typed: lists and strings are cut, wrong types dropped, nothing crashes."""
+    checkout = {**ANSWERS["checkout"], "lines": [ANSWERS["checkout"]["lines"][0]] * 300 + ["not a line", 7],
+                "metadata": [{"key": f"k{i}", "value": "v" * 1200} for i in range(120)] + [{"key": 1, "value": []}],
+                "email": JANE, "languageCode": ["EN"], "channel": "not an object", "discount": {"amount": "NaN?"}}
+    clock.set_now(parse_datetime(checkout["lastChange"]))
+    response = deliver(client, saleor, "CHECKOUT_UPDATED", "CheckoutUpdated", checkout=checkout)
+    assert response.status_code == 200
+    event = Event.objects.get(name="checkout_updated")
+    assert event.status == Event.Status.PROCESSED, event.error
+    assert len(event.payload["lines"]) == 200 and event.payload["language_code"] == ""
+    assert len(event.payload["metadata"]) == 100 and {len(v) for v in event.payload["metadata"].values()} == {1000}
+    assert event.channel == "" and event.payload["discount_amount"] == "0.00"
+
+
+@pytest.mark.django_db
+def test_an_uninstall_missed_while_we_were_down_is_found_by_the_hourly_token_check(saleor):
+    from saleor_flows.saleor_app.tasks import check_token
+
+    install(saleor)
+    saleor.answer(200, {"data": {"app": {"id": "QXBwOjQ="}}})
+    assert check_token() == "installed" and holds.sending_held() == ""
+    (asked,) = saleor.graphql_requests
+    assert asked.headers["Authorization"] == "Bearer app-token-1234"
+    saleor.answer(503, b"down")
+    saleor.answer(503, b"down")
+    saleor.answer(503, b"down")
+    assert check_token() == "unknown" and holds.sending_held() == ""  # Saleor away: nothing changes
+    # What Saleor 3.24 answers a token it no longer knows (tests/saleor/test_app_payloads.py checks it).
+    saleor.answer(200, {"errors": [{"message": "To access this path, you need one of the following permissions: "
+                                               "AUTHENTICATED_STAFF_USER, AUTHENTICATED_APP", "path": ["app"],
+                                    "extensions": {"exception": {"code": "PermissionDenied"}}}],
+                        "data": {"app": None}})
+    assert check_token() == "refused"
+    assert "token_refused" in holds.sending_held()

@@ -75,6 +75,7 @@ NAMES = {variable.name for variable in VARIABLES}
 REQUIRED = [variable.name for variable in VARIABLES if variable.required]
 FLOWS_PREFIX, ANYMAIL_PREFIX = "FLOWS_", "ANYMAIL_"
 MIN_SECRET_KEY_LENGTH = 32
+EXAMPLE_SECRET_PREFIX = "change-me"  # .env.example's placeholder, which a deployment must not keep
 DEFAULT_SWEEP_SECONDS = 10.0
 
 
@@ -103,6 +104,8 @@ def load(environ) -> dict:
     secret = get("SECRET_KEY")
     if len(secret) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError(f"SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random characters")
+    if secret.startswith(EXAMPLE_SECRET_PREFIX):
+        raise ConfigError("SECRET_KEY is still the one from .env.example: put 50 random characters there")
     saleor_api_url = _http_url("SALEOR_API_URL", get("SALEOR_API_URL"))
     app_url = _http_url("APP_URL", get("APP_URL")).rstrip("/")
     redis_url = get("REDIS_URL") or get("CELERY_BROKER_URL")

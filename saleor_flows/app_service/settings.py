@@ -21,7 +21,8 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 # saleor_flows.saleor_app: the App edge (Saleor's signed webhooks, the App token's uses, the sending hold).
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "saleor_flows", "saleor_flows.saleor_app"]
-MIDDLEWARE = ["saleor_flows.app_service.middleware.ForwardedClientAddress",
+MIDDLEWARE = ["saleor_flows.app_service.middleware.AllowedHost",
+              "saleor_flows.app_service.middleware.ForwardedClientAddress",
               "django.middleware.security.SecurityMiddleware"]
 PROXY_HOPS = _values["PROXY_HOPS"]
 ROOT_URLCONF = "saleor_flows.app_service.urls"

@@ -12,6 +12,7 @@ from django.http import HttpResponse
 from django.urls import include, path
 
 from ..web import PLUGIN_PATH
+from .middleware import HEALTH_PATH
 
 
 def health(request):
@@ -22,6 +23,6 @@ def health(request):
 
 
 urlpatterns = [
-    path("healthz", health, name="flows-app-health"),
+    path(HEALTH_PATH.lstrip("/"), health, name="flows-app-health"),
     path(PLUGIN_PATH.strip("/") + "/", include("saleor_flows.saleor_app.urls")),
 ]

@@ -77,13 +77,13 @@ def _verified(request) -> tuple[str, str, str, str]:
     given_domain = request.META.get("HTTP_SALEOR_DOMAIN") or request.META.get("HTTP_X_SALEOR_DOMAIN", "")
     expected = own_saleor_api_url()
     if not expected:
-        raise Refused(403, "NOT_CONFIGURED", "This plugin does not know which Saleor it serves: set "
+        raise Refused(403, "NOT_CONFIGURED", "Flows does not know which Saleor it serves: set "
                                              "APP_SALEOR_API_URL (or API_TOKEN_ISSUER) to the store's /graphql/ URL.")
     if not given_url:
         raise Refused(400, "MISSING_SALEOR_API_URL", "The Saleor-Api-Url header is missing.")
     if not same_url(given_url, expected) or (given_domain and given_domain.lower() != urlsplit(
             expected).netloc.lower()):
-        raise Refused(403, "FOREIGN_SALEOR", f"This plugin serves the Saleor at {expected}; it cannot be installed "
+        raise Refused(403, "FOREIGN_SALEOR", f"Flows serves the Saleor at {expected}; it cannot be installed "
                                              f"as an App in the Saleor at {given_url[:200]}.")
     app_id = verify_token(expected, token)
     if app_id is None:

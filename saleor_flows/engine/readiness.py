@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from ..conf import flows_setting
+from . import holds
 from .definition import message_kind, validate_definition
 
 BLOCKING = "blocking"
@@ -61,6 +62,10 @@ def check_flow(definition: dict) -> list[Check]:
     if sends and not (flows_setting("PUBLIC_URL") or (flows_setting("SHOP") or {}).get("url")):
         checks.append(Check("missing_public_url", BLOCKING,
                             "No public URL: unsubscribe and tracking links in messages would not work."))
+    held = holds.sending_held() if sends else ""
+    if held:
+        checks.append(Check("sending_held", WARNING, f"Nothing is sent right now: {held}. Messages wait and go "
+                                                     "out once that is resolved."))
     trigger = (definition.get("trigger") or {}).get("event") if isinstance(definition.get("trigger"), dict) else ""
     if trigger == "checkout_abandoned" and not flows_setting("CHECKOUT_URL_TEMPLATE"):
         checks.append(Check("missing_checkout_url", WARNING,

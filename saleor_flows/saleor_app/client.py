@@ -29,6 +29,10 @@ TOKEN_ERRORS = {"InvalidTokenError", "ExpiredSignatureError", "InvalidSignatureE
 class SaleorError(Exception):
     """Saleor answered, and the answer is an error that retrying will not change."""
 
+    def __init__(self, message: str, codes=frozenset()):
+        super().__init__(message)
+        self.codes = frozenset(codes)  # Saleor's error codes (extensions.exception.code), e.g. "PermissionDenied"
+
 
 class SaleorUnavailable(SaleorError):
     """Saleor could not be reached or answered 5xx/429, after every attempt: try again later."""
@@ -65,7 +69,7 @@ def execute(query: str, variables: dict | None = None, *, attempts: int | None =
                  for error in errors if isinstance(error, dict)}
         if codes & TOKEN_ERRORS:
             _token_refused()
-        raise SaleorError("; ".join(str((error or {}).get("message", error))[:300] for error in errors[:5]))
+        raise SaleorError("; ".join(str((error or {}).get("message", error))[:300] for error in errors[:5]), codes)
     data = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(data, dict):
         raise SaleorError("Saleor's answer holds no data.")

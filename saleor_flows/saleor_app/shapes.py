@@ -4,8 +4,8 @@ events whichever edge fed them.
 
 Pure functions on dicts. Saleor signed what arrives, but its text is what
 shoppers typed (names, metadata): lists are cut to ``MAX_LINES``/``MAX_METADATA``
-items, metadata values to ``MAX_METADATA_CHARS``, and anything of an
-unexpected type is dropped rather than trusted.
+items, strings to ``MAX_TEXT_CHARS`` (metadata values to ``MAX_METADATA_CHARS``),
+and anything of an unexpected type is dropped rather than trusted.
 """
 
 from decimal import Decimal, InvalidOperation
@@ -15,6 +15,7 @@ from ..saleor_plugin.translate import decode_global_id
 MAX_LINES = 200
 MAX_METADATA = 100
 MAX_METADATA_CHARS = 1000
+MAX_TEXT_CHARS = 1000  # any other string (names, URLs, ids): far above what Saleor stores in these fields
 
 
 def _dict(value) -> dict:
@@ -26,7 +27,7 @@ def _list(value, limit: int = MAX_LINES) -> list:
 
 
 def _text(value) -> str:
-    return value if isinstance(value, str) else ""
+    return value[:MAX_TEXT_CHARS] if isinstance(value, str) else ""
 
 
 def _amount(value) -> str | None:

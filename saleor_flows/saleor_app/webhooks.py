@@ -32,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from .. import clock
 from ..conf import flows_setting
-from ..dashboard.register import own_saleor_api_url, same_url
+from ..dashboard.register import Refused, own_saleor_api_url, same_url
 from ..engine import dispatch
 from ..events import record_event
 from ..saleor_plugin.translate import ONCE_PER_OBJECT, normalize
@@ -45,12 +45,6 @@ logger = logging.getLogger(__name__)
 SOURCE = "saleor_app"
 FUTURE_SKEW = timedelta(minutes=5)  # clocks differ; a delivery from further ahead is not Saleor's
 MAX_JSON_DEPTH = 20  # our queries nest 7 levels deep
-
-
-class Refused(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _answer(status: int, **body) -> JsonResponse:
@@ -100,7 +94,7 @@ def _verified(request, webhook) -> tuple[bytes, dict]:
     if not given_url:
         raise Refused(400, "MISSING_SALEOR_API_URL", "The Saleor-Api-Url header is missing.")
     if not same_url(given_url, api_url) or (given_domain and given_domain.lower() != urlsplit(api_url).netloc.lower()):
-        raise Refused(403, "FOREIGN_SALEOR", f"This App serves the Saleor at {api_url}, not {given_url[:200]}.")
+        raise Refused(403, "FOREIGN_SALEOR", f"Flows serves the Saleor at {api_url}, not {given_url[:200]}.")
     given_event = request.headers.get("Saleor-Event") or request.headers.get("X-Saleor-Event", "")
     if given_event.lower() != webhook.hook:
         raise Refused(400, "WRONG_EVENT", f"This URL receives {webhook.event}, not {given_event[:100]!r}.")
