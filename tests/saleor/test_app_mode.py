@@ -23,8 +23,6 @@ import json
 import mailbox
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,11 +49,10 @@ from saleor.core.jwt import create_access_token_for_app  # noqa: E402
 from saleor_flows.dashboard.manifest import APP_ID  # noqa: E402
 from saleor_flows.journeys import load_journey  # noqa: E402
 
+from ..app_processes import PLUGIN_PATH, ROOT, AppProcesses, turn_on_journeys  # noqa: E402
+from ..faults import free_port  # noqa: E402
 from .saleor_graphql import complete, create_checkout, mutate, pay, prepare_for_payment, register  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGIN_PATH = "/plugins/global/saleor.flows/"
-STARTUP_SECONDS = 120  # gunicorn and two Celery processes on a shared 2-core machine, beside Saleor's tests
 MAIL_SECONDS = 120
 SHOP = {"name": "Flows Test Shop", "url": "https://shop.example.com", "logo_url": "", "currency": "USD",
         "address": "1 Test Street", "support_email": "help@shop.example.com"}
@@ -64,19 +61,8 @@ CHECKOUT_LINK = "https://shop.example.com/checkout?c={token}"
 SHOPPER = "jane.app@example.com"
 APP_INSTALL = """mutation($input: AppInstallInput!) { appInstall(input: $input) {
     appInstallation { id status message } errors { field code message } } }"""
-TURN_ON = """mutation($template: String!) { flowCreateFromTemplate(input: {template: $template, publish: true}) {
-  errors { field code message } flow { slug status } } }"""
-CREATE = """mutation($name: String!, $definition: JSON!) { flowCreate(input: {name: $name, definition: $definition}) {
-  errors { field code message } flow { id } } }"""
-PUBLISH = """mutation($id: ID!) { flowPublish(id: $id) { errors { field code message } flow { slug status } } }"""
 WEBHOOK_PLUGIN = "saleor.plugins.webhook.plugin.WebhookPlugin"
 STORED_TOKEN = "from saleor_flows.dashboard.register import app_token; print(app_token())"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _app_python() -> str:
@@ -117,60 +103,8 @@ class Inbox:
                              f"{[(m['To'], m['Subject']) for m in self.messages()]}\n{app.log_tail()}")
 
 
-class AppService:
-    """The App service's processes (and the mail sink), each started as a shop starts it."""
-
-    def __init__(self, python: str, environ: dict, logs: Path):
-        self.python, self.environ, self.logs, self.processes = python, environ, logs, {}
-        self.url = environ["APP_URL"]
-
-    def run(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run([self.python, "-m", "saleor_flows.app_service", *args], env=self.environ, cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
-
-    def start(self, name: str, *args, module="saleor_flows.app_service"):
-        log = open(self.logs / f"{name}.log", "w")
-        command = [self.python, "-m", module, *((name,) if module == "saleor_flows.app_service" else ()), *args]
-        self.processes[name] = (subprocess.Popen(command, env=self.environ, cwd=ROOT, stdout=log,
-                                                 stderr=subprocess.STDOUT, start_new_session=True), log)
-
-    def stop(self):
-        for process, _ in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process, log in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
-
-    def log_tail(self) -> str:
-        return "\n".join(f"--- {path.name} ---\n" + "\n".join(path.read_text().splitlines()[-40:])
-                         for path in sorted(self.logs.glob("*.log")))
-
-    def alive(self):
-        dead = {name: process.returncode for name, (process, _) in self.processes.items() if process.poll() is not None}
-        assert not dead, f"processes exited: {dead}\n{self.log_tail()}"
-
-    def wait_until_up(self):
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            self.alive()
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        raise AssertionError(f"the App's web server did not answer within {STARTUP_SECONDS}s\n{self.log_tail()}")
-
-    def graphql(self, token: str, query: str, variables: dict | None = None) -> dict:
-        answer = requests.post(f"{self.url}{PLUGIN_PATH}graphql/", json={"query": query, "variables": variables or {}},
-                               headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        assert answer.status_code == 200 and not answer.json().get("errors"), answer.text
-        return answer.json()["data"]
+class AppService(AppProcesses):
+    """The App service's processes and the mail sink, with what this test reads of them."""
 
     def link_targets(self, html: str) -> list[str]:
         """Where the email's links lead: our click redirects followed one hop, other links as they are."""
@@ -218,7 +152,7 @@ def app_service(transactional_db, live_server, settings, tmp_path, monkeypatch):
     python = _app_python()
     database = _fresh_database(connection.settings_dict["NAME"] + "_flows_app")
     credentials = database["user"] + (f":{database['password']}" if database["password"] else "")
-    port, smtp_port = _free_port(), _free_port()
+    port, smtp_port = free_port(), free_port()
     keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
     environ = {
         **keep,
@@ -241,7 +175,7 @@ def app_service(transactional_db, live_server, settings, tmp_path, monkeypatch):
         "WEB_CONCURRENCY": "1",
         "LOG_LEVEL": "WARNING",
     }
-    app = AppService(python, environ, tmp_path)
+    app = AppService(environ, tmp_path, python=python)
     app.database = database
     app.inbox = Inbox(tmp_path / "maildir")
     migrated = app.run("migrate")
@@ -259,20 +193,6 @@ def app_service(transactional_db, live_server, settings, tmp_path, monkeypatch):
     finally:
         app.stop()
         print(app.log_tail())  # pytest shows it when the test failed
-
-
-def _turn_on_journeys(app, token):
-    """The merchant in the App's Dashboard pages: two journeys as they ship, the cart reminder's first wait short."""
-    for template in ("welcome", "post_purchase"):
-        result = app.graphql(token, TURN_ON, {"template": template})["flowCreateFromTemplate"]
-        assert result["errors"] == [] and result["flow"]["status"] == "LIVE", result
-    cart = load_journey("abandoned_checkout")
-    assert cart["steps"]["wait_1h"]["duration"] == {"hours": 1}
-    cart["steps"]["wait_1h"]["duration"] = {"seconds": 2}
-    created = app.graphql(token, CREATE, {"name": "Abandoned checkout", "definition": cart})["flowCreate"]
-    assert created["errors"] == [], created
-    published = app.graphql(token, PUBLISH, {"id": created["flow"]["id"]})["flowPublish"]
-    assert published["errors"] == [] and published["flow"]["status"] == "LIVE", published
 
 
 def test_app_installed_in_saleor_gets_saleors_signed_webhooks_and_sends_the_plugins_emails(
@@ -319,7 +239,7 @@ def test_app_installed_in_saleor_gets_saleors_signed_webhooks_and_sends_the_plug
     # 2. The merchant turns journeys on in the App's Dashboard pages, with the token Saleor's Dashboard hands them.
     merchant = User.objects.create(email="merchant@example.com", is_staff=True, is_active=True)
     merchant.user_permissions.add(permission_manage_plugins, permission_manage_users)
-    _turn_on_journeys(app, create_access_token_for_app(saleor_app, User.objects.get(pk=merchant.pk)))
+    turn_on_journeys(app, create_access_token_for_app(saleor_app, User.objects.get(pk=merchant.pk)))
 
     # 3. A shopper registers with the newsletter box ticked (user metadata): CUSTOMER_CREATED, signed by Saleor.
     welcome = load_journey("welcome")["steps"]["email_welcome"]["subject"]
