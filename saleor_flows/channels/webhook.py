@@ -15,6 +15,7 @@ whole request has one deadline, the answer's body is not read, and what
 the why-trail records is one of a few generic texts, never a port or errno.
 """
 
+import concurrent.futures
 import hashlib
 import hmac
 import http.client
@@ -42,6 +43,10 @@ CONNECTION_FAILED = "connection failed"
 TIMEOUT = "timeout"
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# getaddrinfo has no timeout of its own (the system resolver may take 5 s per try and name server):
+# lookups run here and are waited for at most the delivery's deadline. A lookup that hangs past it
+# keeps its thread until the resolver gives up; the worker has already moved on.
+_LOOKUPS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="flows-webhook-dns")
 _NUMERIC_HOST = re.compile(r"^[0-9a-fA-Fx.]+$")  # 2130706433, 0x7f.1, 017700000001, 127.1: inet_aton reads them
 
 class WebhookError(Exception):
@@ -141,10 +146,13 @@ def url_problem(url) -> str:
     return ""
 
 
-def checked_address(host: str, port: int) -> str:
+def checked_address(host: str, port: int, timeout: float | None = None) -> str:
     """The address to connect to: every address of the host must be allowed, the first is used."""
     try:
-        addresses = resolve(host, port)
+        addresses = _LOOKUPS.submit(resolve, host, port).result(timeout=timeout)
+    except TimeoutError as exc:  # concurrent.futures.TimeoutError is TimeoutError on 3.11+
+        logger.info("saleor-flows: webhook host %s did not resolve within %s s", host, timeout)
+        raise WebhookError(TIMEOUT) from exc
     except (OSError, UnicodeError) as exc:
         logger.info("saleor-flows: webhook host %s did not resolve: %s", host, exc)
         raise WebhookError(CONNECTION_FAILED) from exc
@@ -185,7 +193,9 @@ def _send(url: str, body: bytes, headers: dict, timeout: float) -> int:
     parts = urlsplit(url)
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
-    address = checked_address(parts.hostname, port)
+    started = time.monotonic()
+    address = checked_address(parts.hostname, port, timeout)
+    timeout = max(0.001, timeout - (time.monotonic() - started))  # one deadline for lookup and request
     connection = (_PinnedHTTPSConnection if https else _PinnedHTTPConnection)(
         parts.hostname, port, address=address, timeout=timeout)
     expired = threading.Event()
