@@ -5,6 +5,7 @@ Shared by the stand-in Saleor's end to end (``tests/test_app_mode_e2e.py``) and 
 another Python): standard library only, no Django import, so either run can use it.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -40,6 +41,22 @@ class AppProcesses:
         command = [self.python, "-m", module, *((name,) if module == SERVICE else ()), *args]
         self.processes[name] = (subprocess.Popen(command, env=self.environ, cwd=ROOT, stdout=log,
                                                  stderr=subprocess.STDOUT, start_new_session=True), log)
+
+    @contextlib.contextmanager
+    def serving(self):
+        """The web server, a worker and beat (with whatever was started before) until the block ends; then all
+        stopped, their logs printed (pytest shows them when the test failed)."""
+        self.start("web")
+        # --purge: tasks an interrupted run left in this Redis database point at rows that are gone.
+        self.start("worker", "--pool", "solo", "--purge", "--without-mingle", "--without-gossip")
+        self.start("beat")
+        try:
+            self.wait_until_up()
+            yield self
+            self.alive()
+        finally:
+            self.stop()
+            print(self.log_tail())
 
     def stop(self):
         for process, _ in self.processes.values():

@@ -123,17 +123,8 @@ def service(transactional_db, saleor, sink, tmp_path):
     app = Service(environ, tmp_path)
     migrated = app.run("migrate")  # the test database is migrated already: the command finds nothing to do
     assert migrated.returncode == 0 and "No migrations to apply" in migrated.stdout, migrated
-    app.start("web")
-    # --purge: tasks a previous interrupted run left in this Redis database point at rows that are gone.
-    app.start("worker", "--pool", "solo", "--purge", "--without-mingle", "--without-gossip")
-    app.start("beat")
-    try:
-        app.wait_until_up()
+    with app.serving():
         yield app
-        app.alive()
-    finally:
-        app.stop()
-        print(app.log_tail())  # pytest shows it when the test failed
 
 
 def _gid(kind: str, pk) -> str:

@@ -182,17 +182,8 @@ def app_service(transactional_db, live_server, settings, tmp_path, monkeypatch):
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     app.start("smtp", "-n", "-l", f"127.0.0.1:{smtp_port}", "-c", "aiosmtpd.handlers.Mailbox",
               str(tmp_path / "maildir"), module="aiosmtpd")
-    app.start("web")
-    # --purge: tasks an interrupted run left in this Redis database point at rows that are gone.
-    app.start("worker", "--pool", "solo", "--purge", "--without-mingle", "--without-gossip")
-    app.start("beat")
-    try:
-        app.wait_until_up()
+    with app.serving():
         yield app
-        app.alive()
-    finally:
-        app.stop()
-        print(app.log_tail())  # pytest shows it when the test failed
 
 
 def test_app_installed_in_saleor_gets_saleors_signed_webhooks_and_sends_the_plugins_emails(
