@@ -1,8 +1,9 @@
 """App mode inside a real Saleor: the App service as its own processes, installed with ``appInstall``, fed by
 the webhooks Saleor itself signs and delivers (issue 12, third test bullet).
 
-The Flows plugin is off (Saleor's test settings keep ``PLUGINS = []`` and no fixture here turns it on): the
-App is the only edge. The App service runs as a shop deploys it, ``python -m saleor_flows.app_service``
+The Flows plugin is off (not in ``PLUGINS``; no fixture here turns it on): the App is the only edge. Saleor's
+own ``WebhookPlugin``, which every shop runs and Saleor's test settings leave out, is put back: it is what
+turns most of Saleor's events into App webhook deliveries. The App service runs as a shop deploys it, ``python -m saleor_flows.app_service``
 ``migrate``, ``web`` (gunicorn), ``worker`` and ``beat`` (Celery), each a process of its own, on a PostgreSQL
 database of its own (created here, next to Saleor's test database), this run's Redis and an aiosmtpd sink
 (a process too, writing a maildir). Its ``SALEOR_API_URL`` is the live server's ``/graphql/``.
@@ -14,8 +15,8 @@ mutation that causes them. The App's engine runs on its real Celery worker. Time
 short through the service's own settings (an idle checkout is abandoned after 3 s, the reminder journey's
 first wait is 2 s, beat sweeps every second).
 
-The App's processes need a Python with the service's dependencies (gunicorn, Celery, aiosmtpd) and without
-Saleor on its path: ``FLOWS_APP_PYTHON``, else the checkout's ``.venv``, else this interpreter.
+The App's processes need a Python with the service's dependencies (gunicorn, Celery, aiosmtpd); they never
+import Saleor: ``FLOWS_APP_PYTHON``, else the checkout's ``.venv``, else this interpreter.
 """
 
 import email as email_lib
