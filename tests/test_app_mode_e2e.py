@@ -20,9 +20,6 @@ import base64
 import email as email_lib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from email import policy
@@ -33,20 +30,18 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
 
-from saleor_flows.journeys import load_journey
 from saleor_flows.models import Contact, SaleorAppInstallation
 
+from .app_processes import PLUGIN_PATH, AppProcesses, turn_on_journeys
 from .faults import free_port
 from .saleor_standin import StandInSaleor, http
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
 ROOT = Path(__file__).resolve().parent.parent
-STARTUP_SECONDS = 90  # gunicorn and two Celery processes on a shared 2-core machine
 MAIL_SECONDS = 120
 SHOP = {"name": "Harbor Goods", "url": "https://harbor-goods.example", "logo_url": "", "currency": "USD",
         "address": "1 Quay Street, Portsmouth", "support_email": "help@harbor-goods.example"}
-PLUGIN_PATH = "/plugins/global/saleor.flows/"
 
 
 class Sink:
@@ -74,61 +69,9 @@ class Sink:
                              f"{[(m['To'], m['Subject']) for m in self.messages]}")
 
 
-class Service:
+class Service(AppProcesses):
     """The App service's processes, started with ``python -m saleor_flows.app_service``."""
 
-    def __init__(self, environ: dict, logs: Path):
-        self.environ, self.logs, self.processes = environ, logs, {}
-        self.url = environ["APP_URL"]
-
-    def run(self, *args, timeout=120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "saleor_flows.app_service", *args], env=self.environ,
-                              cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-    def start(self, name: str, *args):
-        log = open(self.logs / f"{name}.log", "w")
-        self.processes[name] = (subprocess.Popen([sys.executable, "-m", "saleor_flows.app_service", name, *args],
-                                                 env=self.environ, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                                 start_new_session=True), log)
-
-    def stop(self):
-        for process, _ in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for name, (process, log) in self.processes.items():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
-
-    def log_tail(self) -> str:
-        return "\n".join(f"--- {path.name} ---\n" + "\n".join(path.read_text().splitlines()[-40:])
-                         for path in sorted(self.logs.glob("*.log")))
-
-    def alive(self):
-        dead = {name: process.returncode for name, (process, _) in self.processes.items() if process.poll() is not None}
-        assert not dead, f"processes exited: {dead}\n{self.log_tail()}"
-
-    def wait_until_up(self):
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            self.alive()
-            try:
-                if http("GET", f"{self.url}/healthz", timeout=2).status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise AssertionError(f"the web server did not answer within {STARTUP_SECONDS}s\n{self.log_tail()}")
-
-    def graphql(self, token: str, query: str, variables: dict | None = None) -> dict:
-        answer = http("POST", f"{self.url}{PLUGIN_PATH}graphql/",
-                      body=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-        assert answer.status == 200 and not (answer.json or {}).get("errors"), answer
-        return answer.json["data"]
 
 
 @pytest.fixture
@@ -180,17 +123,8 @@ def service(transactional_db, saleor, sink, tmp_path):
     app = Service(environ, tmp_path)
     migrated = app.run("migrate")  # the test database is migrated already: the command finds nothing to do
     assert migrated.returncode == 0 and "No migrations to apply" in migrated.stdout, migrated
-    app.start("web")
-    # --purge: tasks a previous interrupted run left in this Redis database point at rows that are gone.
-    app.start("worker", "--pool", "solo", "--purge", "--without-mingle", "--without-gossip")
-    app.start("beat")
-    try:
-        app.wait_until_up()
+    with app.serving():
         yield app
-        app.alive()
-    finally:
-        app.stop()
-        print(app.log_tail())  # pytest shows it when the test failed
 
 
 def _gid(kind: str, pk) -> str:
@@ -237,27 +171,6 @@ def _order(order_id: str, checkout_token: str, email: str) -> dict:
                                                                     "slug": "harbor-hoodie"}}}]}
 
 
-TURN_ON = """mutation($template: String!) { flowCreateFromTemplate(input: {template: $template, publish: true}) {
-  errors { field code message } flow { slug status } } }"""
-CREATE = """mutation($name: String!, $definition: JSON!) { flowCreate(input: {name: $name, definition: $definition}) {
-  errors { field code message } flow { id } } }"""
-PUBLISH = """mutation($id: ID!) { flowPublish(id: $id) { errors { field code message } flow { slug status } } }"""
-
-
-def _turn_on_journeys(service, token):
-    """What a merchant does in the Dashboard: two journeys as they ship, the cart reminder with a shorter first wait."""
-    for template in ("welcome", "post_purchase"):
-        result = service.graphql(token, TURN_ON, {"template": template})["flowCreateFromTemplate"]
-        assert result["errors"] == [] and result["flow"]["status"] == "LIVE", result
-    cart = load_journey("abandoned_checkout")
-    assert cart["steps"]["wait_1h"]["duration"] == {"hours": 1}
-    cart["steps"]["wait_1h"]["duration"] = {"seconds": 2}
-    created = service.graphql(token, CREATE, {"name": "Abandoned checkout", "definition": cart})["flowCreate"]
-    assert created["errors"] == [], created
-    published = service.graphql(token, PUBLISH, {"id": created["flow"]["id"]})["flowPublish"]
-    assert published["errors"] == [] and published["flow"]["status"] == "LIVE", published
-
-
 def test_the_health_check_answers_on_any_host_name_and_the_app_only_on_its_own(service):
     """The container's health check asks 127.0.0.1/localhost; everything else needs APP_URL's host."""
     local = service.url.replace("127.0.0.1", "localhost")
@@ -287,7 +200,7 @@ def test_install_then_signup_abandoned_checkout_and_order_reach_the_inbox(servic
     assert SaleorAppInstallation.objects.get().saleor_api_url == saleor.api_url
 
     # 2. ... and turns journeys on in the Dashboard extension.
-    _turn_on_journeys(service, saleor.dashboard_token(["MANAGE_PLUGINS", "MANAGE_USERS"]))
+    turn_on_journeys(service, saleor.dashboard_token(["MANAGE_PLUGINS", "MANAGE_USERS"]))
 
     # The manifest subscribed the App to Saleor's events.
     assert {"CUSTOMER_CREATED", "CHECKOUT_UPDATED", "ORDER_CREATED", "ORDER_FULLY_PAID"} <= set(saleor.webhooks)
