@@ -288,7 +288,11 @@ def run_forked(func, chunks):
 
     def child(chunk, pipe):
         try:
-            result = func(chunk)
+            result = ("ok", func(chunk))
+        except BaseException:  # said to the parent, which would otherwise wait for an answer forever
+            import traceback
+
+            result = ("error", traceback.format_exc())
         finally:
             connections.close_all()
         pipe.send(result)
@@ -299,9 +303,18 @@ def run_forked(func, chunks):
         parent, child_end = ctx.Pipe()
         proc = ctx.Process(target=child, args=(chunk, child_end))
         proc.start()
+        child_end.close()  # only the child writes: a child that dies unannounced is then an EOFError here
         procs.append(proc)
         pipes.append(parent)
-    results = [p.recv() for p in pipes]
+    results = []
+    for pipe in pipes:
+        try:
+            results.append(pipe.recv())
+        except EOFError:
+            results.append(("error", "the worker process died without an answer"))
     for proc in procs:
         proc.join()
-    return results
+    failed = [detail for status, detail in results if status == "error"]
+    if failed:
+        raise RuntimeError("a forked benchmark worker failed:\n" + failed[0])
+    return [value for _, value in results]
