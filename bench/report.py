@@ -86,7 +86,7 @@ SELECT en.id, s.step_id, 1, s.state, en.entered_at + s.offset_, '', 1, en.entere
 INSERT INTO saleor_flows_message (send_id, execution_id, contact_id, flow_id, step_id, channel, kind, is_test, "to",
                                   subject, message_id, status, error, provider_message_id, segments, created_at,
                                   sent_at, delivered_at, opened_at, machine_opened_at, clicked_at, bounced_at,
-                                  complained_at, unsubscribed_at, failed_at)
+                                  complained_at, unsubscribed_at, failed_at, basis, high_intent)
 SELECT gen_random_uuid(), x.id, en.contact_id, %(flow)s, x.step_id, 'email', 'marketing', false, 'bench@example.com',
        'Subject', '', 'sent', '', '', 0, x.finished_at, x.finished_at,
        CASE WHEN x.id %% 100 < 97 THEN x.finished_at + interval '1 minute' END,
@@ -97,7 +97,7 @@ SELECT gen_random_uuid(), x.id, en.contact_id, %(flow)s, x.step_id, 'email', 'ma
        CASE WHEN x.id %% 100 >= 97 AND x.id %% 100 < 99 THEN x.finished_at + interval '1 minute' END,
        CASE WHEN x.id %% 10000 < 5 THEN x.finished_at + interval '1 day' END,
        CASE WHEN x.id %% 1000 < 3 THEN x.finished_at + interval '4 hours' END,
-       CASE WHEN x.id %% 100 = 99 THEN x.finished_at + interval '1 minute' END
+       CASE WHEN x.id %% 100 = 99 THEN x.finished_at + interval '1 minute' END, 'consent', false
   FROM saleor_flows_stepexecution x JOIN saleor_flows_enrolment en ON en.id = x.enrolment_id
  WHERE en.flow_id = %(flow)s AND x.state = 'sent'
  ORDER BY x.id"""),

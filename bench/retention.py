@@ -62,10 +62,10 @@ tr AS (
 msg AS (
   INSERT INTO saleor_flows_message (send_id, execution_id, contact_id, flow_id, step_id, channel, kind, is_test, "to",
                                     subject, message_id, status, error, provider_message_id, segments, created_at,
-                                    sent_at, delivered_at, opened_at)
+                                    sent_at, delivered_at, opened_at, basis, high_intent)
   SELECT gen_random_uuid(), ex.id, en.contact_id, %(flow)s, ex.step_id, 'email', 'marketing', false, c.email, t.subject,
          '<' || gen_random_uuid() || '@saleor-flows.local>', 'sent', '', '', 0, ex.finished_at, ex.finished_at,
-         ex.finished_at, ex.finished_at
+         ex.finished_at, ex.finished_at, 'consent', false
     FROM ex JOIN en ON en.id = ex.enrolment_id JOIN c ON c.cid = en.contact_id
     JOIN jsonb_to_recordset(%(sends)s::jsonb) AS t(step_id text, subject text) ON t.step_id = ex.step_id
   RETURNING id, created_at),
