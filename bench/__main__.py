@@ -55,6 +55,7 @@ def main(argv=None):
     from bench.common import RESULTS, say, setup, truncate
 
     setup()
+    truncate()  # a benchmark that stopped half-way last time leaves its rows behind
     say(f"machine: {machine()}")
     started = time.perf_counter()
     for name in names:
