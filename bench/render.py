@@ -19,7 +19,6 @@ import cProfile
 import io
 import pstats
 import random
-import re
 import time
 import uuid
 from datetime import timedelta

@@ -5,7 +5,6 @@ this shows each operator wired end to end: profile and payload data as the engin
 stores them, history answered by SQL.)
 """
 
-from datetime import timedelta
 
 import pytest
 

@@ -15,7 +15,7 @@ from saleor_flows import clock
 from saleor_flows.engine.definition import MAX_STEPS, validate_definition
 from saleor_flows.models import Contact, Enrolment, Event, Flow, FlowVersion, StepExecution
 
-from .flowkit import chain, email, nxt
+from .flowkit import chain, nxt
 
 JANE = "jane@example.com"
 

@@ -109,7 +109,6 @@ def _scan(flows):
 
 
 def test_customer_lapsed_once_per_lapse(flows):
-    from datetime import datetime, timezone
 
     flows.event("order_created", email=JANE, payload={"total_gross_amount": "30", "currency": "EUR"})
     flows.advance(days=89)

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 from django.core import mail
 
-from saleor_flows.engine.definition import DefinitionError, publish_flow, set_status, update_draft
+from saleor_flows.engine.definition import DefinitionError, set_status, update_draft
 from saleor_flows.models import Contact, Enrolment, Event, Message, StepExecution
 
 from .flowkit import chain, email, nxt

@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.core import mail
 from django.utils.dateparse import parse_datetime
 
 from saleor_flows import clock

@@ -19,7 +19,7 @@ from saleor_flows.engine.runner import run_claimed
 from saleor_flows.engine.sweep import claim_due, sweep
 from saleor_flows.models import Message, StepExecution
 
-from .faults import FaultyServer, serve_smtp, wait_until
+from .faults import FaultyServer, serve_smtp
 from .flowkit import chain, email, nxt
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,7 +1,6 @@
 """Twilio, Vonage and AWS backends against a real local HTTP server standing in for their APIs."""
 
 import base64
-import json
 from urllib.parse import parse_qs
 
 import pytest

@@ -6,7 +6,6 @@ about one contact must speak *their* language, not the request's. A
 language missing here falls back to the shop's DEFAULT_LANGUAGE, then English.
 """
 
-from django.utils.html import escape
 
 from ..conf import flows_setting
 

@@ -28,7 +28,6 @@ from django.http import HttpResponseBadRequest
 
 from ..catalog import PRODUCT_FIELDS, catalog
 from ..channels.links import shop_link
-from ..conf import flows_setting
 
 logger = logging.getLogger(__name__)
 
