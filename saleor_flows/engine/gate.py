@@ -108,36 +108,17 @@ def _cap_windows(channel: str, contact) -> tuple[timedelta | None, timedelta | N
     return shop, PERSONAL_FREQUENCY.get(contact.frequency)
 
 
-def _last_marketing(contact, channel: str, *, since: datetime, exclude_execution, high_intent: bool = False) -> tuple:
-    """(last on this channel, last on any channel, last high-intent on this channel) since ``since``.
-
-    One range scan of the (contact, created_at) index. A failed hand-off
-    never reached anyone and does not count; a test send is not marketing;
-    the message of the execution being decided (a retry) is not "the
-    previous one".
-    """
-    rows = (Message.objects.filter(contact=contact, created_at__gte=since, kind=Message.Kind.MARKETING, is_test=False)
-            .exclude(status=Message.Status.FAILED))
-    if exclude_execution is not None:
-        rows = rows.exclude(execution_id=exclude_execution)
-    # (Aliases unlike any field name: a later filter's ``channel=`` would otherwise mean the alias.)
-    aggregates = {"last_here": Max("created_at", filter=Q(channel=channel)), "last_any": Max("created_at")}
-    if high_intent:
-        # Each message says whether it went out as a reminder (Message.high_intent, set from its step's or
-        # flow's "frequency_cap"), so a step that opts in alone counts as much as a whole flow that does.
-        aggregates["last_reminder"] = Max("created_at", filter=Q(channel=channel, high_intent=True))
-    found = rows.aggregate(**aggregates)
-    return found["last_here"], found["last_any"], found.get("last_reminder")
-
-
 def recent_marketing(contact_ids, *, now: datetime, exclude_executions, high_intent: bool = False) -> dict[int, dict]:
-    """Per contact of a window of sends, what ``check`` asks ``_last_marketing`` one contact at a time: one query.
+    """The last marketing messages of each contact, what the caps in ``check`` compare with: one query.
 
     ``{contact_id: {"email": last on email, "sms": …, "any": …, "high_intent:email": …}}``,
     over the longest window any cap may look at (an older message is simply
-    not within a shorter one). A window holds one send per contact, so
-    excluding all of the window's executions excludes just each contact's own
-    earlier attempt.
+    not within a shorter one). One range scan per contact of the (contact,
+    created_at) index. A failed hand-off never reached anyone and does not
+    count; a test send is not marketing; the messages of the executions
+    being decided (a retry's earlier attempt) are not "the previous one". A
+    window holds one send per contact, so excluding all of the window's
+    executions excludes just each contact's own earlier attempt.
     """
     caps = [hours for setting in ("FREQUENCY_CAP_HOURS", "HIGH_INTENT_CAP_HOURS")
             for hours in (flows_setting(setting) or {}).values() if hours]
@@ -159,7 +140,8 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
           held_since: datetime | None = None, recent: dict | None = None) -> Decision:
     """Decide a marketing send on ``channel`` (the runner skips this for other kinds).
 
-    ``recent``: this contact's entry of ``recent_marketing()`` (a window of sends), else one query here.
+    ``recent``: this contact's entry of ``recent_marketing()`` (the runner reads a window of sends at
+    once), else it is read here for this contact alone.
     """
     topic = step_option(step, definition, "topic")
     if topic and topic in (contact.unsubscribed_topics or []):
@@ -179,14 +161,12 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
         hours = (flows_setting("HIGH_INTENT_CAP_HOURS") or {}).get(channel)
         high_intent = timedelta(hours=hours) if hours else None
     if shop or personal or high_intent:
-        longest = max(window for window in (shop, personal, high_intent) if window)
-        if recent is not None:
-            last_here, last_any, last_reminder = (recent.get(channel), recent.get("any"),
-                                                  recent.get(f"high_intent:{channel}"))
-        else:
-            last_here, last_any, last_reminder = _last_marketing(contact, channel, since=now - longest,
-                                                                 exclude_execution=execution_id,
-                                                                 high_intent=bool(high_intent))
+        if recent is None:
+            recent = recent_marketing([contact.pk], now=now, high_intent=bool(high_intent),
+                                      exclude_executions=[] if execution_id is None else [execution_id]
+                                      ).get(contact.pk, {})
+        last_here, last_any, last_reminder = (recent.get(channel), recent.get("any"),
+                                              recent.get(f"high_intent:{channel}"))
         if shop and last_here and last_here + shop > until:
             until = last_here + shop
             reasons.append(f"frequency cap ({channel})")
