@@ -26,12 +26,13 @@ channels render: ``recommendations(limit=3)`` in templates.
 import functools
 import logging
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError
 from django.db.models import Sum
 
 from ..catalog import RECOMMENDED_FIELDS, shop_catalog
 from ..channels.links import shop_link
 from ..conf import flows_setting
+from ..db import insert_rows
 from ..models import Event, ProductAffinity, ProductSales
 
 logger = logging.getLogger(__name__)
@@ -63,24 +64,12 @@ def record_order(event) -> None:
     if not products:
         return
     channel = (event.channel or "")[:_MAX_ID_CHARS]
-    _upsert(ProductSales, ["channel", "product_id", "orders", "last_ordered_at"],
-            [(channel, product, 1, event.occurred_at) for product in products],
-            conflict="channel, product_id",
-            update="orders = {table}.orders + 1, last_ordered_at = excluded.last_ordered_at")
-    pairs = [(a, b, 1) for a in products for b in products if a != b]
-    if pairs:
-        _upsert(ProductAffinity, ["product_id", "other_id", "orders"], pairs,
-                conflict="product_id, other_id", update="orders = {table}.orders + 1")
-
-
-def _upsert(model, columns, rows, *, conflict, update):
-    table = connection.ops.quote_name(model._meta.db_table)
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(rows))}"
-            f" ON CONFLICT ({conflict}) DO UPDATE SET {update.format(table=table)}",
-            [value for values in rows for value in values])
+    insert_rows(ProductSales, [{"channel": channel, "product_id": product, "orders": 1,
+                                "last_ordered_at": event.occurred_at} for product in products],
+                conflict=["channel", "product_id"],
+                update="orders = {table}.orders + 1, last_ordered_at = excluded.last_ordered_at")
+    pairs = [{"product_id": a, "other_id": b, "orders": 1} for a in products for b in products if a != b]
+    insert_rows(ProductAffinity, pairs, conflict=["product_id", "other_id"], update="orders = {table}.orders + 1")
 
 
 def bought_together(seeds: list[str], *, exclude: set[str], limit: int) -> list[str]:
