@@ -45,6 +45,8 @@ def _backoff(retries: int) -> int:
 
 @shared_task(name="saleor_flows.process_event", bind=True, **TASK_OPTIONS)
 def process_event(self, event_id: int):
+    """One event (a batch of one). Nothing here enqueues it any more: it stays so that tasks queued
+    by an earlier version, one per event, still run while a shop upgrades."""
     with allow_writer():
         try:
             processing.process_event_and_continue(event_id)
