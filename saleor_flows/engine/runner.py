@@ -787,13 +787,11 @@ def _record_sent(sent: list[_Ready]) -> list[int]:
                         state=State.SENT, finished_at=item.sent_at, result={"send_id": str(item.send_id)}):
                     closed.add(item.execution.pk)
         done = [item for item in sent if item.execution.pk in closed]
-        trail.record_many([{
-            "contact_id": item.contact.pk, "kind": "sent", "enrolment_id": item.execution.enrolment_id,
-            "step_id": item.execution.step_id,
-            "detail": {"channel": item.outgoing.channel, "to": item.outgoing.to, "subject": item.outgoing.subject,
-                       "send_id": str(item.send_id),
-                       **({"basis": item.basis} if item.kind == "marketing" else {})},
-        } for item in done])
+        trail.write([trail.entry(
+            item.contact.pk, "sent", enrolment_id=item.execution.enrolment_id, step_id=item.execution.step_id,
+            channel=item.outgoing.channel, to=item.outgoing.to, subject=item.outgoing.subject,
+            send_id=str(item.send_id), **({"basis": item.basis} if item.kind == "marketing" else {}),
+        ) for item in done])
         next_ids = advance_all([(item.execution.enrolment, item.step["next"], item.sent_at, item.contact)
                                 for item in done]) if done else []
     return [next_id for next_id in next_ids if next_id is not None]

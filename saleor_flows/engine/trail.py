@@ -24,12 +24,6 @@ def record(contact_id: int, kind: str, *, enrolment_id: int | None = None, step_
     write([entry(contact_id, kind, enrolment_id=enrolment_id, step_id=step_id, **detail)])
 
 
-def record_many(entries: list[dict]):
-    """Many rows in one INSERT; each dict has ``contact_id``, ``kind``, ``enrolment_id``, ``step_id``, ``detail``."""
-    write([entry(e["contact_id"], e["kind"], enrolment_id=e.get("enrolment_id"), step_id=e.get("step_id") or "",
-                 **(e.get("detail") or {})) for e in entries])
-
-
 def describe(entry: TrailEntry) -> str:
     """One readable line, e.g. ``2026-01-05 10:00 welcome/email_1 sent subject='Welcome'``."""
     where = ""
