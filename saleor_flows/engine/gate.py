@@ -66,6 +66,12 @@ def step_option(step: dict, definition: dict, key: str, default=None):
     return step.get(key, definition.get(key, default))
 
 
+def high_intent(step: dict, definition: dict) -> bool:
+    """A reminder (``"frequency_cap": "high_intent"`` on the step or its flow): out of the shop's cap, capped
+    among the reminders by HIGH_INTENT_CAP_HOURS, and counted as one when it is sent (``Message.high_intent``)."""
+    return step_option(step, definition, "frequency_cap") == HIGH_INTENT
+
+
 def stale_after(step: dict, definition: dict) -> timedelta:
     value = step_option(step, definition, "stale_after")
     return parse_duration(value) if value is not None else timedelta(hours=flows_setting("STALE_AFTER_HOURS"))
@@ -154,15 +160,15 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
         details.append(f"paused until {contact.paused_until.isoformat()}")
     shop, personal = _cap_windows(channel, contact)
     capped = step_option(step, definition, "frequency_cap", True)
-    high_intent = None
+    reminder_cap = None
     if capped is False or capped == HIGH_INTENT:
         shop = None  # a message the merchant exempted (e.g. a cart reminder); the contact's choice still holds
     if capped == HIGH_INTENT:
         hours = (flows_setting("HIGH_INTENT_CAP_HOURS") or {}).get(channel)
-        high_intent = timedelta(hours=hours) if hours else None
-    if shop or personal or high_intent:
+        reminder_cap = timedelta(hours=hours) if hours else None
+    if shop or personal or reminder_cap:
         if recent is None:
-            recent = recent_marketing([contact.pk], now=now, high_intent=bool(high_intent),
+            recent = recent_marketing([contact.pk], now=now, high_intent=bool(reminder_cap),
                                       exclude_executions=[] if execution_id is None else [execution_id]
                                       ).get(contact.pk, {})
         last_here, last_any, last_reminder = (recent.get(channel), recent.get("any"),
@@ -171,10 +177,10 @@ def check(step: dict, definition: dict, contact, *, channel: str, now: datetime,
             until = last_here + shop
             reasons.append(f"frequency cap ({channel})")
             details.append(f"frequency cap: one marketing {channel} per {_hours(shop)} (last at {last_here.isoformat()})")
-        if high_intent and last_reminder and last_reminder + high_intent > until:
-            until = last_reminder + high_intent
+        if reminder_cap and last_reminder and last_reminder + reminder_cap > until:
+            until = last_reminder + reminder_cap
             reasons.append(f"high-intent cap ({channel})")
-            details.append(f"high-intent cap: one reminder {channel} per {_hours(high_intent)} "
+            details.append(f"high-intent cap: one reminder {channel} per {_hours(reminder_cap)} "
                            f"(last at {last_reminder.isoformat()})")
         if personal and last_any and last_any + personal > until:
             until = last_any + personal

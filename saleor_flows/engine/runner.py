@@ -647,8 +647,8 @@ def _start_sends(window, next_ids: list[int]) -> list[_Ready]:
         marketing = [e for e in window if _send_kind(e) == "marketing"]
         recent = gate.recent_marketing(
             {e.enrolment.contact_id for e in marketing}, now=now, exclude_executions=[e.pk for e in marketing],
-            high_intent=any(gate.step_option(_step_of(e), version_definition(e.enrolment.version_id),
-                                             "frequency_cap") == gate.HIGH_INTENT for e in marketing),
+            high_intent=any(gate.high_intent(_step_of(e), version_definition(e.enrolment.version_id))
+                            for e in marketing),
         ) if marketing else {}
         ready = []
         for execution in window:
@@ -761,9 +761,8 @@ def _decide_send(execution, fresh, locked, *, now, shared=None, recent=None):
     except Exception as exc:  # a template that cannot render for this contact's data
         return _close(execution, [State.CLAIMED], State.FAILED, now=now, result={"error": str(exc)[:500]},
                       next_step=step["next"], contact=fresh, trail_kind="failed", error=str(exc)[:200])
-    high_intent = kind == "marketing" and gate.step_option(
-        step, definition, "frequency_cap", True) == gate.HIGH_INTENT
-    return _Ready(execution, step, fresh, kind, outgoing, send_id, saleor_channel, basis, high_intent)
+    return _Ready(execution, step, fresh, kind, outgoing, send_id, saleor_channel, basis,
+                  kind == "marketing" and gate.high_intent(step, definition))
 
 
 def _record_sent(sent: list[_Ready]) -> list[int]:
