@@ -31,7 +31,7 @@ from .core import CONTACTS, JSON, FlowErrorCode, FlowsMutation, MutationError, e
 # (its payload: product_name, product_url, thumbnail, price, currency, variant_id).
 STOREFRONT_EVENTS = ("product_viewed", "category_viewed", "search_performed", "added_to_cart",
                      "removed_from_cart", "added_to_wishlist", "page_viewed")
-# Payload keys the engine reads to change a contact's profile or consent (engine/contacts.update_profile):
+# Payload keys the engine reads to change a contact's profile or consent (engine/contacts.fold_profile):
 # a browser must not set someone's phone, timezone or consent by naming their email.
 PROFILE_KEYS = ("consent", "billing_address", "default_billing_address", "shipping_address", "timezone",
                 "language_code", "metadata", "attributes", "first_name", "last_name")

@@ -198,13 +198,6 @@ def set_consent(contact: Contact, channel: str, status: str, *, source: str, at=
     return changed
 
 
-def update_profile(contact: Contact, event: Event):
-    """Fold what an event tells us about the person into their profile, and save it."""
-    changed = fold_profile(contact, event)
-    if changed:
-        contact.save(update_fields=sorted(changed))
-
-
 def fold_profile(contact: Contact, event: Event) -> set[str]:
     """Fold what an event tells us about the person into their profile; returns the fields to save."""
     payload = event.payload if isinstance(event.payload, dict) else {}
