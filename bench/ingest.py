@@ -10,14 +10,14 @@ Measured:
 
 * hook side: ``record_event()`` alone, one call per transaction as in a request,
   the enqueue on commit going to a no-op (µs per call, with and without the COMMIT);
-* processing: ``process_event_and_continue(id)`` for every event, one process, then
-  two processes (the machine has two cores), as events/s processed+matched+enrolled;
+* processing: ``process_event_and_continue(id)`` for every event, one process, as
+  events/s processed+matched+enrolled: the one-event path (a batch of one) that tests,
+  tiny shops and ``process_event`` tasks left by an upgrade take; the batched path that
+  workers take is ``bench/events.py``, two processes ``bench/scaleout.py``;
 * a variant whose first welcome step is an immediate email (render + locmem hand-off);
-* where the time goes: queries per event and a cProfile of the processing;
-* what set-based processing would reach: ``bench/batched.py`` (a prototype, not the
-  engine) on the same events, in batches of 1,000, 1 and 2 processes.
+* where the time goes: queries per event and a cProfile of the processing.
 
-The engine's runs stop at a time limit (60 s, 30 s, 20 s) rather than after all
+The runs stop at a time limit (20 s, 10 s) rather than after all
 20,000 events, to keep ``make bench`` under 10 minutes; ``python -m bench --full``
 lifts the limits.
 """
@@ -206,15 +206,14 @@ def profile(ids, top=18):
     return wall, text
 
 
-def run(n=20_000, n_hook=5_000, n_immediate=2_000, n_profile=300, max_seconds=(60, 30, 20), batch=1000,
-        n_prototype=10_000):
-    """``max_seconds``: time limits of the 1-process, 2-process and immediate-email runs (the engine is
-    far slower than the target; the limits keep ``make bench`` under 10 minutes)."""
+def run(n=20_000, n_hook=5_000, n_immediate=2_000, n_profile=300, max_seconds=(20, 10)):
+    """``max_seconds``: time limits of the wait-first and immediate-email runs (one event at a time is
+    far slower than batches; the limits keep ``make bench`` short)."""
     from django.core import mail
 
     from saleor_flows.models import Contact, Event
 
-    limit1, limit2, limit_immediate = max_seconds
+    limit1, limit_immediate = max_seconds
     say(f"ingest: {fmt_int(n)} customer_created events, 3 live flows matching each (first steps are waits)")
     truncate()
     publish_flows()
@@ -243,21 +242,9 @@ def run(n=20_000, n_hook=5_000, n_immediate=2_000, n_profile=300, max_seconds=(6
     check_outcome(done, 3 * done)
     contacts = Contact.objects.count()
 
-    # --- processing, two processes ------------------------------------------------------
-    truncate()
-    publish_flows()
-    ids2, _, _ = record_events(0, n, prefix="d", timed=False, per_transaction=1000)
-    vacuum_analyze()
-    done2, wall, per_worker = process_parallel(ids2, workers=2, max_seconds=limit2)
-    rate2 = done2 / wall
-    say(f"  processing, 2 processes: {fmt_int(done2)} of {fmt_int(n)} events in {wall:,.1f} s = {rate2:,.0f} events/s "
-        f"(per process {', '.join(f'{d / s:,.0f}' for d, s in per_worker)} events/s)"
-        f"{'' if done2 == n else f' (stopped at the {limit2} s limit)'}")
-    check_outcome(done2, 3 * done2)
-    RESULTS.add("ingest: events processed+matched+enrolled (3 flows, waits first)",
-                f"{rate1:,.0f} events/s in 1 process, {rate2:,.0f} events/s in 2 processes "
-                f"(CPU-bound ceiling of 1 process {cpu_bound:,.0f}/s)",
-                f"at least {TARGET_EVENTS_PER_S:,} events/s", max(rate1, rate2) >= TARGET_EVENTS_PER_S)
+    RESULTS.add("ingest: one event at a time (a batch of one; 3 flows, waits first)",
+                f"{rate1:,.0f} events/s in 1 process (CPU-bound ceiling {cpu_bound:,.0f}/s); "
+                "the batched path is `events`")
 
     # --- where the time goes ------------------------------------------------------------
     ids3, _, _ = record_events(n, 150 + n_profile, prefix="p", timed=False, per_transaction=1000)
@@ -272,43 +259,6 @@ def run(n=20_000, n_hook=5_000, n_immediate=2_000, n_profile=300, max_seconds=(6
     wall, text = profile(ids3[150:])
     say(f"  cProfile of {fmt_int(n_profile)} events ({wall / n_profile * 1e3:.2f} ms per event under the profiler):")
     say("    " + "\n    ".join(line for line in text.strip().splitlines() if line.strip()))
-
-    # --- the batched design, prototyped (bench/batched.py, not the engine) --------------------
-    from bench.batched import process_batch
-
-    say(f"ingest, prototype of set-based processing (bench/batched.py: NOT the engine), batches of {batch:,}:")
-    proto = {}
-    for workers, trail_rows in ((1, True), (2, True), (1, False), (2, False)):
-        truncate()
-        publish_flows()
-        ids5, _, _ = record_events(0, n_prototype, prefix="b", timed=False, per_transaction=1000)
-        vacuum_analyze()
-
-        def work(chunk):
-            with CpuMeter() as m:
-                done = sum(process_batch(chunk[i:i + batch], trail_rows=trail_rows) for i in range(0, len(chunk), batch))
-            return done, m.wall, m.cpu, m.pg
-
-        if workers == 1:
-            results = [work(ids5)]
-            wall = results[0][1]
-        else:
-            t0 = time.perf_counter()
-            batches = [ids5[i:i + batch] for i in range(0, len(ids5), batch)]  # whole batches, interleaved
-            results = run_forked(work, [sum(batches[w::workers], []) for w in range(workers)])
-            wall = time.perf_counter() - t0
-        done5 = sum(r[0] for r in results)
-        proto[(workers, trail_rows)] = done5 / wall
-        cpu, pg = sum(r[2] for r in results), sum(r[3] for r in results)
-        say(f"  {workers} process{'es' if workers > 1 else ''}{'' if trail_rows else ', without the entered/waiting trail rows'}: "
-            f"{fmt_int(done5)} events in {wall:,.1f} s = {proto[(workers, trail_rows)]:,.0f} events/s; CPU per event: "
-            f"Python {cpu / done5 * 1e3:.3f} ms + PostgreSQL {pg / done5 * 1e3:.3f} ms "
-            f"(two cores: at most {2 / ((cpu + pg) / done5):,.0f} events/s)")
-        check_outcome(done5, 3 * done5)
-    RESULTS.add("ingest prototype: set-based batches (bench/batched.py, not the engine)",
-                f"{proto[(1, True)]:,.0f} events/s in 1 process, {proto[(2, True)]:,.0f} events/s in 2 processes; "
-                f"without entered/waiting trail rows {proto[(1, False)]:,.0f} and {proto[(2, False)]:,.0f} events/s",
-                f"at least {TARGET_EVENTS_PER_S:,} events/s", max(proto.values()) >= TARGET_EVENTS_PER_S)
 
     # --- variant: the welcome email is sent at once ----------------------------------------
     say(f"ingest, variant: {fmt_int(n_immediate)} events, the welcome flow's first step is an immediate email")
@@ -329,8 +279,8 @@ def run(n=20_000, n_hook=5_000, n_immediate=2_000, n_profile=300, max_seconds=(6
         say("    (UNEXPECTED: not every event was processed or emailed)")
     mail.outbox = []
     RESULTS.add("ingest variant: with an immediate welcome email", f"{rate:,.0f} events/s in 1 process")
-    return {"cpu_bound": cpu_bound, "rate1": rate1, "rate2": rate2, "immediate": rate, "hook": call, "txn": txn,
-            "queries": q, "contacts": contacts, "prototype": proto}
+    return {"cpu_bound": cpu_bound, "rate1": rate1, "immediate": rate, "hook": call, "txn": txn,
+            "queries": q, "contacts": contacts}
 
 
 if __name__ == "__main__":  # pragma: no cover
