@@ -157,6 +157,9 @@ await step("builder", async () => {
   seen.builder = { invalidStep: await app.locator(".flow-node.invalid").first().textContent(), stepErrors: await app.getByTestId("step-errors").innerText() };
   await shot("builder-step-error-1280");
   await app.locator("#f-subject").fill("Thanks for being a regular");
+  // The variables help offers the product-recommendations loop, ready to paste.
+  await app.getByText("Variables you can use").click();
+  seen.builder.recommendations = await app.getByTestId("recommendations-snippet").innerText();
   await app.getByRole("button", { name: "Flow settings" }).click();
   await app.locator("#flow-name").fill("Regulars (drawn in e2e)");
   await app.getByTestId("flow-node").nth(2).waitFor();

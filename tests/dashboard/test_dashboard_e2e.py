@@ -130,6 +130,9 @@ def test_a_merchant_turns_on_draws_publishes_and_measures_flows_in_the_dashboard
     mail = stored["steps"][delay["next"]]
     assert mail["type"] == "send_email" and mail["subject"] == "Thanks for being a regular" and mail["next"] is None
     assert seen["builder"]["nodes"] == 3
+    # The step editor's variables help shows the recommendations loop the prebuilt emails use.
+    assert "recommendations(3)" in seen["builder"]["recommendations"]
+    assert "item.product_url" in seen["builder"]["recommendations"]
     # Before that, the same flow with an empty subject was refused, the problem shown on the email step.
     assert "subject" in seen["builder"]["stepErrors"] and "⚠" in seen["builder"]["invalidStep"]
     assert drawn.versions.count() == 1

@@ -8,6 +8,10 @@ import { FieldError } from "../ui";
 
 export const VARIABLES = ["contact.first_name", "contact.last_name", "contact.email", "contact.order_count", "contact.total_spent",
   "shop.name", "shop.url", "shop.support_email", "event.total_gross_amount", "event.checkout_url", "flow.name", "unsubscribe_url", "preferences_url"];
+/** The loop the prebuilt cross-sell and win-back emails use (docs/flows.md, template variables). */
+export const RECOMMENDATIONS_SNIPPET = `{% for item in recommendations(3) %}
+  <a href="{{ item.product_url or shop.url }}">{{ item.product_name }}</a> {{ item.price | money(item.currency) }}
+{% endfor %}`;
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 function Field({ label, children, error, id }: { label: string; children: ReactNode; error?: string; id: string }) {
@@ -120,6 +124,8 @@ function Variables() {
       <summary><Text size={2}>Variables you can use</Text></summary>
       <Text size={2} color="default2">Write <code>{"{{ contact.first_name | default(\"there\", true) }}"}</code> for a fallback when a value is empty.</Text>
       <Box as="ul" margin={0} paddingLeft={4}>{VARIABLES.map((v) => <li key={v}><code>{`{{ ${v} }}`}</code></li>)}</Box>
+      <Text size={2} color="default2">Products chosen for this contact from the shop's own orders (bought together, similar, best sellers; never out of stock):</Text>
+      <pre className="flows-snippet" data-testid="recommendations-snippet">{RECOMMENDATIONS_SNIPPET}</pre>
     </details>
   );
 }
