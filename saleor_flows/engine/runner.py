@@ -207,17 +207,17 @@ class Interrupted(Exception):
         self.remaining = remaining
 
 
-def take(execution_ids, now=None):
+def take(execution_ids, now=None) -> int:
     """Executions the sweep leased (``sweep.claim_due``): ``pending -> claimed``, in one statement.
 
     Conditional like every state change: only those still pending and due are taken, so one
     cancelled, held to a later time, woken by its event or taken by another worker (a lease
     that ran out while this task waited) is left alone, and each execution is taken once.
     Taking removes the rows from the due queue (its trigger). Ids already claimed (steps made
-    due at once, an interrupted task's retry) are not touched.
+    due at once, an interrupted task's retry) are not touched. Returns how many it took.
     """
     now = now or clock.now()
-    StepExecution.objects.filter(pk__in=execution_ids, state=State.PENDING, due_at__lte=now).update(
+    return StepExecution.objects.filter(pk__in=execution_ids, state=State.PENDING, due_at__lte=now).update(
         state=State.CLAIMED, claimed_at=now)
 
 
