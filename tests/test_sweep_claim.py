@@ -21,7 +21,7 @@ from django.db import connection
 
 from saleor_flows import clock
 from saleor_flows.engine.runner import finish_enrolment, run_claimed, take
-from saleor_flows.engine.sweep import claim_due, sweep
+from saleor_flows.engine.sweep import claim_due, leased_not_taken, sweep
 from saleor_flows.models import DueExecution, Enrolment, Flow, StepExecution
 
 from .flowkit import chain, email, nxt
@@ -94,9 +94,12 @@ def test_the_claim_takes_the_oldest_due_first_and_leases_them(flows):
     # Leased in the queue, still pending on the execution: the worker takes them.
     assert {_queue()[i] for i in waits[:2]} == {clock.now() + LEASE}
     assert set(StepExecution.objects.filter(pk__in=waits).values_list("state", flat=True)) == {"pending"}
+    assert leased_not_taken() == 2
     assert claim_due(10) == waits[2:]
     assert claim_due(10) == []
+    assert leased_not_taken() == 3
     assert take(waits) == 3
+    assert leased_not_taken() == 0
     assert set(StepExecution.objects.filter(pk__in=waits).values_list("state", flat=True)) == {"claimed"}
     assert _queue() == {}
     assert take(waits) == 0  # a task delivered twice takes nothing the second time

@@ -69,6 +69,21 @@ def claim_due(limit: int, now=None) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
+def leased_not_taken() -> int:
+    """How many executions a sweep has leased that no worker has taken yet (PostgreSQL; 0 on SQLite).
+
+    A leased queue row's ``due_at`` is the lease's end, later than its execution's own due time;
+    any other queue row has its execution's due time (the triggers copy it). Used by the demo to
+    wait for its worker, and by operators to see lost tasks (docs/operations.md).
+    """
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {DueExecution._meta.db_table} d JOIN {StepExecution._meta.db_table} e"
+                       " ON e.id = d.execution_id WHERE d.due_at > e.due_at")
+        return cursor.fetchone()[0]
+
+
 def release_stale_claims(now) -> int:
     """Taken executions whose worker died before running them go back to pending (and so into the queue).
 
