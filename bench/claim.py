@@ -129,7 +129,7 @@ def explain(now):
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
         take(claim_due(BATCH, now), now)
         transaction.set_rollback(True)
-    statements = [q["sql"] for q in captured.captured_queries if q["sql"].startswith(("SELECT", "UPDATE"))]
+    statements = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
     plans = []
     with transaction.atomic():
         with connection.cursor() as cursor:
