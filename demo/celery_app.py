@@ -14,6 +14,7 @@ import time
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
+from saleor_flows.engine.sweep import leased_not_taken
 from saleor_flows.models import Event, StepExecution
 
 app = Celery("saleor_flows_demo")
@@ -32,9 +33,11 @@ def running_worker():
 
 
 def is_idle() -> bool:
-    """Nothing queued for the worker: no event waiting to be processed, no claimed step or send in flight."""
+    """Nothing queued for the worker: no event waiting to be processed, no step leased by the sweep and not
+    yet taken by the worker, no claimed step or send in flight."""
     return not (
         Event.objects.filter(status=Event.Status.PENDING).exists()
+        or leased_not_taken()
         or StepExecution.objects.filter(state__in=[StepExecution.State.CLAIMED, StepExecution.State.SENDING]).exists()
     )
 

@@ -231,6 +231,26 @@ class StepExecution(models.Model):
         ]
 
 
+class DueExecution(models.Model):
+    """The sweep's queue: one narrow row per pending step execution (PostgreSQL only).
+
+    Kept by triggers on the execution table (migration 0015), so no path that makes an
+    execution pending, moves its ``due_at`` or takes it out of pending can forget it. The
+    sweep claims here, not on the wide execution rows: it moves ``due_at`` on by the claim
+    lease (a 16-byte row, two small indexes) and leaves the execution pending; the worker
+    then flips the execution ``pending -> claimed`` with a conditional UPDATE
+    (``runner.take``), which deletes this row. A claim whose task is lost becomes due again
+    when its lease runs out. The demo's SQLite has no triggers: there the sweep claims on
+    the execution rows directly and this table stays empty.
+    """
+
+    execution_id = models.BigIntegerField(primary_key=True)
+    due_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], name="flows_due_at")]
+
+
 class Message(models.Model):
     """An email or SMS the engine sent (or tried to). Engagement attaches here later."""
 

@@ -21,7 +21,7 @@ from saleor_flows import clock, tasks
 from saleor_flows.engine import dispatch
 from saleor_flows.engine.sweep import sweep
 from saleor_flows.events import record_event
-from saleor_flows.models import Event, StepExecution
+from saleor_flows.models import DueExecution, Event, StepExecution
 
 from .celery_app import app
 from .flowkit import chain, email, nxt
@@ -128,7 +128,9 @@ def test_task_queues_put_events_and_sends_on_their_own_queues(flows, broker, set
         clock.advance(timedelta(hours=1))
         sweep()
         assert _queued(broker, "test-flows-sends") == ["saleor_flows.run_executions"]
-        assert StepExecution.objects.filter(state="claimed").count() == 1
+        # Leased by the sweep, not yet taken by a worker: still pending, due again only after the lease.
+        assert StepExecution.objects.get(step_id="wait").state == "pending"
+        assert DueExecution.objects.get().due_at > clock.now()
         with _worker(queues=["test-flows-sends"]):
             assert _until(lambda: len(mail.outbox) == 1)
     assert [m.subject for m in mail.outbox] == ["Later"]

@@ -137,9 +137,10 @@ def events_pending(event_ids: list[int]):
 
 
 def executions_claimed(execution_ids: list[int]):
-    """Hand claimed step executions to workers, a chunk per task.
+    """Hand claimed (or leased: ``sweep.claim_due``) step executions to workers, a chunk per task.
 
-    A chunk the broker cannot take stays claimed: the sweep releases it after CLAIM_LEASE_SECONDS.
+    A chunk the broker cannot take is not lost: its lease runs out after CLAIM_LEASE_SECONDS
+    and the sweep claims it again (claimed ones the sweep releases after the same time).
     """
     if not execution_ids:
         return

@@ -207,13 +207,32 @@ class Interrupted(Exception):
         self.remaining = remaining
 
 
+def take(execution_ids, now=None) -> int:
+    """Executions the sweep leased (``sweep.claim_due``): ``pending -> claimed``, in one statement.
+
+    Conditional like every state change: only those still pending and due are taken, so one
+    cancelled, held to a later time, woken by its event or taken by another worker (a lease
+    that ran out while this task waited) is left alone, and each execution is taken once.
+    Taking removes the rows from the due queue (its trigger). Ids already claimed (steps made
+    due at once, an interrupted task's retry) are not touched. Returns how many it took.
+    """
+    now = now or clock.now()
+    return StepExecution.objects.filter(pk__in=execution_ids, state=State.PENDING, due_at__lte=now).update(
+        state=State.CLAIMED, claimed_at=now)
+
+
 def run_claimed(execution_ids):
-    """Run claimed executions, then the steps they make due at once, round after round.
+    """Take the leased executions (``take``), then run the claimed ones, then the steps they make due at once, round after round.
 
     In each round the send steps go out together (``_send_chunk``: a few
     statements per window of sends, one open connection); other steps run
     one by one.
     """
+    try:
+        take(execution_ids)
+    except DATABASE_AWAY as exc:
+        drop_broken_connection()
+        raise Interrupted(list(execution_ids)) from exc
     todo, rounds = list(execution_ids), 0
     while todo and rounds < MAX_CHAIN:
         todo = _run_round(todo)

@@ -1,8 +1,9 @@
 """The sweep: the one loop that turns due times in PostgreSQL into work.
 
 It claims due executions in batches with ``SELECT … FOR UPDATE SKIP LOCKED``
-(many sweeps can run at once, each gets different rows, none waits), marks
-them claimed and hands their ids to workers. It also repairs what crashes
+(many sweeps can run at once, each gets different rows, none waits), leases
+them in the narrow due queue and hands their ids to workers, which take them
+``pending -> claimed``. It also repairs what crashes
 leave behind: claims whose task never ran are released, sends stuck in
 ``sending`` become ``ambiguous`` (reported, never resent), and events whose
 enqueue was lost are enqueued again.
@@ -17,7 +18,7 @@ from django.db.models import Value
 
 from .. import clock
 from ..conf import flows_setting
-from ..models import Event, StepExecution
+from ..models import DueExecution, Event, StepExecution
 from . import dispatch
 from .derived import fire_due_timers
 from .runner import mark_ambiguous
@@ -36,31 +37,59 @@ class SweepReport:
 
 
 def claim_due(limit: int, now=None) -> list[int]:
-    """Claim up to ``limit`` due executions, oldest due first, in one statement.
+    """Claim up to ``limit`` due executions, oldest due first, in one statement; returns their ids.
 
-    The inner SELECT reads the partial ``flows_execution_due`` index (pending
-    rows only, in due order) and stops at ``limit``, so the cost grows with
-    ``limit``, not the backlog; ``SKIP LOCKED`` lets many sweeps run at once.
+    On PostgreSQL the claim is a lease in the narrow queue ``DueExecution`` (kept by triggers,
+    migration 0015): the first ``limit`` due rows, locked with ``SKIP LOCKED`` (many sweeps
+    can run at once, each gets different rows, none waits), get ``due_at`` moved on by
+    CLAIM_LEASE_SECONDS. The wide execution rows are not written here: the worker takes them
+    ``pending -> claimed`` (``runner.take``, the first thing ``run_claimed`` does), which
+    removes their queue rows. A lease whose task is lost runs out and the row is due again.
+    Cost: a read of the queue's ``due_at`` index stopping at ``limit`` and ``limit`` 16-byte
+    row updates, whatever the backlog (docs/performance.md, session 5).
+
+    The demo's SQLite (one writer at a time, no SKIP LOCKED, no triggers) claims on the
+    execution rows themselves.
     """
     now = now or clock.now()
-    table = StepExecution._meta.db_table
-    if connection.vendor != "postgresql":  # the demo's SQLite: one writer at a time, no SKIP LOCKED
+    if connection.vendor != "postgresql":
         with transaction.atomic():
             ids = list(StepExecution.objects.filter(state=State.PENDING, due_at__lte=now)
                        .order_by("due_at").values_list("id", flat=True)[:limit])
             StepExecution.objects.filter(pk__in=ids, state=State.PENDING).update(state=State.CLAIMED, claimed_at=now)
         return sorted(ids)
-    with transaction.atomic(), connection.cursor() as cursor:
+    queue = DueExecution._meta.db_table
+    lease_until = now + timedelta(seconds=flows_setting("CLAIM_LEASE_SECONDS"))
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET state = %s, claimed_at = %s WHERE id IN ("
-            f" SELECT id FROM {table} WHERE state = %s AND due_at <= %s ORDER BY due_at LIMIT %s"
-            " FOR UPDATE SKIP LOCKED) RETURNING id",
-            [State.CLAIMED, now, State.PENDING, now, limit])
+            f"UPDATE {queue} SET due_at = %s WHERE execution_id IN ("
+            f" SELECT execution_id FROM {queue} WHERE due_at <= %s ORDER BY due_at LIMIT %s"
+            " FOR UPDATE SKIP LOCKED) RETURNING execution_id",
+            [lease_until, now, limit])
         return sorted(row[0] for row in cursor.fetchall())
 
 
+def leased_not_taken() -> int:
+    """How many executions a sweep has leased that no worker has taken yet (PostgreSQL; 0 on SQLite).
+
+    A leased queue row's ``due_at`` is the lease's end, later than its execution's own due time;
+    any other queue row has its execution's due time (the triggers copy it). Used by the demo to
+    wait for its worker, and by operators to see lost tasks (docs/operations.md).
+    """
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {DueExecution._meta.db_table} d JOIN {StepExecution._meta.db_table} e"
+                       " ON e.id = d.execution_id WHERE d.due_at > e.due_at")
+        return cursor.fetchone()[0]
+
+
 def release_stale_claims(now) -> int:
-    """Claims whose task was lost (broker restart, worker killed before it started) go back to pending."""
+    """Taken executions whose worker died before running them go back to pending (and so into the queue).
+
+    A lease whose task never reached a worker needs nothing here: its queue row is due again
+    when the lease runs out (``claim_due``).
+    """
     cutoff = now - timedelta(seconds=flows_setting("CLAIM_LEASE_SECONDS"))
     return StepExecution.objects.filter(state=State.CLAIMED, claimed_at__lt=cutoff).update(
         state=State.PENDING, claimed_at=None, due_at=Least("due_at", Value(now)))
