@@ -65,7 +65,7 @@ def fill(enrolment_id, first, last, now):
             [enrolment_id, now, first, last],
         )
     t0 = time.perf_counter()
-    importlib.import_module("saleor_flows.migrations.0015_due_queue").backfill_queue(connection)
+    importlib.import_module("saleor_flows.migrations.0016_due_queue_backfill").backfill_queue(connection)
     backfill_s = time.perf_counter() - t0
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE saleor_flows_stepexecution")

@@ -174,7 +174,7 @@ def test_the_migration_backfill_queues_every_pending_execution_once(flows):
     assert len(_pending()) == 3
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE saleor_flows_dueexecution")  # as before migration 0015
-    backfill_queue = importlib.import_module("saleor_flows.migrations.0015_due_queue").backfill_queue
+    backfill_queue = importlib.import_module("saleor_flows.migrations.0016_due_queue_backfill").backfill_queue
     backfill_queue(connection, batch=2)  # batches smaller than the rows: the walk goes on past each
     assert _queue() == _pending()
     moved = clock.now() + timedelta(days=3)

@@ -32,9 +32,8 @@ copied and then removed by its own trigger; ``ON CONFLICT DO NOTHING`` keeps the
 trigger wrote. PostgreSQL only: the demo's SQLite claims on the execution rows.
 """
 
-from django.db import migrations, models, transaction
+from django.db import migrations, models, transaction  # noqa: F401
 
-BACKFILL_BATCH = 10_000
 FINISHED = "('done', 'sent', 'skipped', 'failed', 'ambiguous')"
 
 TRIGGERS_SQL = f"""
@@ -89,18 +88,6 @@ CREATE TRIGGER saleor_flows_execution_delta AFTER INSERT OR UPDATE OF state ON s
     FOR EACH ROW EXECUTE FUNCTION saleor_flows_execution_delta();
 """
 
-BACKFILL_SQL = """
-WITH batch AS (
-    SELECT id, due_at FROM saleor_flows_stepexecution
-    WHERE id > %s AND state = 'pending' ORDER BY id LIMIT %s FOR SHARE
-), copied AS (
-    INSERT INTO saleor_flows_dueexecution (execution_id, due_at) SELECT id, due_at FROM batch
-    ON CONFLICT (execution_id) DO NOTHING
-)
-SELECT max(id) FROM batch
-"""
-
-
 def create_triggers(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         with transaction.atomic(using=schema_editor.connection.alias):
@@ -113,27 +100,7 @@ def drop_triggers(apps, schema_editor):
             schema_editor.execute(DROP_TRIGGERS_SQL)
 
 
-def backfill(apps, schema_editor):
-    backfill_queue(schema_editor.connection)
-
-
-def backfill_queue(connection, batch=BACKFILL_BATCH) -> None:
-    """Every pending execution into the queue, batch by batch (see the module docstring).
-
-    Also used by bench/claim.py, whose set-based fill bypasses the triggers.
-    """
-    if connection.vendor != "postgresql":
-        return
-    last = 0
-    while last is not None:
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute(BACKFILL_SQL, [last, batch])
-            last = cursor.fetchone()[0]
-
-
 class Migration(migrations.Migration):
-    atomic = False  # the triggers commit before the backfill, which commits batch by batch
-
     dependencies = [
         ('saleor_flows', '0014_app_removed'),
     ]
@@ -150,5 +117,4 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(create_triggers, drop_triggers),
-        migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
