@@ -187,10 +187,28 @@ def queue_for(kind: str) -> str | None:
     return (flows_setting("TASK_QUEUES") or {}).get(kind) or None
 
 
+# On a Redis broker kombu keeps one list per priority (0, 3, 6, 9) and a worker takes from 0 first;
+# a message without a priority is 0. Sends go on the last list: on one shared queue a wake-up (and the
+# host's own tasks) is then taken before a backlog of send chunks, instead of behind all of it
+# (bench/drain.py: 8.7 s median behind 1,500 due emails). Not set on other brokers: RabbitMQ counts
+# the other way round, and only on queues declared for it.
+SENDS_PRIORITY = 9
+
+
+def redis_broker(app) -> bool:
+    return (app.conf.broker_url or "").startswith(("redis://", "rediss://", "unix://"))
+
+
 def routed(kind: str) -> dict:
-    """``apply_async`` options that put a task of this kind on its queue (none: the default queue)."""
+    """``apply_async`` options that put a task of this kind on its queue (none: the default queue) and,
+    for sends on a Redis broker, behind everything else on that queue."""
+    options = {}
     queue = queue_for(kind)
-    return {"queue": queue} if queue else {}
+    if queue:
+        options["queue"] = queue
+    if kind == "sends" and redis_broker(run_executions.app):
+        options["priority"] = SENDS_PRIORITY
+    return options
 
 
 def publish(task, *args, kind: str = "") -> bool:
@@ -234,9 +252,9 @@ class WakeGuard:
         self._lock = threading.Lock()
 
     def _redis(self, app):
-        url = app.conf.broker_url or ""
-        if not url.startswith(("redis://", "rediss://", "unix://")):
+        if not redis_broker(app):
             return None
+        url = app.conf.broker_url
         client = self._clients.get(url)
         if client is None:
             import redis  # Celery's Redis transport needs it, so it is here whenever the broker is Redis
