@@ -24,7 +24,6 @@ probe email's arrival at the server − the moment before the hook's transaction
 
 import json
 import os
-import threading
 import time
 
 from bench.common import RESULTS, Dist, create_contacts, fmt_int, publish, say, truncate, vacuum_analyze, welcome_journey
@@ -86,15 +85,6 @@ class Arrivals:
         return all(e in self.at for e in emails)
 
 
-def beat(stop: threading.Event):
-    """Saleor's beat: a ``sweep`` task on the default queue every BEAT_SECONDS, the first at once."""
-    from saleor_flows import tasks
-
-    while not stop.is_set():
-        tasks.publish(tasks.sweep)
-        stop.wait(BEAT_SECONDS)
-
-
 def run_setup(label, queues, priority, n, idle_probes, probe_every, timeout):
     from django.conf import settings
     from django.test import override_settings
@@ -128,7 +118,6 @@ def run_setup(label, queues, priority, n, idle_probes, probe_every, timeout):
     options = ("--prefetch-multiplier", "1")
     layout = [("w", 2, ())] if not queues else [
         ("ev", 1, (EVENTS_QUEUE,)), ("se", 1, (SENDS_QUEUE,)), ("de", 1, (default_queue,))]
-    stop = threading.Event()
     next_probe = iter(probes)
     try:
         with override_settings(SALEOR_FLOWS=flows), dispatch.forced("celery"), _all_workers(layout, options):
@@ -142,20 +131,20 @@ def run_setup(label, queues, priority, n, idle_probes, probe_every, timeout):
                 time.sleep(0.05)
             sent_before = Message.objects.filter(status="sent").count()
             started = {}
-            threading.Thread(target=beat, args=(stop,), name="bench-beat", daemon=True).start()
             t_start = time.time()
-            deadline = t_start + timeout
+            deadline, next_sweep = t_start + timeout, t_start
             while sink.count - len(arrivals.at) < n and time.time() < deadline:
+                if time.time() >= next_sweep:  # beat, here: kombu's producer pool is not for two threads
+                    tasks.publish(tasks.sweep)
+                    next_sweep += BEAT_SECONDS
                 email = next(next_probe)
                 started[email] = time.time()
                 record(email)
                 arrivals.collect()
                 time.sleep(max(0.0, probe_every - (time.time() - started[email])))
             drained_s = time.time() - t_start
-            stop.set()
             arrivals.wait_for(list(started), 60)
     finally:
-        stop.set()
         sink.stop()
         for key in ("BENCH_SMTP_PORT", "BENCH_TASK_QUEUES", "BENCH_SENDS_PRIORITY"):
             os.environ.pop(key, None)

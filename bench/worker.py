@@ -7,13 +7,16 @@ They share the work through the broker and PostgreSQL (``SKIP LOCKED``).
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import django
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 django.setup()
@@ -21,6 +24,15 @@ django.setup()
 app = Celery("saleor_flows_bench")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 import saleor_flows.tasks  # noqa: E402,F401  (registers the shared tasks on this app)
+
+
+@worker_ready.connect
+def _say_ready(**kwargs):
+    """Tells ``workers()`` this process consumes its queues (a file: a control ping went unanswered at times
+    once an earlier group of workers had come and gone)."""
+    if os.environ.get("BENCH_READY_FILE"):
+        open(os.environ["BENCH_READY_FILE"], "w").close()
+
 
 if os.environ.get("BENCH_SENDS_PRIORITY"):  # bench/drain.py's "before": sends on the same list as events
     saleor_flows.tasks.SENDS_PRIORITY = int(os.environ["BENCH_SENDS_PRIORITY"])
@@ -40,6 +52,8 @@ def workers(n: int, *, queues: tuple[str, ...] = (), name: str = "bench", option
            "BENCH_APPLICATION_NAME": WORKER_APPLICATION_NAME,
            "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     procs = []
+    ready_dir = tempfile.mkdtemp(prefix="bench-workers-")
+    ready = [os.path.join(ready_dir, f"{name}{i}") for i in range(n)]
     try:
         for i in range(n):
             command = [sys.executable, "-m", "celery", "-A", "bench.worker", "worker", "-P", "solo",
@@ -49,8 +63,9 @@ def workers(n: int, *, queues: tuple[str, ...] = (), name: str = "bench", option
                 command += ["-Q", ",".join(queues)]
             command += list(options)
             log = open(os.environ["BENCH_WORKER_LOG"], "ab") if os.environ.get("BENCH_WORKER_LOG") else subprocess.DEVNULL
-            procs.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log))
-        _wait_ready(procs, n, name)
+            procs.append(subprocess.Popen(command, env={**env, "BENCH_READY_FILE": ready[i]},
+                                          stdout=subprocess.DEVNULL, stderr=log))
+        _wait_ready(procs, ready)
         yield procs
     finally:
         for proc in procs:
@@ -61,17 +76,15 @@ def workers(n: int, *, queues: tuple[str, ...] = (), name: str = "bench", option
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        shutil.rmtree(ready_dir, ignore_errors=True)
 
 
-def _wait_ready(procs, n, name, timeout=60):
+def _wait_ready(procs, ready, timeout=60):
     deadline = time.monotonic() + timeout
-    suffix = f"-{os.getpid()}@{os.uname().nodename}"
     while time.monotonic() < deadline:
         if any(proc.poll() is not None for proc in procs):
             raise RuntimeError("a benchmark worker exited at start")
-        replies = app.control.ping(timeout=0.5) or []
-        mine = [node for reply in replies for node in reply
-                if node.endswith(suffix) and node.startswith(name) and node[len(name):-len(suffix)].isdigit()]
-        if len(mine) >= n:
+        if all(os.path.exists(path) for path in ready):
             return
-    raise RuntimeError(f"{n} benchmark workers did not answer a ping within {timeout} s")
+        time.sleep(0.1)
+    raise RuntimeError(f"{len(procs)} benchmark workers were not ready within {timeout} s")
