@@ -188,10 +188,11 @@ def queue_for(kind: str) -> str | None:
 
 
 # On a Redis broker kombu keeps one list per priority (0, 3, 6, 9) and a worker takes from 0 first;
-# a message without a priority is 0. Sends go on the last list: on one shared queue a wake-up (and the
-# host's own tasks) is then taken before a backlog of send chunks, instead of behind all of it
-# (bench/drain.py: 8.7 s median behind 1,500 due emails). Not set on other brokers: RabbitMQ counts
-# the other way round, and only on queues declared for it.
+# a message without a priority is 0. The sweep's chunks of due steps go on the last list: on one
+# shared queue a wake-up (and a consent email, and the host's own tasks) is then taken before a
+# backlog of chunks, instead of behind all of it (bench/drain.py: 8.5 s median behind 5,000 due
+# emails). Not set on other brokers: RabbitMQ counts the other way round, and only on queues
+# declared for it.
 SENDS_PRIORITY = 9
 
 
@@ -203,19 +204,19 @@ def _is_redis(url: str | None) -> bool:
     return (url or "").startswith(("redis://", "rediss://", "unix://"))
 
 
-def routed(kind: str) -> dict:
+def routed(kind: str, *, behind: bool = False) -> dict:
     """``apply_async`` options that put a task of this kind on its queue (none: the default queue) and,
-    for sends on a Redis broker, behind everything else on that queue."""
+    ``behind``, on a Redis broker, after everything else on that queue."""
     options = {}
     queue = queue_for(kind)
     if queue:
         options["queue"] = queue
-    if kind == "sends" and redis_broker(run_executions.app):
+    if behind and redis_broker(run_executions.app):
         options["priority"] = SENDS_PRIORITY
     return options
 
 
-def publish(task, *args, kind: str = "") -> bool:
+def publish(task, *args, kind: str = "", behind: bool = False) -> bool:
     """Enqueue ``task``; False if the broker cannot take it (logged, never raised).
 
     Called after the commit, often in a shopper's request (a Saleor hook):
@@ -225,7 +226,7 @@ def publish(task, *args, kind: str = "") -> bool:
     to every request while the broker is away.
     """
     try:
-        task.apply_async(args, retry_policy=PUBLISH_RETRY, **routed(kind))
+        task.apply_async(args, retry_policy=PUBLISH_RETRY, **routed(kind, behind=behind))
         return True
     except Exception as exc:  # kombu's OperationalError and whatever the transport raises
         logger.warning("saleor-flows: could not enqueue %s (%s: %s)", task.name, type(exc).__name__, exc)
@@ -315,7 +316,7 @@ class CeleryWorkers(dispatch.Workers):
         return publish(process_pending, kind="events")
 
     def run_executions(self, execution_ids: list[int]) -> bool:
-        return publish(run_executions, execution_ids, kind="sends")
+        return publish(run_executions, execution_ids, kind="sends", behind=True)  # a sweep's share of due steps
 
     def send_consent_email(self, kind: str, contact_id: int, detail: dict) -> bool:
         return publish(send_consent_email, kind, contact_id, detail, kind="sends")
