@@ -17,7 +17,7 @@ FULL = {
     "storage": {"n": 5_000},
     "sends": {"n_drain": 100_000},
     "scaleout": {"events": 20_000, "timeout": 3600},
-    "drain": {"n": 100_000},
+    "drain": {"n": 100_000, "before": False},
     "retention": {"contacts": 10_000, "months": 18},
 }
 
