@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 
-BENCHMARKS = ["events", "ingest", "claim", "sends", "render", "hook", "latency", "scaleout", "storage", "tracking",
+BENCHMARKS = ["events", "ingest", "claim", "sends", "render", "hook", "latency", "drain", "scaleout", "storage", "tracking",
               "offline", "report", "retention", "recommendations", "app_webhook"]
 
 # --full: the sizes of the design brief with no time limits (far over 10 minutes with the engine as it is).
@@ -17,6 +17,7 @@ FULL = {
     "storage": {"n": 5_000},
     "sends": {"n_drain": 100_000},
     "scaleout": {"events": 20_000, "timeout": 3600},
+    "drain": {"n": 100_000, "before": False},
     "retention": {"contacts": 10_000, "months": 18},
 }
 
@@ -45,6 +46,7 @@ def main(argv=None):
     parser.add_argument("--full", action="store_true",
                         help="ingest: all 20,000 events without time limits; storage: 5,000 journeys; "
                              "sends: 100,000 due drained by 2 processes; "
+                             "drain: event latency while 100,000 due emails drain; "
                              "retention: 10,000 contacts for 18 months")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]

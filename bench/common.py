@@ -254,6 +254,83 @@ def _proc_cpu(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy since boot (every core, every process: /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / _TICK
+
+
+class BackendSampler:
+    """Samples, every ``interval`` s in a thread, the PostgreSQL backends of one application_name:
+    what each is doing (running, waiting on a lock, or idle while its client works) and its CPU.
+
+    A backend that appears during the run started after it, so all of its CPU is counted.
+    Stop it before the clients close their connections (their backends' /proc entries go with them).
+    """
+
+    def __init__(self, application_name, interval=0.05):
+        import collections
+        import threading
+
+        self.name, self.interval = application_name, interval
+        self.states = collections.Counter()  # (state, wait_event_type, wait_event) → samples
+        self.busy = collections.Counter()  # backends in a transaction or a statement at once → samples
+        self.cpu0, self.cpu1 = {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-pg-sampler", daemon=True)
+
+    def __enter__(self):
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self):
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.interval):
+                self._sample()
+            self._sample()
+        finally:
+            connection.close()
+
+    def _sample(self, first=False):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid, state, coalesce(wait_event_type, ''), coalesce(wait_event, '') "
+                           "FROM pg_stat_activity WHERE application_name = %s", [self.name])
+            rows = cursor.fetchall()
+        busy = 0
+        for pid, state, wait_type, wait in rows:
+            self.cpu0.setdefault(pid, _proc_cpu(pid) if first else 0.0)
+            self.cpu1[pid] = _proc_cpu(pid)
+            if not first:
+                self.states[(state, wait_type, wait)] += 1
+                busy += state != "idle"
+        if not first:
+            self.busy[busy] += 1
+
+    @property
+    def cpu(self) -> float:
+        return sum(self.cpu1[pid] - self.cpu0[pid] for pid in self.cpu1)
+
+    def share(self, predicate) -> float:
+        total = sum(self.states.values())
+        return sum(n for key, n in self.states.items() if predicate(*key)) / total if total else float("nan")
+
+
+def process_cpu(pid) -> float:
+    """CPU seconds (user + system) process ``pid`` has used (nan where /proc cannot tell)."""
+    return _proc_cpu(pid)
+
+
 class CpuMeter:
     """Wall seconds, this process's CPU seconds, and the PostgreSQL backend's CPU seconds."""
 

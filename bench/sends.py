@@ -34,33 +34,39 @@ STEP = "email_reminder"
 
 
 class _CountingHandler:
-    """Accept every message; count them (and their bytes) in shared memory."""
+    """Accept every message; count them (and their bytes) in shared memory; with ``arrivals`` (a
+    multiprocessing queue), also say when each message for a ``probe`` address arrived (``time.time()``)."""
 
-    def __init__(self, count, size):
-        self.count, self.size = count, size
+    def __init__(self, count, size, arrivals=None):
+        self.count, self.size, self.arrivals = count, size, arrivals
 
     async def handle_DATA(self, server, session, envelope):
         with self.count.get_lock():
             self.count.value += 1
             self.size.value += len(envelope.content)
+        if self.arrivals is not None:
+            now = time.time()
+            for to in envelope.rcpt_tos:
+                if to.startswith("probe"):
+                    self.arrivals.put((to, now))
         return "250 OK"
 
 
-def _serve(port, count, size, ready):
+def _serve(port, count, size, ready, arrivals=None):
     import asyncio
 
     from aiosmtpd.controller import Controller
 
-    controller = Controller(_CountingHandler(count, size), hostname="127.0.0.1", port=port)
+    controller = Controller(_CountingHandler(count, size, arrivals), hostname="127.0.0.1", port=port)
     controller.start()
     ready.set()
     asyncio.run(asyncio.sleep(10 ** 6))
 
 
 class SmtpSink:
-    """An aiosmtpd server in its own process: ``.port``, ``.count``, ``.stop()``."""
+    """An aiosmtpd server in its own process: ``.port``, ``.count``, ``.stop()``; ``.arrivals`` with ``timed``."""
 
-    def __init__(self):
+    def __init__(self, timed=False):
         import socket
 
         with socket.socket() as probe:  # aiosmtpd needs a concrete port
@@ -68,7 +74,9 @@ class SmtpSink:
             self.port = probe.getsockname()[1]
         ctx = multiprocessing.get_context("fork")  # the child only serves SMTP (no database)
         self._count, self._size, ready = ctx.Value("l", 0), ctx.Value("q", 0), ctx.Event()
-        self.process = ctx.Process(target=_serve, args=(self.port, self._count, self._size, ready), daemon=True)
+        self.arrivals = ctx.Queue() if timed else None
+        self.process = ctx.Process(target=_serve, args=(self.port, self._count, self._size, ready, self.arrivals),
+                                   daemon=True)
         self.process.start()
         if not ready.wait(30):
             raise RuntimeError("the aiosmtpd server did not start")

@@ -28,6 +28,8 @@ DATABASES = {
         # Persistent connections, as a host runs them (Saleor: CONN_MAX_AGE=600); the Celery
         # worker would otherwise reconnect after every task.
         "CONN_MAX_AGE": None,
+        # Tells the worker processes' backends apart in pg_stat_activity (bench/worker.py sets it for them).
+        "OPTIONS": {"application_name": os.environ.get("BENCH_APPLICATION_NAME", "saleor-flows-bench")},
     }
 }
 
@@ -50,6 +52,15 @@ SALEOR_FLOWS = {
     "SHOP": {"name": "Bench Shop", "url": "https://shop.example.com", "logo_url": "https://shop.example.com/logo.png",
              "currency": "USD", "address": "1 Bench Street, Springfield", "support_email": "help@example.com"},
 }
+
+# Set by bench/drain.py for the worker processes it starts: the SMTP server they send to, and the
+# opt-in queues of docs/operations.md (JSON), as a shop would configure them.
+if os.environ.get("BENCH_SMTP_PORT"):
+    SALEOR_FLOWS["SMTP"] = {"host": "127.0.0.1", "port": int(os.environ["BENCH_SMTP_PORT"]), "timeout": 30}
+if os.environ.get("BENCH_TASK_QUEUES"):
+    import json
+
+    SALEOR_FLOWS["TASK_QUEUES"] = json.loads(os.environ["BENCH_TASK_QUEUES"])
 
 LOGGING = {
     "version": 1,

@@ -40,7 +40,7 @@ def broker():
     app.control.purge()
     client = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
     for queue in (DEFAULT_QUEUE, "test-flows-events", "test-flows-sends"):
-        client.delete(queue)
+        client.delete(*_lists(queue))
     tasks.WAKE_GUARD.clear(app)
     yield client
     tasks.WAKE_GUARD.clear(app)
@@ -49,10 +49,17 @@ def broker():
     vars(app.amqp).pop("queues", None)
 
 
+def _lists(queue: str) -> list[str]:
+    """A queue's Redis lists, in the order a worker takes from them: kombu keeps one per priority (0, 3, 6, 9)."""
+    return [queue] + [f"{queue}\x06\x16{priority}" for priority in (3, 6, 9)]
+
+
 def _queued(client, queue: str) -> list[str]:
+    """The tasks waiting on a queue, the next one a worker takes first."""
     import json
 
-    return [json.loads(message)["headers"]["task"] for message in client.lrange(queue, 0, -1)]
+    return [json.loads(message)["headers"]["task"] for name in _lists(queue)
+            for message in reversed(client.lrange(name, 0, -1))]
 
 
 def _worker(**options):
@@ -134,3 +141,23 @@ def test_task_queues_put_events_and_sends_on_their_own_queues(flows, broker, set
         with _worker(queues=["test-flows-sends"]):
             assert _until(lambda: len(mail.outbox) == 1)
     assert [m.subject for m in mail.outbox] == ["Later"]
+
+
+def test_on_one_queue_a_wake_up_is_taken_before_the_send_chunks_queued_ahead_of_it(flows, broker, settings):
+    """A big send must not hold events back (bench/drain.py): on a Redis broker the sweep's chunks go
+    behind everything else on the queue, so the welcome email of an event recorded after them goes first."""
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "SWEEP_CHUNK_SIZE": 1}
+    flows.flow(chain("go", ("wait", nxt({"type": "wait", "duration": {"hours": 1}})), ("later", email("Later")),
+                     kind="transactional"))
+    flows.flow(chain("hello", ("welcome", email("Welcome")), kind="transactional"))
+    with dispatch.forced("inline"):
+        for n in range(3):
+            record_event("go", email=f"shopper{n}@example.com")
+    clock.advance(timedelta(hours=1))
+    with dispatch.forced("celery"):
+        sweep()  # three due sends, a chunk each
+        record_event("hello", email="new@example.com")  # then a shopper signs up
+        assert _queued(broker, DEFAULT_QUEUE) == ["saleor_flows.process_pending"] + ["saleor_flows.run_executions"] * 3
+        with _worker():
+            assert _until(lambda: len(mail.outbox) == 4)
+    assert [m.subject for m in mail.outbox] == ["Welcome", "Later", "Later", "Later"]
