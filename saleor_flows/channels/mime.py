@@ -49,7 +49,11 @@ def _write(msg, linesep, out) -> bool | None:
     main, sub = msg.get_content_maintype(), msg.get_content_subtype()
     payload = msg._payload
     if main == "text" and isinstance(payload, str):
-        body = NLCRE.sub(linesep, payload).encode("ascii", "surrogateescape")  # = Generator._write_lines
+        if "\r" in payload:  # = Generator._write_lines: every line ending becomes ``linesep``
+            payload = NLCRE.sub(linesep, payload)
+        elif linesep != "\n":
+            payload = payload.replace("\n", linesep)
+        body = payload.encode("ascii", "surrogateescape")
         parts = None
     elif main == "multipart" and sub in _MULTIPARTS and isinstance(payload, list) and payload:
         parts = []
@@ -93,8 +97,8 @@ def _write_headers(msg, linesep, out):
 # returns the same text: it escapes each distinct unsafe character once with ``str.replace``, then
 # breaks the lines exactly as ``body_encode`` does.
 
-_QP_UNSAFE = re.compile("[^" + re.escape("".join(
-    chr(c) for c in range(256) if _QUOPRI_BODY_ENCODE_MAP[c] == chr(c) and c != ord("="))) + "]")
+_QP_UNSAFE = re.compile("[^=" + re.escape("".join(  # "=" (in every HTML attribute) is escaped first, apart
+    chr(c) for c in range(256) if _QUOPRI_BODY_ENCODE_MAP[c] == chr(c))) + "]")
 
 
 def qp_body(body: str, maxlinelen: int = 76, eol: str = "\n") -> str:
@@ -102,7 +106,7 @@ def qp_body(body: str, maxlinelen: int = 76, eol: str = "\n") -> str:
     if not body:
         return body
     escaped = body.replace("=", "=3D")
-    for char in set(_QP_UNSAFE.findall(body)) - {"="}:
+    for char in set(_QP_UNSAFE.findall(body)):
         escaped = escaped.replace(char, _QUOPRI_BODY_ENCODE_MAP[ord(char)])
     soft_break, maxlinelen1, encoded = "=" + eol, maxlinelen - 1, []
     append = encoded.append
