@@ -94,20 +94,23 @@ def _write_headers(msg, linesep, out):
 # Django encodes a text part quoted-printable when a line is longer than 998 bytes, as the HTML of
 # an MJML email always is. The standard library's ``quoprimime.body_encode`` maps every character
 # through a 256-entry table in ``str.translate``, the slowest step of building a message. ``qp_body``
-# returns the same text: it escapes each distinct unsafe character once with ``str.replace``, then
-# breaks the lines exactly as ``body_encode`` does.
+# returns the same text: it escapes "=" with ``str.replace`` and each run of other unsafe bytes (a
+# UTF-8 character) with one ``bytes.hex``, then breaks the lines exactly as ``body_encode`` does.
 
 _QP_UNSAFE = re.compile("[^=" + re.escape("".join(  # "=" (in every HTML attribute) is escaped first, apart
-    chr(c) for c in range(256) if _QUOPRI_BODY_ENCODE_MAP[c] == chr(c))) + "]")
+    chr(c) for c in range(256) if _QUOPRI_BODY_ENCODE_MAP[c] == chr(c))) + "]+")
+
+
+def _escaped_run(match) -> str:
+    """A run of unsafe characters (a UTF-8 sequence, as latin-1) as ``=XX`` escapes."""
+    return "=" + match[0].encode("latin1").hex("=").upper()
 
 
 def qp_body(body: str, maxlinelen: int = 76, eol: str = "\n") -> str:
     """``email.quoprimime.body_encode(body)``: ``body`` holds one character per byte (latin-1)."""
     if not body:
         return body
-    escaped = body.replace("=", "=3D")
-    for char in set(_QP_UNSAFE.findall(body)):
-        escaped = escaped.replace(char, _QUOPRI_BODY_ENCODE_MAP[ord(char)])
+    escaped = _QP_UNSAFE.sub(_escaped_run, body.replace("=", "=3D"))
     soft_break, maxlinelen1, encoded = "=" + eol, maxlinelen - 1, []
     append = encoded.append
     for line in escaped.splitlines():
