@@ -37,13 +37,15 @@ def flatten(msg, linesep: str = "\n") -> bytes | None:
     if msg.policy is not email_policy.compat32 or not msg.policy.max_line_length:
         return None
     out = []
-    if _write(msg, linesep, out) is None:
+    if _write(msg, msg.policy, linesep, out) is None:
         return None
     return b"".join(out)
 
 
-def _write(msg, linesep, out) -> bool | None:
-    """Append ``msg``'s bytes (headers, blank line, body) to ``out``; None if its shape is not handled."""
+def _write(msg, policy, linesep, out) -> bool | None:
+    """Append ``msg``'s bytes (headers, blank line, body) to ``out``; None if its shape is not handled.
+
+    ``policy`` is the outermost message's, as the generator applies it to every part."""
     if msg.preamble is not None or msg.epilogue is not None:
         return None
     main, sub = msg.get_content_maintype(), msg.get_content_subtype()
@@ -54,12 +56,11 @@ def _write(msg, linesep, out) -> bool | None:
         elif linesep != "\n":
             payload = payload.replace("\n", linesep)
         body = payload.encode("ascii", "surrogateescape")
-        parts = None
     elif main == "multipart" and sub in _MULTIPARTS and isinstance(payload, list) and payload:
         parts = []
         for part in payload:
             part_out = []
-            if _write(part, linesep, part_out) is None:
+            if _write(part, policy, linesep, part_out) is None:
                 return None
             parts.append(b"".join(part_out))
         boundary = msg.get_boundary()
@@ -72,13 +73,12 @@ def _write(msg, linesep, out) -> bool | None:
         body = dashes + nl + (nl + dashes + nl).join(parts) + nl + dashes + b"--" + nl
     else:
         return None
-    _write_headers(msg, linesep, out)
+    _write_headers(msg, policy, linesep, out)
     out.append(body)
     return True
 
 
-def _write_headers(msg, linesep, out):
-    policy = msg.policy
+def _write_headers(msg, policy, linesep, out):
     limit, folding = policy.max_line_length, None
     for name, value in msg.raw_items():
         if isinstance(value, str) and len(name) + 2 + len(value) <= limit and _PLAIN_VALUE.fullmatch(value):
