@@ -27,7 +27,7 @@ ANYMAIL_SEND_ID_KEY = "send_id"  # in anymail's metadata, which comes back on it
 class FlowsEmail(EmailMultiAlternatives):
     """Django's multipart email, whose MIME object writes its bytes without the generator (``mime.py``).
 
-    Only ``message()`` differs, and only in how fast it and ``as_bytes()`` run: the
+    Only the MIME object differs, and only in how fast it is built and written: the
     host's backend still sends it (Django's SMTP backend calls ``as_bytes``;
     django-anymail's ESP backends read the fields and never call it).
     """
@@ -36,7 +36,7 @@ class FlowsEmail(EmailMultiAlternatives):
         return mime.fast(super().message())
 
     def _create_mime_attachment(self, content, mimetype):
-        """The HTML alternative as ``mime.FastText``: Django's text part, its quoted-printable written faster."""
+        """A text part (the HTML alternative) as ``mime.FastText``: Django's, its quoted-printable written faster."""
         basetype, subtype = mimetype.split("/", 1)
         if basetype != "text":
             return super()._create_mime_attachment(content, mimetype)
