@@ -367,6 +367,11 @@ def test_money_filter_formats_in_the_contacts_locale():
     assert render_text("{{ 5 | money(None) }}", {"contact": {"locale": "en"}}) == "5"
     assert render_text("{{ 5 | money }}", {"contact": {}, "shop": {"currency": "USD"}}) == "$5.00"
     assert render_text("{{ 5 | money('EUR') }}", {"contact": {}}, language="de") == "5,00\xa0€"
+    for _ in range(2):  # babel formats each (amount, currency, locale) once; the repeats still read their own
+        for locale, amount, expected in [("de", "40.00", "40,00\xa0€"), ("en", "40.00", "€40.00"),
+                                          ("en", "40.001", "€40.00"), ("en", "-0", "-€0.00"), ("en", "0", "€0.00")]:
+            context = {"contact": {"locale": locale}, "amount": amount, "currency": "EUR"}
+            assert render_text(template, context) == expected, (locale, amount)
 
 
 def test_date_filter():

@@ -16,11 +16,31 @@ from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 
 from ..conf import flows_setting
+from . import mime
 
 logger = logging.getLogger(__name__)
 
 SEND_ID_HEADER = "X-Flows-Send-Id"
 ANYMAIL_SEND_ID_KEY = "send_id"  # in anymail's metadata, which comes back on its tracking events
+
+
+class FlowsEmail(EmailMultiAlternatives):
+    """Django's multipart email, whose MIME object writes its bytes without the generator (``mime.py``).
+
+    Only the MIME object differs, and only in how fast it is built and written: the
+    host's backend still sends it (Django's SMTP backend calls ``as_bytes``;
+    django-anymail's ESP backends read the fields and never call it).
+    """
+
+    def message(self):
+        return mime.fast(super().message())
+
+    def _create_mime_attachment(self, content, mimetype):
+        """A text part (the HTML alternative) as ``mime.FastText``: Django's, its quoted-printable written faster."""
+        basetype, subtype = mimetype.split("/", 1)
+        if basetype != "text":
+            return super()._create_mime_attachment(content, mimetype)
+        return mime.FastText(content, subtype, self.encoding or settings.DEFAULT_CHARSET)
 
 
 def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str] | None, send_id: str,
@@ -36,7 +56,7 @@ def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str
         reply_to = flows_setting("REPLY_TO")
     if isinstance(reply_to, str):
         reply_to = [reply_to]
-    msg = EmailMultiAlternatives(
+    msg = FlowsEmail(
         subject=rendered.subject,
         body=rendered.text,
         from_email=from_email or flows_setting("FROM_EMAIL") or settings.DEFAULT_FROM_EMAIL,

@@ -551,9 +551,15 @@ def money(ctx, value, currency=None, zero=None):
             raise ValueError(value)
         if zero is not None and amount == 0:
             return zero
-        return format_currency(amount, currency.upper(), locale=_locale_for(ctx))
+        return _formatted_money(str(amount), currency.upper(), _locale_for(ctx))
     except (ValueError, TypeError, ArithmeticError, LookupError):
         return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted_money(amount: str, currency: str, locale) -> str:
+    """A shop's prices repeat from email to email: each (amount, currency, locale) is formatted by babel once."""
+    return format_currency(decimal.Decimal(amount), currency, locale=locale)
 
 
 @pass_context
