@@ -207,6 +207,28 @@ def test_a_batch_enrols_once_per_event_and_trail_rows_match_the_rows_written(flo
     assert Contact.objects.count() == 50
 
 
+def test_timestamps_read_inside_a_batch_are_the_ones_stored(flows):
+    """A batch parses timestamps with its own loader (db.fast_timestamps): the same values as Django's."""
+    from datetime import datetime, timezone
+
+    from saleor_flows.db import fast_timestamps
+
+    moments = [datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=timezone.utc), datetime(2026, 1, 1, tzinfo=timezone.utc),
+               datetime(50, 6, 1, 12, 0, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999,
+                                                                            tzinfo=timezone.utc)]
+    for n, moment in enumerate(moments):
+        flows.contact(f"t{n}@example.com", last_order_at=moment, email_consent_at=None)
+
+    def read():
+        return [(c.last_order_at, c.last_order_at.tzinfo, c.email_consent_at, c.created_at)
+                for c in Contact.objects.order_by("id")]
+
+    with fast_timestamps():
+        inside = read()
+    assert inside == read()
+    assert [row[0] for row in inside] == moments
+
+
 # --- failures -------------------------------------------------------------------------------------------
 
 def test_one_failing_event_is_dead_lettered_with_its_reason_and_the_others_are_processed(flows):

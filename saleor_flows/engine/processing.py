@@ -36,7 +36,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, Max, Q
 
 from .. import clock
-from ..db import DATABASE_AWAY, any_of, insert_rows, update_rows
+from ..db import DATABASE_AWAY, any_of, fast_timestamps, insert_rows, update_rows
 from ..events import valid_email
 from ..models import Enrolment, Event, Flow, PastEntry, StepExecution
 from . import attribution, recommendations, resolvers, trail
@@ -169,7 +169,7 @@ def _process(select) -> tuple[int, list[int]]:
     """Run one batch; on a failure, the rest again without the failing event's group, that group one by one."""
     batch = _Batch()
     try:
-        with transaction.atomic():
+        with transaction.atomic(), fast_timestamps():
             events = select()
             batch.ids = [event.pk for event in events]
             return len(events), (_apply(events, batch) if events else [])
