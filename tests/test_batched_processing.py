@@ -207,6 +207,36 @@ def test_a_batch_enrols_once_per_event_and_trail_rows_match_the_rows_written(flo
     assert Contact.objects.count() == 50
 
 
+def test_goals_and_exits_that_read_the_trigger_event_see_it_in_a_batch(flows):
+    """The trigger event is loaded only for goals and exits that read it: those still see its payload and time."""
+    wait = ("wait", nxt({"type": "wait", "duration": {"days": 1}}))
+    flows.flow(chain("checkout_updated", wait, ("mail", email("Cart")),
+                     goal={"field": "event.vip", "op": "eq", "value": True}), slug="vip")
+    flows.flow(chain("checkout_updated", wait, ("mail", email("Cart")),
+                     exit={"history": "event", "event": "order_created", "since": "triggered"}), slug="ordered")
+    flows.flow(chain("checkout_updated", wait, ("mail", email("Cart")),
+                     goal={"field": "contact.order_count", "op": "gte", "value": 1}), slug="contact")
+    with held():
+        ids = [record(flows, "checkout_updated", email="a@example.com", payload={"token": "t1", "vip": True},
+                      key="a1", minutes_ago=30),
+               record(flows, "checkout_updated", email="b@example.com", payload={"token": "t2", "vip": False},
+                      key="b1", minutes_ago=30)]
+        ids += [record(flows, "order_created", email=address, key=f"o{n}", minutes_ago=10,
+                       payload={"total_gross_amount": "5", "currency": "USD"})
+                for n, address in enumerate(["a@example.com", "b@example.com"])]
+    process_events(ids)
+    ended = {(e.contact.email, e.flow.slug): (e.status, e.exit_reason) for e in Enrolment.objects.all()}
+    assert ended == {("a@example.com", "vip"): ("converted", "goal_reached"),
+                     ("b@example.com", "vip"): ("active", ""),
+                     # the order came after the checkout (the trigger) but before the journey began
+                     ("a@example.com", "ordered"): ("exited", "exit_criteria"),
+                     ("b@example.com", "ordered"): ("exited", "exit_criteria"),
+                     ("a@example.com", "contact"): ("converted", "goal_reached"),
+                     ("b@example.com", "contact"): ("converted", "goal_reached")}
+    converted = TrailEntry.objects.get(kind="converted", enrolment__flow__slug="vip")
+    assert converted.detail["facts"] == {"event.vip": True}
+
+
 def test_timestamps_read_inside_a_batch_are_the_ones_stored(flows):
     """A batch parses timestamps with its own loader (db.fast_timestamps): the same values as Django's."""
     from datetime import datetime, timezone

@@ -42,7 +42,7 @@ from ..models import Enrolment, Event, Flow, PastEntry, StepExecution
 from . import attribution, recommendations, resolvers, trail
 from .conditions import EvalContext, correlated, evaluate
 from .contacts import erase_contact, fold_profile, resolve_contacts, save_contacts
-from .criteria import check_exit
+from .criteria import check_exit, ends_on_trigger_event
 from .definition import version_definition, version_number
 from .derived import derive
 from .history import DatabaseHistory
@@ -390,8 +390,13 @@ def _check_exits(events: list[Event], now, trail_rows: list):
         any_of("contact_id", by_contact), status=Enrolment.Status.ACTIVE).values_list("id", "version_id")
         if _can_end(version_id)]
     active = defaultdict(list)
-    for enrolment in (Enrolment.objects.select_related("trigger_event").filter(any_of("pk", ending)).order_by("id")
-                      if ending else []):
+    enrolments = list(Enrolment.objects.filter(any_of("pk", ending)).order_by("id")) if ending else []
+    # The events that started them, only for goals and exits that read them (most ask about the contact).
+    triggers = [enrolment for enrolment in enrolments if _reads_trigger(enrolment.version_id)]
+    events = Event.objects.in_bulk([enrolment.trigger_event_id for enrolment in triggers]) if triggers else {}
+    for enrolment in triggers:
+        enrolment.trigger_event = events[enrolment.trigger_event_id]
+    for enrolment in enrolments:
         active[enrolment.contact_id].append(enrolment)
     endings = []
     for contact_id, enrolments in active.items():
@@ -414,6 +419,13 @@ def _can_end(version_id: int) -> bool:
     except Exception:  # noqa: BLE001 - loaded, so that its check fails in its own flow's name (flow_failed)
         return True
     return bool(definition.get("goal") or definition.get("exit"))
+
+
+def _reads_trigger(version_id: int) -> bool:
+    try:
+        return ends_on_trigger_event(version_definition(version_id))
+    except Exception:  # noqa: BLE001 - as in _can_end: loaded, and its check fails in its own flow's name
+        return True
 
 
 def _wakes(execution, step: dict, contact, event: Event, now) -> bool:
