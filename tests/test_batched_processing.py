@@ -259,6 +259,20 @@ def test_timestamps_read_inside_a_batch_are_the_ones_stored(flows):
     assert [row[0] for row in inside] == moments
 
 
+def test_a_batch_finds_contacts_whatever_characters_their_keys_hold(flows):
+    """Batches look keys up as one array literal (db.any_of): quotes, backslashes, commas, braces, NULL."""
+    from saleor_flows.db import any_of
+
+    odd = ['a"b@example.com', "c\\d@example.com", "e,f@example.com", "{g}@example.com", "null",
+           "é@example.com", " h@example.com", "i j@example.com"]
+    created = [flows.contact(address) for address in [*odd, "other@example.com"]]
+    found = Contact.objects.filter(any_of("email", [*odd, None, "missing@example.com"]))
+    assert sorted(c.email for c in found) == sorted(odd)
+    ids = [c.pk for c in created[:3]]
+    assert sorted(Contact.objects.filter(any_of("pk", [*ids, None])).values_list("pk", flat=True)) == sorted(ids)
+    assert not Contact.objects.filter(any_of("pk", [])).exists()
+
+
 # --- failures -------------------------------------------------------------------------------------------
 
 def test_one_failing_event_is_dead_lettered_with_its_reason_and_the_others_are_processed(flows):
