@@ -6,6 +6,7 @@ written in a single statement whose unique key turns a repeat into nothing
 SQLite (3.35+) both speak this syntax.
 """
 
+import contextlib
 import datetime
 import functools
 import json
@@ -53,10 +54,29 @@ class AnyOf(Lookup):
         lhs, params = self.process_lhs(compiler, connection)
         values = [self.lhs.output_field.get_db_prep_value(v, connection, prepared=False) for v in self.rhs]
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", [*params, values]
+            array = _array_literal(values)
+            if array is None:
+                return f"{lhs} = ANY(%s)", [*params, values]
+            return f"{lhs} = ANY(%s::{array[1]}[])", [*params, array[0]]
         if not values:
             return "1 = 0", params
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*params, *values]
+
+
+def _array_literal(values: list) -> tuple[str, str] | None:
+    """(``{1,2,NULL}``, ``bigint``) or (``{"a","b\\"c"}``, ``text``): a list of ints, or of strings, as one
+    PostgreSQL array literal and its element type; None for anything else (the driver's own dumping).
+
+    The driver dumps a list element by element in Python, its largest single cost in a batch; one
+    string, built by ``str.join`` and cast in the statement, is not.
+    """
+    kinds = {type(value) for value in values if value is not None}
+    if kinds == {int}:
+        return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}", "bigint"
+    if kinds == {str}:
+        return "{" + ",".join("NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                              for value in values) + "}", "text"
+    return None
 
 
 def any_of(field: str, values) -> AnyOf:
@@ -88,6 +108,42 @@ def insert_on_conflict(model, values: dict, *, conflict: list[str], update: str 
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+@contextlib.contextmanager
+def fast_timestamps():
+    """Within the block, ``timestamptz`` values are parsed by ``datetime.fromisoformat`` (C).
+
+    Django's loader subclasses psycopg's pure-Python one (a regular expression per value); with
+    several timestamps per contact, event and enrolment that was over a tenth of a batch's Python
+    (docs/performance.md). The values are the same: the instant, in the timezone Django's loader
+    gives them. Anything ``fromisoformat`` does not read (a non-ISO ``DateStyle``, infinity, years
+    BC), or Django without time zones, goes to Django's own loader. Only the connection's map is
+    changed (psycopg copies it for each connection), and only for the block.
+    """
+    adapters = getattr(connection.connection, "adapters", None) if connection.vendor == "postgresql" else None
+    if adapters is None:  # SQLite, psycopg2
+        yield
+        return
+    from psycopg.pq import Format
+
+    django_loader = adapters.get_loader(adapters.types["timestamptz"].oid, Format.TEXT)
+    if django_loader is None or getattr(django_loader, "timezone", None) is None:
+        yield
+        return
+
+    class FastLoader(django_loader):  # keeps ``timezone``, which Django's cursors compare with theirs
+        def load(self, data):
+            try:
+                return datetime.datetime.fromisoformat(bytes(data).decode()).astimezone(self.timezone)
+            except ValueError:
+                return super().load(data)
+
+    adapters.register_loader("timestamptz", FastLoader)
+    try:
+        yield
+    finally:
+        adapters.register_loader("timestamptz", django_loader)
 
 
 def create_database_if_missing(database: dict) -> bool:

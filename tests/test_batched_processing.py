@@ -207,6 +207,72 @@ def test_a_batch_enrols_once_per_event_and_trail_rows_match_the_rows_written(flo
     assert Contact.objects.count() == 50
 
 
+def test_goals_and_exits_that_read_the_trigger_event_see_it_in_a_batch(flows):
+    """The trigger event is loaded only for goals and exits that read it: those still see its payload and time."""
+    wait = ("wait", nxt({"type": "wait", "duration": {"days": 1}}))
+    flows.flow(chain("checkout_updated", wait, ("mail", email("Cart")),
+                     goal={"field": "event.vip", "op": "eq", "value": True}), slug="vip")
+    flows.flow(chain("checkout_updated", wait, ("mail", email("Cart")),
+                     exit={"history": "event", "event": "order_created", "since": "triggered"}), slug="ordered")
+    flows.flow(chain("checkout_updated", wait, ("mail", email("Cart")),
+                     goal={"field": "contact.order_count", "op": "gte", "value": 1}), slug="contact")
+    with held():
+        ids = [record(flows, "checkout_updated", email="a@example.com", payload={"token": "t1", "vip": True},
+                      key="a1", minutes_ago=30),
+               record(flows, "checkout_updated", email="b@example.com", payload={"token": "t2", "vip": False},
+                      key="b1", minutes_ago=30)]
+        ids += [record(flows, "order_created", email=address, key=f"o{n}", minutes_ago=10,
+                       payload={"total_gross_amount": "5", "currency": "USD"})
+                for n, address in enumerate(["a@example.com", "b@example.com"])]
+    process_events(ids)
+    ended = {(e.contact.email, e.flow.slug): (e.status, e.exit_reason) for e in Enrolment.objects.all()}
+    assert ended == {("a@example.com", "vip"): ("converted", "goal_reached"),
+                     ("b@example.com", "vip"): ("active", ""),
+                     # the order came after the checkout (the trigger) but before the journey began
+                     ("a@example.com", "ordered"): ("exited", "exit_criteria"),
+                     ("b@example.com", "ordered"): ("exited", "exit_criteria"),
+                     ("a@example.com", "contact"): ("converted", "goal_reached"),
+                     ("b@example.com", "contact"): ("converted", "goal_reached")}
+    converted = TrailEntry.objects.get(kind="converted", enrolment__flow__slug="vip")
+    assert converted.detail["facts"] == {"event.vip": True}
+
+
+def test_timestamps_read_inside_a_batch_are_the_ones_stored(flows):
+    """A batch parses timestamps with its own loader (db.fast_timestamps): the same values as Django's."""
+    from datetime import datetime, timezone
+
+    from saleor_flows.db import fast_timestamps
+
+    moments = [datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=timezone.utc), datetime(2026, 1, 1, tzinfo=timezone.utc),
+               datetime(50, 6, 1, 12, 0, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999,
+                                                                            tzinfo=timezone.utc)]
+    for n, moment in enumerate(moments):
+        flows.contact(f"t{n}@example.com", last_order_at=moment, email_consent_at=None)
+
+    def read():
+        return [(c.last_order_at, c.last_order_at.tzinfo, c.email_consent_at, c.created_at)
+                for c in Contact.objects.order_by("id")]
+
+    with fast_timestamps():
+        inside = read()
+    assert inside == read()
+    assert [row[0] for row in inside] == moments
+
+
+def test_a_batch_finds_contacts_whatever_characters_their_keys_hold(flows):
+    """Batches look keys up as one array literal (db.any_of): quotes, backslashes, commas, braces, NULL."""
+    from saleor_flows.db import any_of
+
+    odd = ['a"b@example.com', "c\\d@example.com", "e,f@example.com", "{g}@example.com", "null",
+           "é@example.com", " h@example.com", "i j@example.com"]
+    created = [flows.contact(address) for address in [*odd, "other@example.com"]]
+    found = Contact.objects.filter(any_of("email", [*odd, None, "missing@example.com"]))
+    assert sorted(c.email for c in found) == sorted(odd)
+    ids = [c.pk for c in created[:3]]
+    assert sorted(Contact.objects.filter(any_of("pk", [*ids, None])).values_list("pk", flat=True)) == sorted(ids)
+    assert not Contact.objects.filter(any_of("pk", [])).exists()
+
+
 # --- failures -------------------------------------------------------------------------------------------
 
 def test_one_failing_event_is_dead_lettered_with_its_reason_and_the_others_are_processed(flows):

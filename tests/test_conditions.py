@@ -724,3 +724,16 @@ def test_since_triggered_counts_from_the_trigger_event_not_from_entering():
     assert evaluate({"history": "event", "event": "order_created", "since": "triggered"}, ctx).result is True
     assert evaluate({"history": "event", "event": "order_created", "since": "entered"}, ctx).result is False
     assert history.asked == [ctx.triggered_at, ctx.entered_at]
+
+
+def test_reads_trigger_event_is_yes_for_event_paths_since_triggered_and_anything_malformed():
+    from saleor_flows.engine.conditions import reads_trigger_event
+
+    about_contact = {"all": [cmp("contact.order_count", "gte", 1), {"has_tag": "vip"},
+                             {"not": {"history": "event", "event": "order_created", "since": "entered"}}]}
+    assert reads_trigger_event(about_contact) is False
+    assert reads_trigger_event({"any": [about_contact, cmp("event.total", "gt", 5)]}) is True
+    assert reads_trigger_event({"not": {"history": "event", "event": "order_created", "since": "triggered"}}) is True
+    assert reads_trigger_event({"all": "nope"}) is True
+    assert reads_trigger_event({"field": 3, "op": "eq", "value": 1}) is True
+    assert reads_trigger_event("contact.order_count") is True

@@ -454,6 +454,27 @@ def evaluate(cond, ctx: EvalContext) -> Decision:
     return Decision(bool(result), facts)
 
 
+def reads_trigger_event(cond) -> bool:
+    """Whether evaluating ``cond`` may read the trigger event: its payload (``event.…``) or its time
+    (history ``since: "triggered"``). A malformed node answers yes: the event is then given as usual.
+
+    Lets a journey's goal or exit be checked without loading the event that started the journey
+    when the condition is about the contact only (processing checks thousands per batch).
+    """
+    kind, problem = _kind(cond)
+    if problem:
+        return True
+    if kind in ("all", "any"):
+        return not isinstance(cond[kind], list) or any(reads_trigger_event(item) for item in cond[kind])
+    if kind == "not":
+        return reads_trigger_event(cond["not"])
+    if kind == "field":
+        return not isinstance(cond["field"], str) or cond["field"].partition(".")[0] != "contact"
+    if kind == "history":
+        return cond.get("since") == "triggered"
+    return False  # has_tag, in_list: the contact's
+
+
 def matches_payload(where, payload, now) -> bool:
     """Does one event payload satisfy a history ``where``? (None matches everything.)
 

@@ -63,9 +63,9 @@ def resolve_contacts(events: list[Event]) -> tuple[dict[int, Contact], dict[int,
         if contact is None and not keys & new_keys:
             new.append(event)
             new_keys |= keys
-        elif contact is not None and contact.pk not in taken:
-            chosen[event.pk] = contact
-            taken.add(contact.pk)
+        elif contact is not None and contact.id not in taken:
+            chosen[event.id] = contact
+            taken.add(contact.id)
         else:
             deferred.append(event)
     changed: dict[int, set] = {}
@@ -77,28 +77,28 @@ def resolve_contacts(events: list[Event]) -> tuple[dict[int, Contact], dict[int,
         reasons = suppression.reasons_for("email", [e.email for e in new if e.email])
         for event in new:
             contact = find(event)
-            if contact.pk in taken:  # another worker's new row, about someone this call has met already
+            if contact.id in taken:  # another worker's new row, about someone this call has met already
                 deferred.append(event)
                 continue
-            chosen[event.pk] = contact
-            taken.add(contact.pk)
+            chosen[event.id] = contact
+            taken.add(contact.id)
             reason = reasons.get(event.email) if event.email else None
             if reason and not contact.suppressed:
                 contact.suppressed, contact.suppressed_reason, contact.suppressed_at = True, reason, now
-                changed.setdefault(contact.pk, set()).update({"suppressed", "suppressed_reason", "suppressed_at"})
+                changed.setdefault(contact.id, set()).update({"suppressed", "suppressed_reason", "suppressed_at"})
     for event in events:
-        contact = chosen.get(event.pk)
+        contact = chosen.get(event.id)
         if contact is None:
             continue
         if event.user_id and not contact.user_id:
             contact.user_id = event.user_id
-            changed.setdefault(contact.pk, set()).add("user_id")
+            changed.setdefault(contact.id, set()).add("user_id")
         if event.email and not contact.email and event.email not in by_email:
             contact.email = event.email
             by_email[event.email] = contact
-            changed.setdefault(contact.pk, set()).add("email")
-    position = {event.pk: index for index, event in enumerate(events)}
-    return chosen, changed, sorted(deferred, key=lambda e: position[e.pk])
+            changed.setdefault(contact.id, set()).add("email")
+    position = {event.id: index for index, event in enumerate(events)}
+    return chosen, changed, sorted(deferred, key=lambda e: position[e.id])
 
 
 def save_contacts(contacts: list[Contact], fields: set[str]):

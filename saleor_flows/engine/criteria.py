@@ -5,19 +5,23 @@ so both re-check exactly the same thing.
 """
 
 from ..models import Enrolment
-from .conditions import EvalContext, evaluate
+from .conditions import EvalContext, evaluate, reads_trigger_event
 from .definition import version_definition
 from .history import DatabaseHistory, SharedEvents
 
 
-def journey_context(enrolment: Enrolment, contact, now, shared: SharedEvents | None = None) -> EvalContext:
+def journey_context(enrolment: Enrolment, contact, now, shared: SharedEvents | None = None, *,
+                    trigger: bool = True) -> EvalContext:
     """The contact now, the trigger event's payload, and history scoped to this journey.
 
-    ``shared``: the events of a window of contacts, fetched once for all of them.
+    ``shared``: the events of a window of contacts, fetched once for all of them. ``trigger=False``:
+    for a condition that does not read the trigger event (``conditions.reads_trigger_event``), which
+    is then not loaded.
     """
+    event = enrolment.trigger_event if trigger else None
     return EvalContext(
-        contact=contact.as_context(), event=enrolment.trigger_event.payload, now=now,
-        entered_at=enrolment.entered_at, triggered_at=enrolment.trigger_event.occurred_at,
+        contact=contact.as_context(), event=event and event.payload, now=now,
+        entered_at=enrolment.entered_at, triggered_at=event and event.occurred_at,
         history=DatabaseHistory(contact, flow_id=enrolment.flow_id, now=now,
                                 trigger_event_id=enrolment.trigger_event_id, shared=shared),
     )
@@ -25,8 +29,14 @@ def journey_context(enrolment: Enrolment, contact, now, shared: SharedEvents | N
 
 def check_exit(enrolment: Enrolment, contact, now, shared: SharedEvents | None = None) -> tuple[str, dict] | None:
     """(status, {"reason", "facts"}) if the goal or the exit criteria hold now, else None."""
-    return exit_outcome(version_definition(enrolment.version_id),
-                        lambda: journey_context(enrolment, contact, now, shared))
+    definition = version_definition(enrolment.version_id)
+    return exit_outcome(definition, lambda: journey_context(enrolment, contact, now, shared,
+                                                            trigger=ends_on_trigger_event(definition)))
+
+
+def ends_on_trigger_event(definition: dict) -> bool:
+    """Whether the goal or the exit criteria of ``definition`` read the journey's trigger event."""
+    return any(reads_trigger_event(definition[key]) for key in ("goal", "exit") if definition.get(key))
 
 
 def exit_outcome(definition: dict, make_context) -> tuple[str, dict] | None:

@@ -36,13 +36,13 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, Max, Q
 
 from .. import clock
-from ..db import DATABASE_AWAY, any_of, insert_rows, update_rows
+from ..db import DATABASE_AWAY, any_of, fast_timestamps, insert_rows, update_rows
 from ..events import valid_email
 from ..models import Enrolment, Event, Flow, PastEntry, StepExecution
 from . import attribution, recommendations, resolvers, trail
 from .conditions import EvalContext, correlated, evaluate
 from .contacts import erase_contact, fold_profile, resolve_contacts, save_contacts
-from .criteria import check_exit
+from .criteria import check_exit, ends_on_trigger_event
 from .definition import version_definition, version_number
 from .derived import derive
 from .history import DatabaseHistory
@@ -150,8 +150,8 @@ class _EventFailed(Exception):
     """Processing one event raised: the batch is rolled back and retried without the event's group."""
 
     def __init__(self, event: Event, exc: Exception):
-        super().__init__(f"event {event.pk} failed: {type(exc).__name__}: {exc}")
-        self.event_id, self.error = event.pk, exc
+        super().__init__(f"event {event.id} failed: {type(exc).__name__}: {exc}")
+        self.event_id, self.error = event.id, exc
 
 
 @contextmanager
@@ -169,9 +169,9 @@ def _process(select) -> tuple[int, list[int]]:
     """Run one batch; on a failure, the rest again without the failing event's group, that group one by one."""
     batch = _Batch()
     try:
-        with transaction.atomic():
+        with transaction.atomic(), fast_timestamps():
             events = select()
-            batch.ids = [event.pk for event in events]
+            batch.ids = [event.id for event in events]
             return len(events), (_apply(events, batch) if events else [])
     except DATABASE_AWAY:
         raise  # rolled back: every event stays pending (the task is retried, or the sweep finds them)
@@ -223,8 +223,8 @@ def _isolated(contact, event: Event, trail_rows: list, *, savepoint: bool = Fals
     except Exception as exc:  # noqa: BLE001 - recorded against this flow, logged with its traceback
         if isinstance(exc, DatabaseError) and not savepoint:
             raise
-        logger.exception("saleor-flows: a flow failed on event %s (%s): %s", event.pk, event.name, where)
-        trail_rows.append(trail.entry(contact.pk, "flow_failed", event=event.name, event_id=event.pk,
+        logger.exception("saleor-flows: a flow failed on event %s (%s): %s", event.id, event.name, where)
+        trail_rows.append(trail.entry(contact.id, "flow_failed", event=event.name, event_id=event.id,
                                       error=f"{type(exc).__name__}: {exc}"[:200], **where))
 
 
@@ -257,25 +257,25 @@ def _groups(events: list[Event]) -> list[list[Event]]:
         return key
 
     for event in events:
-        keys = [("event", event.pk), *_identity_keys(event)]
+        keys = [("event", event.id), *_identity_keys(event)]
         for key in keys[1:]:
             parent[root(key)] = root(keys[0])
     groups = defaultdict(list)
     for event in sorted(events, key=_order):
-        groups[root(("event", event.pk))].append(event)
+        groups[root(("event", event.id))].append(event)
     return list(groups.values())
 
 
 def _order(event: Event):
-    return event.occurred_at, event.pk
+    return event.occurred_at, event.id
 
 
 def _apply(events: list[Event], batch: _Batch) -> list[int]:
     """Process locked events wave by wave; returns the executions made due at once."""
     groups = _groups(events)
-    batch.order = [event.pk for event in sorted(events, key=_order)]
+    batch.order = [event.id for event in sorted(events, key=_order)]
     for group in groups:
-        ids = [event.pk for event in group]
+        ids = [event.id for event in group]
         for event_id in ids:
             batch.groups[event_id] = ids
     flows = defaultdict(list)  # live flows by trigger event name, once per batch
@@ -292,17 +292,17 @@ def _apply(events: list[Event], batch: _Batch) -> list[int]:
             return to_run
         done, erased = _apply_wave(wave, to_run, **wave_args)
         for index, (group, head) in enumerate(zip(groups, heads)):
-            if head < len(group) and group[head].pk in done:
+            if head < len(group) and group[head].id in done:
                 heads[index] += 1
         if erased:  # an erasure clears the identity of that person's other events, pending ones too
             _refresh([event for group, head in zip(groups, heads) for event in group[head:]])
 
 
 def _refresh(events: list[Event]):
-    current = {row["id"]: row for row in Event.objects.filter(any_of("pk", [e.pk for e in events])).values(
+    current = {row["id"]: row for row in Event.objects.filter(any_of("pk", [e.id for e in events])).values(
         "id", "email", "user_id", "payload", "contact_id")}
     for event in events:
-        for field, value in current[event.pk].items():
+        for field, value in current[event.id].items():
             setattr(event, field, value)
 
 
@@ -320,29 +320,29 @@ def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple
         with _blame(event):
             problem = _problem(event, duplicates)
         if problem:
-            logger.warning("saleor-flows: event %s (%s) dead-lettered: %s", event.pk, event.name, problem)
-            finished[event.pk] = (Event.Status.DEAD, problem, None)
+            logger.warning("saleor-flows: event %s (%s) dead-lettered: %s", event.id, event.name, problem)
+            finished[event.id] = (Event.Status.DEAD, problem, None)
         else:
             live.append(event)
 
     # Who each event is about.
     contacts, changed, deferred = resolve_contacts(live)
-    deferred = {event.pk for event in deferred}
-    erased = [event for event in live if event.name == "customer_deleted" and event.pk not in deferred]
+    deferred = {event.id for event in deferred}
+    erased = [event for event in live if event.name == "customer_deleted" and event.id not in deferred]
     for event in erased:
         with _blame(event):
-            erase_contact(contacts[event.pk])
-        finished[event.pk] = (Event.Status.PROCESSED, "", None)
-        changed.pop(contacts.pop(event.pk).pk, None)
-    live = [event for event in live if event.pk in contacts]
+            erase_contact(contacts[event.id])
+        finished[event.id] = (Event.Status.PROCESSED, "", None)
+        changed.pop(contacts.pop(event.id).id, None)
+    live = [event for event in live if event.id in contacts]
     for event in live:
-        event.contact = contact = contacts[event.pk]
+        event.contact = contact = contacts[event.id]
         with _blame(event):
-            changed.setdefault(contact.pk, set()).update(fold_profile(contact, event))
+            changed.setdefault(contact.id, set()).update(fold_profile(contact, event))
     by_fields = defaultdict(list)
     for event in live:
-        if changed.get(event.contact.pk):
-            by_fields[frozenset(changed[event.contact.pk])].append(event.contact)
+        if changed.get(event.contact_id):
+            by_fields[frozenset(changed[event.contact_id])].append(event.contact)
     for fields, changed_contacts in by_fields.items():
         save_contacts(changed_contacts, fields)
 
@@ -361,12 +361,12 @@ def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple
     trail.write(trail_rows)
 
     for event in live:
-        finished[event.pk] = (Event.Status.PROCESSED, "", event.contact.pk)
+        finished[event.id] = (Event.Status.PROCESSED, "", event.contact_id)
     ids = list(finished)
     update_rows(Event, ids, {"status": [finished[i][0] for i in ids], "error": [finished[i][1] for i in ids],
                              "contact_id": [finished[i][2] for i in ids], "processed_at": [now] * len(ids)})
     if erased:  # kept for counts only: no identity, no payload
-        Event.objects.filter(pk__in=[event.pk for event in erased]).update(email="", user_id="", payload={})
+        Event.objects.filter(pk__in=[event.id for event in erased]).update(email="", user_id="", payload={})
     return set(finished), bool(erased)
 
 
@@ -384,14 +384,19 @@ def _problem(event: Event, duplicates: set) -> str:
 
 def _check_exits(events: list[Event], now, trail_rows: list):
     """The goal and exit criteria of the contacts' active journeys, asked again now."""
-    by_contact = {event.contact.pk: event for event in events}
+    by_contact = {event.contact_id: event for event in events}
     # Only journeys with a goal or exit criteria can end here: the others are not loaded.
     ending = [pk for pk, version_id in Enrolment.objects.filter(
         any_of("contact_id", by_contact), status=Enrolment.Status.ACTIVE).values_list("id", "version_id")
         if _can_end(version_id)]
     active = defaultdict(list)
-    for enrolment in (Enrolment.objects.select_related("trigger_event").filter(any_of("pk", ending)).order_by("id")
-                      if ending else []):
+    enrolments = list(Enrolment.objects.filter(any_of("pk", ending)).order_by("id")) if ending else []
+    # The events that started them, only for goals and exits that read them (most ask about the contact).
+    triggers = [enrolment for enrolment in enrolments if _reads_trigger(enrolment.version_id)]
+    events = Event.objects.in_bulk([enrolment.trigger_event_id for enrolment in triggers]) if triggers else {}
+    for enrolment in triggers:
+        enrolment.trigger_event = events[enrolment.trigger_event_id]
+    for enrolment in enrolments:
         active[enrolment.contact_id].append(enrolment)
     endings = []
     for contact_id, enrolments in active.items():
@@ -399,7 +404,7 @@ def _check_exits(events: list[Event], now, trail_rows: list):
         with _blame(event):
             for enrolment in enrolments:
                 outcome = None
-                with _isolated(event.contact, event, trail_rows, enrolment_id=enrolment.pk):
+                with _isolated(event.contact, event, trail_rows, enrolment_id=enrolment.id):
                     outcome = check_exit(enrolment, event.contact, now)
                 if outcome:
                     status, detail = outcome
@@ -416,6 +421,13 @@ def _can_end(version_id: int) -> bool:
     return bool(definition.get("goal") or definition.get("exit"))
 
 
+def _reads_trigger(version_id: int) -> bool:
+    try:
+        return ends_on_trigger_event(version_definition(version_id))
+    except Exception:  # noqa: BLE001 - as in _can_end: loaded, and its check fails in its own flow's name
+        return True
+
+
 def _wakes(execution, step: dict, contact, event: Event, now) -> bool:
     """Whether this event is the one the waiting ``wait_event`` step awaits."""
     if step.get("filter") and not evaluate(step["filter"], EvalContext(
@@ -427,7 +439,7 @@ def _wakes(execution, step: dict, contact, event: Event, now) -> bool:
 
 def _resume_waiting(events: list[Event], now, trail_rows: list) -> list[int]:
     """Wake executions of these contacts waiting for these events (``wait_event`` steps)."""
-    by_contact = {event.contact.pk: event for event in events}
+    by_contact = {event.contact_id: event for event in events}
     woken = []
     waiting = StepExecution.objects.select_related("enrolment__trigger_event").filter(
         any_of("enrolment__contact_id", by_contact), state=StepExecution.State.PENDING,
@@ -443,9 +455,9 @@ def _resume_waiting(events: list[Event], now, trail_rows: list) -> list[int]:
                            step_id=execution.step_id):
                 step = version_definition(execution.enrolment.version_id)["steps"][execution.step_id]
                 wakes = _wakes(execution, step, event.contact, event, now)
-            if wakes and StepExecution.objects.filter(pk=execution.pk, state=StepExecution.State.PENDING).update(
-                    state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.pk}):
-                woken.append(execution.pk)
+            if wakes and StepExecution.objects.filter(pk=execution.id, state=StepExecution.State.PENDING).update(
+                    state=StepExecution.State.CLAIMED, claimed_at=now, result={"resumed_by": event.id}):
+                woken.append(execution.id)
     return woken
 
 
@@ -478,15 +490,15 @@ def _enrol(events: list[Event], flows: dict, now, trail_rows: list, *, single: b
     """Enrol each contact in the live flows its event triggers, where the entry filter and the
     re-entry rule allow; returns the first executions due at once."""
     matched = [event for event in events if flows.get(event.name)]
-    past = _past_entries({flow.pk for event in matched for flow in flows[event.name]},
-                         [event.contact.pk for event in matched])
+    past = _past_entries({flow.id for event in matched for flow in flows[event.name]},
+                         [event.contact_id for event in matched])
     entries = []
     for event in matched:
         with _blame(event):
             for flow in flows[event.name]:
                 entry = None
                 with _isolated(event.contact, event, trail_rows, savepoint=single, flow=flow.slug):
-                    entry = _decide(flow, event, now, past.get((flow.pk, event.contact.pk)), trail_rows)
+                    entry = _decide(flow, event, now, past.get((flow.id, event.contact_id)), trail_rows)
                 if entry:
                     entries.append(entry)
     inserted = insert_rows(Enrolment, [entry["row"] for entry in entries],
@@ -500,7 +512,7 @@ def _enrol(events: list[Event], flows: dict, now, trail_rows: list, *, single: b
         if pk is None:
             continue  # this event enrolled this contact in this flow already
         detail = {"flow": flow.slug, "version": version_number(row["version_id"]), "event": event.name,
-                  "event_id": event.pk}
+                  "event_id": event.id}
         if row["holdout"]:
             # Held out (the flow's holdout group): enrolled and tracked for goals and orders, never sent anything.
             entered.append(trail.entry(row["contact_id"], "held_out", enrolment_id=pk, **detail,
@@ -523,20 +535,20 @@ def _decide(flow: Flow, event: Event, now, past, trail_rows: list) -> dict | Non
     trigger_filter = definition["trigger"].get("filter")
     if trigger_filter:
         decision = evaluate(trigger_filter, EvalContext(contact=contact.as_context(), event=event.payload, now=now,
-                                                        history=DatabaseHistory(contact, flow_id=flow.pk, now=now)))
+                                                        history=DatabaseHistory(contact, flow_id=flow.id, now=now)))
         if not decision.result:
-            trail_rows.append(trail.entry(contact.pk, "not_entered", flow=flow.slug, event=event.name,
+            trail_rows.append(trail.entry(contact.id, "not_entered", flow=flow.slug, event=event.name,
                                           reason="entry filter did not match", facts=decision.facts))
             return None
     entered, active, latest = past or (False, False, None)
     blocked = reentry_reason(definition, now, has_entered=lambda: entered, has_active=lambda: active,
                              entered_since=lambda since: latest is not None and latest > since)
     if blocked:
-        trail_rows.append(trail.entry(contact.pk, "not_entered", flow=flow.slug, event=event.name, reason=blocked))
+        trail_rows.append(trail.entry(contact.id, "not_entered", flow=flow.slug, event=event.name, reason=blocked))
         return None
-    held_out = attribution.in_holdout(flow.pk, contact.pk, event.pk, definition.get("holdout_percent"))
+    held_out = attribution.in_holdout(flow.id, contact.id, event.id, definition.get("holdout_percent"))
     return {
-        "row": {"flow_id": flow.pk, "version_id": version_id, "contact_id": contact.pk, "trigger_event_id": event.pk,
+        "row": {"flow_id": flow.id, "version_id": version_id, "contact_id": contact.id, "trigger_event_id": event.id,
                 "status": Enrolment.Status.ACTIVE, "entered_at": now, "holdout": held_out},
         "flow": flow, "event": event, "percent": definition.get("holdout_percent"),
         # Planned before anything is written: a first step that cannot be planned fails this flow only.
