@@ -11,12 +11,12 @@ anymail's ``metadata``, which comes back on its tracking webhooks.
 import logging
 import smtplib
 
+import django
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 
 from ..conf import flows_setting
-from . import mime
 
 logger = logging.getLogger(__name__)
 
@@ -24,23 +24,28 @@ SEND_ID_HEADER = "X-Flows-Send-Id"
 ANYMAIL_SEND_ID_KEY = "send_id"  # in anymail's metadata, which comes back on its tracking events
 
 
-class FlowsEmail(EmailMultiAlternatives):
-    """Django's multipart email, whose MIME object writes its bytes without the generator (``mime.py``).
+if django.VERSION < (6, 0):  # the host's pin (Saleor 3.24: Django 5.2); Django 6 builds messages another way
+    from . import mime
 
-    Only the MIME object differs, and only in how fast it is built and written: the
-    host's backend still sends it (Django's SMTP backend calls ``as_bytes``;
-    django-anymail's ESP backends read the fields and never call it).
-    """
+    class FlowsEmail(EmailMultiAlternatives):
+        """Django's multipart email, whose MIME object writes its bytes without the generator (``mime.py``).
 
-    def message(self):
-        return mime.fast(super().message())
+        Only the MIME object differs, and only in how fast it is built and written: the
+        host's backend still sends it (Django's SMTP backend calls ``as_bytes``;
+        django-anymail's ESP backends read the fields and never call it).
+        """
 
-    def _create_mime_attachment(self, content, mimetype):
-        """A text part (the HTML alternative) as ``mime.FastText``: Django's, its quoted-printable written faster."""
-        basetype, subtype = mimetype.split("/", 1)
-        if basetype != "text":
-            return super()._create_mime_attachment(content, mimetype)
-        return mime.FastText(content, subtype, self.encoding or settings.DEFAULT_CHARSET)
+        def message(self):
+            return mime.fast(super().message())
+
+        def _create_mime_attachment(self, content, mimetype):
+            """A text part (the HTML alternative) as ``mime.FastText``: Django's, its quoted-printable written faster."""
+            basetype, subtype = mimetype.split("/", 1)
+            if basetype != "text":
+                return super()._create_mime_attachment(content, mimetype)
+            return mime.FastText(content, subtype, self.encoding or settings.DEFAULT_CHARSET)
+else:  # pragma: no cover - Django 6: its own message building, unchanged
+    FlowsEmail = EmailMultiAlternatives
 
 
 def build_email(rendered, *, to: str, from_email: str | None, reply_to: list[str] | None, send_id: str,
