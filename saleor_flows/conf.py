@@ -57,6 +57,11 @@ DEFAULTS = {
     "SEND_WINDOW": 10,
     # A claimed execution whose task never started is handed out again after this.
     "CLAIM_LEASE_SECONDS": 300,
+    # The sweep leases no more than this many due steps ahead of the workers (PostgreSQL): leases
+    # still running count against it. Above what the workers send in CLAIM_LEASE_SECONDS, a long
+    # drain's leases would run out while their tasks wait in the broker, and be leased and queued
+    # again; below what they send in one sweep interval, the workers wait for the sweep.
+    "SWEEP_MAX_LEASED": 20_000,
     # A send still in `sending` after this is marked ambiguous, never resent.
     "SENDING_LEASE_SECONDS": 600,
     # An event still pending after this is enqueued again (its enqueue was lost).

@@ -246,9 +246,14 @@ class DueExecution(models.Model):
 
     execution_id = models.BigIntegerField(primary_key=True)
     due_at = models.DateTimeField()
+    # Set by the claim, cleared when the execution is rescheduled: the sweep counts the leases
+    # still running (tasks waiting in the broker) on their own small index and leases no more
+    # than SWEEP_MAX_LEASED, so a backlog longer than the lease is not leased and queued twice.
+    leased = models.BooleanField(default=False, db_default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["due_at"], name="flows_due_at")]
+        indexes = [models.Index(fields=["due_at"], name="flows_due_at"),
+                   models.Index(fields=["due_at"], name="flows_due_leased", condition=Q(leased=True))]
 
 
 class Message(models.Model):

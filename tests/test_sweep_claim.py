@@ -20,6 +20,7 @@ from django.core import mail
 from django.db import connection
 
 from saleor_flows import clock
+from saleor_flows.engine import dispatch
 from saleor_flows.engine.runner import finish_enrolment, run_claimed, take
 from saleor_flows.engine.sweep import claim_due, leased_not_taken, sweep
 from saleor_flows.models import DueExecution, Enrolment, Flow, StepExecution
@@ -181,3 +182,71 @@ def test_the_migration_backfill_queues_every_pending_execution_once(flows):
     StepExecution.objects.filter(state="pending").update(due_at=moved)  # kept by the trigger meanwhile
     backfill_queue(connection, batch=2)  # run again: nothing doubled, nothing put back
     assert _queue() == _pending() and set(_queue().values()) == {moved}
+
+
+class _WaitingBroker(dispatch.Workers):
+    """A broker whose tasks no worker has started yet: the chunks the sweep hands out wait here."""
+
+    def __init__(self):
+        self.chunks: list[list[int]] = []
+
+    def run_executions(self, execution_ids):
+        self.chunks.append(list(execution_ids))
+        return True
+
+    def process_pending_events(self):
+        return True
+
+    def start_one(self):
+        """A worker starts the oldest waiting task."""
+        run_claimed(self.chunks.pop(0))
+
+
+@pytest.fixture
+def waiting_broker():
+    broker = _WaitingBroker()
+    before = list(dispatch._workers)
+    dispatch.register(broker)
+    try:
+        yield broker
+    finally:
+        dispatch._workers[:] = before
+
+
+def test_the_sweep_leases_no_further_ahead_of_the_workers_than_its_lead(flows, settings, waiting_broker):
+    """A backlog the workers need longer than the lease for: each sweep tops the leases not started up to
+    SWEEP_MAX_LEASED and no further, so the steps whose tasks wait in the broker are not leased and queued
+    again by every sweep; a lease whose task is lost still runs out and the step is sent."""
+    settings.SALEOR_FLOWS = {**settings.SALEOR_FLOWS, "SWEEP_MAX_LEASED": 4, "SWEEP_BATCH_SIZE": 3,
+                             "SWEEP_CHUNK_SIZE": 2}
+    waits = _waits(flows, 10)
+    clock.advance(timedelta(hours=1))  # all 10 waits are due
+    with dispatch.forced("celery"):  # the sweep hands the due steps to the broker's waiting tasks
+        _lead_then_lost_task(waits, waiting_broker)
+
+
+def _lead_then_lost_task(waits, waiting_broker):
+    sweep()
+    queued = lambda: sorted(i for chunk in waiting_broker.chunks for i in chunk)  # noqa: E731
+    assert len(queued()) == 4 and leased_not_taken(clock.now()) == 4  # the oldest 4, in chunks of 2
+    sweep()
+    sweep()  # the workers have not started: nothing more is leased, nothing queued twice
+    assert len(queued()) == 4 and len(set(queued())) == 4
+
+    waiting_broker.start_one()  # a worker takes a chunk of 2 and sends them
+    assert len(mail.outbox) == 2 and leased_not_taken(clock.now()) == 2
+    sweep()  # the lead is topped up by the 2 taken
+    assert len(queued()) == 4 and leased_not_taken(clock.now()) == 4
+
+    lost = waiting_broker.chunks.pop(0)  # a task lost with its worker
+    clock.advance(timedelta(seconds=301))  # CLAIM_LEASE_SECONDS: every running lease has run out
+    assert leased_not_taken(clock.now()) == 0 and leased_not_taken() == 4
+    sweep()  # a new lead (the steps due longest first: those never leased), the late task still queued
+    assert leased_not_taken(clock.now()) == 4 and not set(lost) & set(queued())
+    while waiting_broker.chunks or StepExecution.objects.filter(state="pending").exists():
+        if not waiting_broker.chunks:
+            sweep()
+        waiting_broker.start_one()  # the late duplicate of a task takes nothing: each step is sent once
+    # Every step sent once, the lost task's too (leased again when the sweep reached them).
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(f"p{i}@example.com" for i in range(10))
+    assert set(StepExecution.objects.filter(pk__in=waits).values_list("state", flat=True)) == {"done"}

@@ -62,25 +62,27 @@ def claim_due(limit: int, now=None) -> list[int]:
     lease_until = now + timedelta(seconds=flows_setting("CLAIM_LEASE_SECONDS"))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {queue} SET due_at = %s WHERE execution_id IN ("
+            f"UPDATE {queue} SET due_at = %s, leased = true WHERE execution_id IN ("
             f" SELECT execution_id FROM {queue} WHERE due_at <= %s ORDER BY due_at LIMIT %s"
             " FOR UPDATE SKIP LOCKED) RETURNING execution_id",
             [lease_until, now, limit])
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def leased_not_taken() -> int:
+def leased_not_taken(now=None) -> int:
     """How many executions a sweep has leased that no worker has taken yet (PostgreSQL; 0 on SQLite).
 
-    A leased queue row's ``due_at`` is the lease's end, later than its execution's own due time;
-    any other queue row has its execution's due time (the triggers copy it). Used by the demo to
-    wait for its worker, and by operators to see lost tasks (docs/operations.md).
+    With ``now``, only the leases still running then: tasks waiting in the broker (or being
+    started). Without, also the leases that ran out (their tasks lost or late; the steps are due
+    again). Counted on the leases' own partial index, whatever the backlog. Used by the sweep to
+    lease no more than SWEEP_MAX_LEASED ahead of the workers, by the demo to wait for its worker,
+    and by operators to see lost tasks (docs/operations.md).
     """
     if connection.vendor != "postgresql":
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {DueExecution._meta.db_table} d JOIN {StepExecution._meta.db_table} e"
-                       " ON e.id = d.execution_id WHERE d.due_at > e.due_at")
+        cursor.execute(f"SELECT count(*) FROM {DueExecution._meta.db_table} WHERE leased"
+                       + ("" if now is None else " AND due_at > %s"), [] if now is None else [now])
         return cursor.fetchone()[0]
 
 
@@ -111,7 +113,7 @@ def requeue_stale_events(now) -> int:
 
 
 def sweep(*, batch_size: int | None = None, max_batches: int | None = None) -> SweepReport:
-    """One pass: repair, then claim and dispatch everything due, batch by batch."""
+    """One pass: repair, then claim and dispatch what is due, batch by batch, up to SWEEP_MAX_LEASED ahead of the workers."""
     now = clock.now()
     batch_size = batch_size or flows_setting("SWEEP_BATCH_SIZE")
     report = SweepReport(
@@ -120,11 +122,17 @@ def sweep(*, batch_size: int | None = None, max_batches: int | None = None) -> S
         timers_fired=fire_due_timers(now),  # before the requeue: without a broker it takes their events too
     )
     report.requeued_events = requeue_stale_events(now)
+    # Leases still running are steps handed to workers that have not started them: lease at most
+    # SWEEP_MAX_LEASED ahead, so a backlog that takes longer than the lease is not leased again
+    # (and its chunks queued twice) while its first tasks still wait in the broker.
+    room = flows_setting("SWEEP_MAX_LEASED") - leased_not_taken(now)
     batches = 0
-    while True:
-        ids = claim_due(batch_size, now)
+    while room > 0:
+        ids = claim_due(min(batch_size, room), now)
         report.claimed += len(ids)
+        room -= len(ids)
         dispatch.executions_claimed(ids)
         batches += 1
         if len(ids) < batch_size or (max_batches and batches >= max_batches):
-            return report
+            break
+    return report

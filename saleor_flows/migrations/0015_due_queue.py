@@ -17,6 +17,9 @@ repair, deletes) keeps the queue without knowing about it.
   pending row's new due time.
 * DELETE of a pending row: its queue row goes too.
 
+``leased`` marks the rows a sweep has leased (``sweep.claim_due``); a new due time clears it.
+Its partial index holds only the leases, so the sweep counts the running ones cheaply.
+
 Autovacuum visits the queue after every 10,000 dead rows, not 20 % of it: the claim reads
 the front of the ``due_at`` index, where the claimed rows' dead versions are.
 
@@ -55,7 +58,7 @@ CREATE FUNCTION saleor_flows_due_changed() RETURNS trigger LANGUAGE plpgsql AS $
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.state = 'pending' THEN
         INSERT INTO saleor_flows_dueexecution (execution_id, due_at) VALUES (NEW.id, NEW.due_at)
-        ON CONFLICT (execution_id) DO UPDATE SET due_at = EXCLUDED.due_at;
+        ON CONFLICT (execution_id) DO UPDATE SET due_at = EXCLUDED.due_at, leased = false;  -- a new due time voids a lease
     ELSE
         DELETE FROM saleor_flows_dueexecution WHERE execution_id = OLD.id;
     END IF;
@@ -111,9 +114,12 @@ class Migration(migrations.Migration):
             fields=[
                 ('execution_id', models.BigIntegerField(primary_key=True, serialize=False)),
                 ('due_at', models.DateTimeField()),
+                ('leased', models.BooleanField(db_default=False, default=False)),
             ],
             options={
-                'indexes': [models.Index(fields=['due_at'], name='flows_due_at')],
+                'indexes': [models.Index(fields=['due_at'], name='flows_due_at'),
+                            models.Index(condition=models.Q(('leased', True)), fields=['due_at'],
+                                         name='flows_due_leased')],
             },
         ),
         migrations.RunPython(create_triggers, drop_triggers),
