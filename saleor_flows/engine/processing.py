@@ -423,7 +423,9 @@ def _check_exits(events: list[Event], now, trail_rows: list) -> bool:
                     status, detail = outcome
                     endings.append((enrolment, status, detail["reason"], {"event": event.name,
                                                                            "facts": detail["facts"]}))
-    finish_enrolments(endings, now=now)
+    ended: list[dict] = []
+    finish_enrolments(endings, now=now, trail_rows=ended)
+    trail_rows[:0] = ended  # ahead of the wave's other rows, where an INSERT of their own put them
     return may_wake
 
 
