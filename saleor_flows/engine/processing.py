@@ -342,12 +342,8 @@ def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single, duplicat
         event.contact = contact = contacts[event.id]
         with _blame(event):
             changed.setdefault(contact.id, set()).update(fold_profile(contact, event))
-    by_fields = defaultdict(list)
-    for event in live:
-        if changed.get(event.contact_id):
-            by_fields[frozenset(changed[event.contact_id])].append(event.contact)
-    for fields, changed_contacts in by_fields.items():
-        save_contacts(changed_contacts, fields)
+    saved = [event.contact for event in live if changed.get(event.contact_id)]
+    save_contacts(saved, [changed[contact.id] for contact in saved])
 
     # What the events change besides the profile: derived events, orders.
     derive([(event, event.contact) for event in live])
