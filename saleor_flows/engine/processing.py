@@ -12,6 +12,10 @@ enrolments, first executions and trail rows written with one multi-row INSERT ea
 unique keys keep them effectively-once: ``ON CONFLICT DO NOTHING``, then only the rows really
 written go on), events marked in one UPDATE. The next wave sees what the previous one wrote,
 so the events of one person have exactly the outcome they would have one at a time.
+Small waves are common (a batch's last waves hold the few people with many events), and they
+pay per statement, not per row: what cannot change within a batch (pruned dedupe keys) is asked
+once per batch, and a statement that provably has nothing to find (executions waiting for these
+events when no active journey of these contacts has a step awaiting them) is not run.
 
 Contacts stay locked until the commit, so that two workers can never both enrol the same
 person where the re-entry rule allows one. Steps due at once run right after the commit.
