@@ -273,17 +273,31 @@ def _insert_rows_portable(model, rows, *, conflict, update, returning):
     return results
 
 
-def update_rows(model, ids: list[int], values: dict[str, list]):
-    """UPDATE each row ``ids[i]`` with ``values[attname][i]`` in one statement (``UPDATE … FROM`` the rows)."""
+def update_rows(model, ids: list[int], values: dict[str, list], *, only: list[set] | None = None):
+    """UPDATE each row ``ids[i]`` with ``values[attname][i]`` in one statement (``UPDATE … FROM`` the rows).
+
+    ``only[i]``: the names row ``i`` writes; its other columns keep their stored value (rows that
+    changed different fields, still one statement).
+    """
     if not ids:
         return
     if connection.vendor != "postgresql":
         for index, pk in enumerate(ids):
-            model.objects.filter(pk=pk).update(**{name: column[index] for name, column in values.items()})
+            model.objects.filter(pk=pk).update(**{name: column[index] for name, column in values.items()
+                                                  if only is None or name in only[index]})
         return
     names = list(values)
     rows = [dict(zip(["id", *names], row)) for row in zip(ids, *values.values())]
     table = connection.ops.quote_name(model._meta.db_table)
-    sets = ", ".join(f"{connection.ops.quote_name(_columns(model)[name][0].column)} = r.{name}" for name in names)
-    _raw_execute(f"UPDATE {table} SET {sets} FROM {_recordset(model, ['id', *names])} WHERE {table}.id = r.id",
+    recordset = _recordset(model, ["id", *names])
+    quoted = {name: connection.ops.quote_name(_columns(model)[name][0].column) for name in names}
+    if only is None:
+        sets = ", ".join(f"{quoted[name]} = r.{name}" for name in names)
+    else:
+        for row, written in zip(rows, only):
+            row["only_"] = sorted(written)
+        recordset = recordset[:-1] + ", only_ text[])"
+        sets = ", ".join(f"{quoted[name]} = CASE WHEN '{name}' = ANY(r.only_) THEN r.{name} ELSE {table}.{quoted[name]} END"
+                         for name in names)
+    _raw_execute(f"UPDATE {table} SET {sets} FROM {recordset} WHERE {table}.id = r.id",
                  [json.dumps(rows, cls=_RowEncoder)], fetch=False)

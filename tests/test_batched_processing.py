@@ -207,6 +207,18 @@ def test_a_batch_enrols_once_per_event_and_trail_rows_match_the_rows_written(flo
     assert Contact.objects.count() == 50
 
 
+def test_profiles_changed_in_different_fields_in_one_batch_keep_the_others(flows):
+    """One UPDATE writes every contact of a wave: each gets the fields its event changed, nothing else."""
+    flows.contact("a@example.com", first_name="Ann", locale="fr")
+    flows.contact("b@example.com", first_name="Bob", locale="de")
+    with held():
+        ids = [record(flows, "customer_updated", email="a@example.com", payload={"language_code": "en"}, key="a"),
+               record(flows, "customer_updated", email="b@example.com", payload={"first_name": "Robert"}, key="b")]
+    process_events(ids)
+    assert sorted(Contact.objects.values_list("email", "first_name", "locale")) == [
+        ("a@example.com", "Ann", "en"), ("b@example.com", "Robert", "de")]
+
+
 def test_goals_and_exits_that_read_the_trigger_event_see_it_in_a_batch(flows):
     """The trigger event is loaded only for goals and exits that read it: those still see its payload and time."""
     wait = ("wait", nxt({"type": "wait", "duration": {"days": 1}}))

@@ -101,11 +101,12 @@ def resolve_contacts(events: list[Event]) -> tuple[dict[int, Contact], dict[int,
     return chosen, changed, sorted(deferred, key=lambda e: position[e.id])
 
 
-def save_contacts(contacts: list[Contact], fields: set[str]):
-    """Write ``fields`` of these (locked) contacts in one UPDATE."""
-    if contacts and fields:
-        names = sorted(fields)
-        update_rows(Contact, [c.pk for c in contacts], {name: [getattr(c, name) for c in contacts] for name in names})
+def save_contacts(contacts: list[Contact], fields: list[set[str]]):
+    """Write ``fields[i]`` of each (locked) contact ``contacts[i]``, all in one UPDATE."""
+    names = sorted(set().union(*fields))
+    if contacts and names:
+        update_rows(Contact, [c.pk for c in contacts], {name: [getattr(c, name) for c in contacts] for name in names},
+                    only=fields)
 
 
 def erase_contact(contact: Contact, *, reason: str = "erased"):

@@ -12,6 +12,10 @@ enrolments, first executions and trail rows written with one multi-row INSERT ea
 unique keys keep them effectively-once: ``ON CONFLICT DO NOTHING``, then only the rows really
 written go on), events marked in one UPDATE. The next wave sees what the previous one wrote,
 so the events of one person have exactly the outcome they would have one at a time.
+Small waves are common (a batch's last waves hold the few people with many events), and they
+pay per statement, not per row: what cannot change within a batch (pruned dedupe keys) is asked
+once per batch, and a statement that provably has nothing to find (executions waiting for these
+events when no active journey of these contacts has a step awaiting them) is not run.
 
 Contacts stay locked until the commit, so that two workers can never both enrol the same
 person where the re-entry rule allows one. Steps due at once run right after the commit.
@@ -24,6 +28,7 @@ a time, where the failing event is dead-lettered and a failing flow only leaves 
 event's fault: the batch rolls back and every event stays pending for the retry or the sweep.
 """
 
+import functools
 import logging
 import re
 from collections import defaultdict
@@ -33,7 +38,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, IntegerField, Max, Q, Value
 
 from .. import clock
 from ..db import DATABASE_AWAY, any_of, fast_timestamps, insert_rows, update_rows
@@ -283,7 +288,10 @@ def _apply(events: list[Event], batch: _Batch) -> list[int]:
             status=Flow.Status.LIVE, trigger_event__in={event.name for event in events},
             live_version__isnull=False).order_by("id")):
         flows[flow.trigger_event].append(flow)
-    wave_args = {"flows": flows, "single": len(events) == 1}
+    # A pruned key was kept before any event that repeats it could be stored (the key is unique among
+    # events), so it is known before this batch began: asked once for the batch, not once per wave.
+    duplicates = pruned_duplicates([event.dedupe_key for event in events])
+    wave_args = {"flows": flows, "single": len(events) == 1, "duplicates": duplicates}
     to_run: list[int] = []
     heads = [0] * len(groups)
     while True:
@@ -306,7 +314,7 @@ def _refresh(events: list[Event]):
             setattr(event, field, value)
 
 
-def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple[set, bool]:
+def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single, duplicates) -> tuple[set, bool]:
     """One event per person. Returns the ids of the events done (the others are deferred) and
     whether a contact was erased."""
     now = clock.now()
@@ -314,7 +322,6 @@ def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple
     trail_rows: list[dict] = []
 
     # What makes an event unprocessable: found before anything is written.
-    duplicates = pruned_duplicates([event.dedupe_key for event in wave])
     live = []
     for event in wave:
         with _blame(event):
@@ -339,12 +346,8 @@ def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple
         event.contact = contact = contacts[event.id]
         with _blame(event):
             changed.setdefault(contact.id, set()).update(fold_profile(contact, event))
-    by_fields = defaultdict(list)
-    for event in live:
-        if changed.get(event.contact_id):
-            by_fields[frozenset(changed[event.contact_id])].append(event.contact)
-    for fields, changed_contacts in by_fields.items():
-        save_contacts(changed_contacts, fields)
+    saved = [event.contact for event in live if changed.get(event.contact_id)]
+    save_contacts(saved, [changed[contact.id] for contact in saved])
 
     # What the events change besides the profile: derived events, orders.
     derive([(event, event.contact) for event in live])
@@ -355,8 +358,8 @@ def _apply_wave(wave: list[Event], to_run: list[int], *, flows, single) -> tuple
             recommendations.record_order(event)
 
     # Journeys they end, waits they end, journeys they start.
-    _check_exits(live, now, trail_rows)
-    to_run += _resume_waiting(live, now, trail_rows)
+    if _check_exits(live, now, trail_rows):
+        to_run += _resume_waiting(live, now, trail_rows)
     to_run += _enrol(live, flows, now, trail_rows, single=single)
     trail.write(trail_rows)
 
@@ -382,20 +385,30 @@ def _problem(event: Event, duplicates: set) -> str:
     return shape_problem(event)
 
 
-def _check_exits(events: list[Event], now, trail_rows: list):
-    """The goal and exit criteria of the contacts' active journeys, asked again now."""
+def _check_exits(events: list[Event], now, trail_rows: list) -> bool:
+    """The goal and exit criteria of the contacts' active journeys, asked again now.
+
+    Returns whether one of these journeys may be waiting for its contact's event (a ``wait_event``
+    step awaiting that name, or a definition that cannot be read): if not, no execution can be woken
+    and the caller does not look for one.
+    """
     by_contact = {event.contact_id: event for event in events}
-    # Only journeys with a goal or exit criteria can end here: the others are not loaded.
-    ending = [pk for pk, version_id in Enrolment.objects.filter(
-        any_of("contact_id", by_contact), status=Enrolment.Status.ACTIVE).values_list("id", "version_id")
-        if _can_end(version_id)]
-    active = defaultdict(list)
-    enrolments = list(Enrolment.objects.filter(any_of("pk", ending)).order_by("id")) if ending else []
+    # One query, whole rows, for the journeys that can end or wait for an event; those of versions
+    # already known to do neither (their definitions never change) are not loaded.
+    enrolments = Enrolment.objects.filter(any_of("contact_id", by_contact), status=Enrolment.Status.ACTIVE)
+    if _INERT_VERSIONS:
+        enrolments = enrolments.exclude(any_of("version_id", _INERT_VERSIONS))
+    enrolments, may_wake = list(enrolments.order_by("id")) if by_contact else [], False
+    for enrolment in enrolments:
+        waits = _traits(enrolment.version_id)[2]
+        may_wake = may_wake or waits is None or by_contact[enrolment.contact_id].name in waits
+    enrolments = [enrolment for enrolment in enrolments if _traits(enrolment.version_id)[0]]
     # The events that started them, only for goals and exits that read them (most ask about the contact).
-    triggers = [enrolment for enrolment in enrolments if _reads_trigger(enrolment.version_id)]
+    triggers = [enrolment for enrolment in enrolments if _traits(enrolment.version_id)[1]]
     events = Event.objects.in_bulk([enrolment.trigger_event_id for enrolment in triggers]) if triggers else {}
     for enrolment in triggers:
         enrolment.trigger_event = events[enrolment.trigger_event_id]
+    active = defaultdict(list)
     for enrolment in enrolments:
         active[enrolment.contact_id].append(enrolment)
     endings = []
@@ -410,21 +423,44 @@ def _check_exits(events: list[Event], now, trail_rows: list):
                     status, detail = outcome
                     endings.append((enrolment, status, detail["reason"], {"event": event.name,
                                                                            "facts": detail["facts"]}))
-    finish_enrolments(endings, now=now)
+    ended: list[dict] = []
+    finish_enrolments(endings, now=now, trail_rows=ended)
+    trail_rows[:0] = ended  # ahead of the wave's other rows, where an INSERT of their own put them
+    return may_wake
 
 
-def _can_end(version_id: int) -> bool:
+# Versions with neither a goal, an exit nor a wait_event step (ids; a version never changes).
+_INERT_VERSIONS: set[int] = set()
+
+
+def _traits(version_id: int) -> tuple[bool, bool, frozenset | None]:
+    """(can its journeys end on a goal or exit, do those read the trigger event, the events its
+    ``wait_event`` steps await; None: unknown). A definition that cannot be read counts as doing
+    all of it: its enrolments are loaded, so that their check fails in their own flow's name."""
     try:
-        definition = version_definition(version_id)
-    except Exception:  # noqa: BLE001 - loaded, so that its check fails in its own flow's name (flow_failed)
-        return True
-    return bool(definition.get("goal") or definition.get("exit"))
+        return _version_traits(version_id)
+    except Exception:  # noqa: BLE001 - not cached: read again next time
+        return True, True, None
 
 
-def _reads_trigger(version_id: int) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _version_traits(version_id: int) -> tuple[bool, bool, frozenset | None]:
+    definition = version_definition(version_id)
+    can_end = _or_true(lambda: bool(definition.get("goal") or definition.get("exit")))
+    reads = can_end and _or_true(lambda: ends_on_trigger_event(definition))
     try:
-        return ends_on_trigger_event(version_definition(version_id))
-    except Exception:  # noqa: BLE001 - as in _can_end: loaded, and its check fails in its own flow's name
+        waits = frozenset(step["event"] for step in definition["steps"].values() if step.get("type") == "wait_event")
+    except Exception:  # noqa: BLE001 - unknown: executions are looked for as before
+        waits = None
+    if not can_end and waits == frozenset():
+        _INERT_VERSIONS.add(version_id)
+    return can_end, reads, waits
+
+
+def _or_true(question) -> bool:
+    try:
+        return question()
+    except Exception:  # noqa: BLE001 - as if it could: its check then fails in its own flow's name
         return True
 
 
@@ -474,15 +510,16 @@ def _past_entries(flow_ids, contact_ids) -> dict:
 
     if not flow_ids or not contact_ids:
         return facts
-    for flow_id, contact_id, active, entered_at in Enrolment.objects.filter(
-            any_of("contact_id", contact_ids), flow_id__in=flow_ids).values("flow_id", "contact_id").annotate(
-            active=Count("id", filter=Q(status=Enrolment.Status.ACTIVE)), latest=Max("entered_at")).values_list(
-            "flow_id", "contact_id", "active", "latest").order_by():
+    enrolled = Enrolment.objects.filter(
+        any_of("contact_id", contact_ids), any_of("flow_id", flow_ids)).values("flow_id", "contact_id").annotate(
+        active=Count("id", filter=Q(status=Enrolment.Status.ACTIVE)), latest=Max("entered_at")).values_list(
+        "flow_id", "contact_id", "active", "latest").order_by()
+    pruned = PastEntry.objects.filter(any_of("contact_id", contact_ids), any_of("flow_id", flow_ids)).annotate(
+        active=Value(0, output_field=IntegerField()), latest=F("last_entered_at")).values_list(
+        "flow_id", "contact_id", "active", "latest").order_by()
+    # One statement for both (a wave of a few events pays per statement, not per row).
+    for flow_id, contact_id, active, entered_at in enrolled.union(pruned, all=True):
         add((flow_id, contact_id), active > 0, entered_at)
-    for flow_id, contact_id, entered_at in PastEntry.objects.filter(
-            any_of("contact_id", contact_ids), flow_id__in=flow_ids).values_list(
-            "flow_id", "contact_id", "last_entered_at"):
-        add((flow_id, contact_id), False, entered_at)
     return facts
 
 

@@ -126,16 +126,18 @@ def finish_enrolment(enrolment: Enrolment, status: str, reason: str, *, now, **d
     return bool(finish_enrolments([(enrolment, status, reason, detail)], now=now))
 
 
-def finish_enrolments(endings: list[tuple], *, now) -> list[Enrolment]:
+def finish_enrolments(endings: list[tuple], *, now, trail_rows: list | None = None) -> list[Enrolment]:
     """End journeys once, a few statements for all: ``(enrolment, status, reason, trail detail)`` each.
 
     Each enrolment is ended only if it is still active (a conditional UPDATE); its pending or
-    claimed steps are skipped with the reason. Returns the enrolments this call ended.
+    claimed steps are skipped with the reason. Returns the enrolments this call ended. Their trail
+    rows are written here, or, given ``trail_rows``, added to it for a caller that writes its own
+    rows in one INSERT anyway (a batch's wave).
     """
     by_outcome = {}
     for enrolment, status, reason, detail in endings:
         by_outcome.setdefault((status, reason), []).append((enrolment, detail))
-    ended, trail_rows = [], []
+    ended, rows = [], []
     for (status, reason), items in by_outcome.items():
         updated = _end_active([enrolment.pk for enrolment, _ in items], status, reason, now)
         done = [(enrolment, detail) for enrolment, detail in items if enrolment.pk in updated]
@@ -146,10 +148,12 @@ def finish_enrolments(endings: list[tuple], *, now) -> list[Enrolment]:
             state=State.SKIPPED, finished_at=now, result={"reason": reason})
         for enrolment, detail in done:
             enrolment.status, enrolment.exit_reason, enrolment.finished_at = status, reason, now
-            trail_rows.append(trail.entry(enrolment.contact_id, status, enrolment_id=enrolment.pk, reason=reason,
-                                          **detail))
+            rows.append(trail.entry(enrolment.contact_id, status, enrolment_id=enrolment.pk, reason=reason, **detail))
             ended.append(enrolment)
-    trail.write(trail_rows)
+    if trail_rows is None:
+        trail.write(rows)
+    else:
+        trail_rows += rows
     return ended
 
 
