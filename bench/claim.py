@@ -151,7 +151,8 @@ def alternatives(now, runs=RUNS):
     A+ A, then the worker's take(ids) (the whole cost of a claimed execution, paid in the worker);
     B  the session-4 claim: UPDATE … SET state = 'claimed' … WHERE id IN (SELECT … FROM the
        execution rows … FOR UPDATE SKIP LOCKED) RETURNING id, with the queue triggers disabled
-       (as before migration 0015; the queue is rebuilt after);
+       and its partial index on pending rows recreated (as before migrations 0015 and 0017; the
+       queue is rebuilt and the index dropped after);
     C  session 1's sketch: DELETE … RETURNING from a narrow temporary table of pending work.
     Each: VACUUM ANALYZE and CHECKPOINT first (so all pay the same full-page writes), then 20 runs with no
     VACUUM between them (the dead versions of the claimed rows pile up, for every form alike).
@@ -219,12 +220,16 @@ def alternatives(now, runs=RUNS):
                            lease_back)
     results["A+take"] = measure("A+ claim_due(), then the worker's take(ids)", claim_and_take, reset)
     due_triggers(False)
+    with connection.cursor() as cursor:  # B's index, as session 4 had it (migration 0017 dropped it)
+        cursor.execute("CREATE INDEX flows_bench_execution_due ON saleor_flows_stepexecution (due_at)"
+                       " WHERE state = 'pending'")
     try:
         results["B"] = measure("B session 4: UPDATE … state = 'claimed' … (SELECT … SKIP LOCKED) RETURNING",
                                one_statement, reset)
     finally:
         due_triggers(True)
         with connection.cursor() as cursor:  # B's claims and resets bypassed the queue: rebuild it
+            cursor.execute("DROP INDEX flows_bench_execution_due")
             cursor.execute("TRUNCATE saleor_flows_dueexecution")
             cursor.execute("INSERT INTO saleor_flows_dueexecution SELECT id, due_at FROM saleor_flows_stepexecution"
                            " WHERE state = 'pending'")

@@ -220,10 +220,10 @@ class StepExecution(models.Model):
                 fields=["enrolment", "step_id", "occurrence"], name="flows_execution_once"
             )
         ]
+        # No index of pending rows by due time: the sweep claims from the due queue (DueExecution,
+        # migration 0015), and such an index only cost a write on every insert and state change
+        # (dropped by 0017; the demo's SQLite claims by scanning its few rows).
         indexes = [
-            # The sweep's index: only pending rows, in due order. Its size is the
-            # backlog, but a claim reads just the first batch of it.
-            models.Index(fields=["due_at"], name="flows_execution_due", condition=Q(state="pending")),
             models.Index(fields=["claimed_at"], name="flows_execution_inflight",
                          condition=Q(state__in=["claimed", "sending"])),
             models.Index(fields=["waiting_for"], name="flows_execution_waiting",
